@@ -1,0 +1,83 @@
+//! The human table (`--format table`).
+
+use std::io::Write;
+
+use super::Report;
+use crate::finding::Severity;
+
+/// Write the report as text; `color` adds ANSI colours to severities.
+pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Result<()> {
+    for img in &report.images {
+        write!(out, "{}", img.name)?;
+        if let Some(p) = &img.platform {
+            write!(out, " ({p})")?;
+        }
+        writeln!(out)?;
+        if let Some(d) = &img.manifest_digest {
+            writeln!(out, "  manifest {d}")?;
+        }
+        let entries: u64 = img.layers.iter().map(|l| l.entries).sum();
+        let bytes: u64 = img.layers.iter().map(|l| l.uncompressed_bytes).sum();
+        writeln!(out, "  {} layers, {} entries, {} uncompressed", img.layers.len(), entries, human_bytes(bytes))?;
+        if img.findings.is_empty() {
+            writeln!(out, "  no findings")?;
+        }
+        for f in &img.findings {
+            let sev = format!("{:<8}", f.severity.as_str().to_uppercase());
+            let sev = if color { paint(f.severity, &sev) } else { sev };
+            writeln!(out, "  {sev} {:<32} {}", f.rule_id, f.title)?;
+            writeln!(out, "           at {}", f.location.display())?;
+            if !f.evidence.is_empty() {
+                writeln!(out, "           evidence: {}", f.evidence)?;
+            }
+            writeln!(out, "           fingerprint: {}", f.fingerprint)?;
+        }
+        for s in &img.suppressed {
+            writeln!(out, "  ignored  {:<32} {} ({})", s.finding.rule_id, s.finding.location.display(), s.reason)?;
+        }
+        writeln!(out)?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "Findings: {} critical, {} high, {} medium, {} low, {} info ({} ignored)",
+        s.critical, s.high, s.medium, s.low, s.info, s.suppressed
+    )?;
+    for e in &report.coverage.errors {
+        writeln!(out, "ERROR: {e}")?;
+    }
+    for w in &report.coverage.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    let verdict = if !report.coverage.complete {
+        "INCOMPLETE: the scan did not cover the whole image".to_string()
+    } else if report.policy.passed {
+        format!("PASSED: no finding at or above {}", report.policy.fail_on)
+    } else {
+        format!("FAILED: {} finding(s) at or above {}", report.policy.failing, report.policy.fail_on)
+    };
+    writeln!(out, "{verdict}")
+}
+
+fn paint(s: Severity, text: &str) -> String {
+    let code = match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}

@@ -1,0 +1,395 @@
+//! The scan: walk every layer of every resolved image in parallel (one pass per layer,
+//! all detectors), merge per-layer results knowing what later layers deleted, run the
+//! config detectors, apply policy, and build the [`Report`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::detect::{Detector, ImageContext};
+use crate::finding::{Finding, Location, Visibility};
+use crate::image::ResolvedImage;
+use crate::policy::Policy;
+use crate::report::{
+    Coverage, FetchStats, ImageReport, Issue, IssueLevel, LayerSummary, PolicyOutcome, Report, SCHEMA_VERSION,
+    Summary, Suppressed, Tool,
+};
+use crate::walk::{LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer};
+
+/// Receives progress; the binary draws bars with it on a TTY.
+pub trait Progress: Sync {
+    fn start(&self, _layers: usize, _bytes: u64) {}
+    fn layer_done(&self, _image: &str, _layer: usize, _compressed_bytes: u64) {}
+}
+
+/// No progress output.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Knobs of a scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub limits: WalkLimits,
+    /// Layer workers; 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            limits: WalkLimits::default(),
+            threads: 0,
+        }
+    }
+}
+
+/// Everything the scan needs besides the images.
+pub struct ScanInput<'a> {
+    pub target: &'a str,
+    pub detectors: &'a [Box<dyn Detector>],
+    pub policy: &'a Policy,
+    pub options: &'a ScanOptions,
+    pub progress: &'a dyn Progress,
+    pub fetch: FetchStats,
+    /// Issues met before the walk (e.g. while resolving).
+    pub issues: Vec<Issue>,
+    pub started: Instant,
+}
+
+/// Scan resolved images and build the report.
+pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
+    let jobs: Vec<(usize, usize)> = images
+        .iter()
+        .enumerate()
+        .flat_map(|(i, img)| (0..img.layers.len()).map(move |l| (i, l)))
+        .collect();
+    let total_bytes = images.iter().flat_map(|i| &i.layers).filter_map(|l| l.size).sum();
+    input.progress.start(jobs.len(), total_bytes);
+    let threads = match input.options.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+    .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<HashMap<(usize, usize), Result<LayerResult, crate::Error>>> = Mutex::new(HashMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, l)) = jobs.get(j) else { break };
+                    let img = &images[i];
+                    let layer = &img.layers[l];
+                    let r = img
+                        .opener
+                        .open(layer)
+                        .and_then(|blob| walk_layer(&img.name, layer, blob, input.detectors, &input.options.limits));
+                    let bytes = r.as_ref().map(|r| r.compressed_bytes).unwrap_or(0);
+                    input.progress.layer_done(&img.name, l, bytes);
+                    results.lock().expect("no worker panics while holding the lock").insert((i, l), r);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers are done");
+
+    let mut coverage = Coverage {
+        complete: true,
+        ..Default::default()
+    };
+    for issue in input.issues {
+        push_issue(&mut coverage, issue);
+    }
+    let mut summary = Summary::default();
+    let mut failing = 0;
+    let mut reports = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let mut layers = Vec::new();
+        let mut indexes: Vec<Option<LayerIndex>> = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut symlinks_by_layer = Vec::new();
+        for (l, layer) in img.layers.iter().enumerate() {
+            match results.remove(&(i, l)) {
+                Some(Ok(r)) => {
+                    layers.push(LayerSummary {
+                        layer: layer.clone(),
+                        compression: r.compression,
+                        entries: r.entries,
+                        compressed_bytes: r.compressed_bytes,
+                        uncompressed_bytes: r.uncompressed_bytes,
+                        complete: true,
+                    });
+                    for issue in r.issues {
+                        push_issue(&mut coverage, issue);
+                    }
+                    findings.extend(r.findings);
+                    symlinks_by_layer.push(r.symlinks);
+                    indexes.push(Some(r.index));
+                }
+                other => {
+                    let message = match other {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "layer was not scanned".to_string(),
+                    };
+                    push_issue(
+                        &mut coverage,
+                        Issue {
+                            level: IssueLevel::Error,
+                            image: img.name.clone(),
+                            layer: Some(layer.digest.clone()),
+                            path: None,
+                            message,
+                        },
+                    );
+                    layers.push(LayerSummary {
+                        layer: layer.clone(),
+                        compression: None,
+                        entries: 0,
+                        compressed_bytes: 0,
+                        uncompressed_bytes: 0,
+                        complete: false,
+                    });
+                    symlinks_by_layer.push(vec![]);
+                    indexes.push(None);
+                }
+            }
+        }
+        for f in &mut findings {
+            set_visibility(f, &indexes);
+        }
+        for issue in symlink_loops(&img.name, &indexes, &symlinks_by_layer) {
+            push_issue(&mut coverage, issue);
+        }
+        let ctx = ImageContext {
+            name: &img.name,
+            config: &img.config,
+        };
+        for d in input.detectors {
+            d.scan_config(&ctx, &mut findings);
+        }
+        // The same finding from the same place once only.
+        let mut seen = HashSet::new();
+        findings.retain(|f| seen.insert((f.fingerprint.clone(), f.location.clone())));
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.rule_id.cmp(&b.rule_id))
+                .then_with(|| a.location.display().cmp(&b.location.display()))
+        });
+        let mut kept = Vec::new();
+        let mut suppressed = Vec::new();
+        for f in findings {
+            if let Some(rule) = input.policy.suppression(&f) {
+                summary.suppressed += 1;
+                suppressed.push(Suppressed {
+                    reason: rule.reason.clone(),
+                    finding: f,
+                });
+            } else {
+                summary.count(f.severity);
+                if input.policy.fails(&f) {
+                    failing += 1;
+                }
+                kept.push(f);
+            }
+        }
+        reports.push(ImageReport {
+            name: img.name.clone(),
+            manifest_digest: img.manifest_digest.clone(),
+            index_digest: img.index_digest.clone(),
+            platform: img.platform.clone(),
+            config_digest: img.config_digest.clone(),
+            layers,
+            findings: kept,
+            suppressed,
+        });
+    }
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "canary",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        target: input.target.to_string(),
+        rules_digest: canary_rules::rules_digest(),
+        images: reports,
+        summary,
+        policy: PolicyOutcome {
+            fail_on: input.policy.fail_on,
+            failing,
+            passed: failing == 0,
+            policy_digest: input.policy.digest(),
+        },
+        coverage,
+        fetch: input.fetch,
+        duration_ms: input.started.elapsed().as_millis() as u64,
+    }
+}
+
+fn push_issue(c: &mut Coverage, issue: Issue) {
+    match issue.level {
+        IssueLevel::Error => {
+            c.complete = false;
+            c.errors.push(issue)
+        }
+        IssueLevel::Warning => c.warnings.push(issue),
+    }
+}
+
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut p = path;
+    std::iter::from_fn(move || {
+        let i = p.rfind('/')?;
+        p = &p[..i];
+        Some(if p.is_empty() { "/" } else { p })
+    })
+}
+
+/// What later layers did to the file a finding is in.
+fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
+    let Location::ImageFile {
+        layer_index,
+        path,
+        visibility,
+        ..
+    } = &mut f.location
+    else {
+        return;
+    };
+    for idx in indexes.iter().skip(*layer_index + 1).flatten() {
+        if idx.whiteouts.contains(path.as_str()) || ancestors(path).any(|a| idx.whiteouts.contains(a)) {
+            *visibility = Visibility::Deleted;
+            return;
+        }
+        if ancestors(path).any(|a| idx.opaque.contains(a)) {
+            *visibility = Visibility::Deleted;
+            return;
+        }
+        // A non-directory put where one of our parent directories was hides us too.
+        if ancestors(path).any(|a| idx.entries.get(a) == Some(&false)) {
+            *visibility = Visibility::Deleted;
+            return;
+        }
+        if idx.entries.contains_key(path.as_str()) {
+            *visibility = Visibility::Replaced;
+            return;
+        }
+    }
+}
+
+/// Symlinks of the final filesystem that resolve in a loop (more than 40 hops, as Linux's
+/// ELOOP). Nothing follows links during the static walk; this only reports them.
+fn symlink_loops(image: &str, indexes: &[Option<LayerIndex>], symlinks: &[Vec<(String, String)>]) -> Vec<Issue> {
+    let mut links: HashMap<String, (String, usize)> = HashMap::new();
+    for (l, (idx, ls)) in indexes.iter().zip(symlinks).enumerate() {
+        let Some(idx) = idx else { continue };
+        links.retain(|p, _| {
+            !(idx.whiteouts.contains(p.as_str())
+                || ancestors(p).any(|a| idx.whiteouts.contains(a) || idx.opaque.contains(a))
+                || idx.entries.contains_key(p.as_str()))
+        });
+        for (p, t) in ls {
+            links.insert(p.clone(), (t.clone(), l));
+        }
+    }
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = links.keys().collect();
+    names.sort();
+    for start in names {
+        let mut cur = start.clone();
+        let mut hops = 0;
+        while let Some((target, _)) = links.get(&cur) {
+            hops += 1;
+            if hops > 40 {
+                let layer = links.get(start).map(|(_, l)| *l).unwrap_or(0);
+                out.push(Issue {
+                    level: IssueLevel::Warning,
+                    image: image.to_string(),
+                    layer: indexes.get(layer).and(Some(format!("#{layer}"))),
+                    path: Some(start.clone()),
+                    message: "symlink loop (more than 40 hops); not followed".into(),
+                });
+                break;
+            }
+            let joined = if target.starts_with('/') {
+                target.clone()
+            } else {
+                let parent = ancestors(&cur).next().unwrap_or("/");
+                format!("{parent}/{target}")
+            };
+            cur = normalize_path(joined.as_bytes()).0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Category, Confidence, Severity};
+
+    fn f(layer: usize, path: &str) -> Finding {
+        Finding {
+            rule_id: "x/y".into(),
+            category: Category::Secret,
+            severity: Severity::High,
+            confidence: Confidence::High,
+            title: String::new(),
+            location: Location::ImageFile {
+                layer_index: layer,
+                layer_digest: String::new(),
+                path: path.into(),
+                line: None,
+                archive_chain: vec![],
+                visibility: Visibility::Visible,
+            },
+            evidence: String::new(),
+            fingerprint: String::new(),
+        }
+    }
+
+    fn vis(f: &Finding) -> Visibility {
+        match f.location {
+            Location::ImageFile { visibility, .. } => visibility,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn visibility_after_whiteouts_opaque_and_replacement() {
+        let mut l1 = LayerIndex::default();
+        l1.whiteouts.insert("/etc/secret".into());
+        l1.opaque.insert("/opt".into());
+        l1.entries.insert("/app/config".into(), false);
+        l1.entries.insert("/data".into(), false);
+        let idx = vec![Some(LayerIndex::default()), Some(l1)];
+        for (path, want) in [
+            ("/etc/secret", Visibility::Deleted),
+            ("/opt/a/b", Visibility::Deleted),
+            ("/app/config", Visibility::Replaced),
+            ("/data/x", Visibility::Deleted),
+            ("/etc/other", Visibility::Visible),
+        ] {
+            let mut x = f(0, path);
+            set_visibility(&mut x, &idx);
+            assert_eq!(vis(&x), want, "{path}");
+        }
+        // Whiteouts only act on lower layers.
+        let mut x = f(1, "/etc/secret");
+        set_visibility(&mut x, &idx);
+        assert_eq!(vis(&x), Visibility::Visible);
+    }
+
+    #[test]
+    fn symlink_loop_is_reported_not_followed() {
+        let idx = vec![Some(LayerIndex::default())];
+        let links = vec![vec![
+            ("/a".to_string(), "b".to_string()),
+            ("/b".to_string(), "/a".to_string()),
+            ("/ok".to_string(), "/etc/passwd".to_string()),
+        ]];
+        let issues = symlink_loops("img", &idx, &links);
+        assert_eq!(issues.len(), 2, "{issues:?}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Command-line definitions, one file per subcommand.
+
+mod cache;
+mod resolve;
+mod scan;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "canary", version, about = "Container image and supply-chain analyzer: crypto-miners, secrets, risky image configs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan an image: a registry reference, docker-archive:PATH, oci:DIR[:REF] or oci-archive:PATH[:REF].
+    Scan(scan::ScanArgs),
+    /// Resolve a registry reference to its manifest digest with a HEAD request (does not
+    /// count against Docker Hub's pull limit).
+    Resolve(resolve::ResolveArgs),
+    /// Manage the blob cache.
+    Cache(cache::CacheArgs),
+}
+
+/// How to reach registries; shared by the subcommands that talk to one.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to this registry host (loopback is always allowed). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Registry username (also CANARY_REGISTRY_USERNAME).
+    #[arg(long, env = "CANARY_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Docker config file with `auths` (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+    /// Retries of a request on HTTP 429/5xx or a broken connection.
+    #[arg(long, default_value_t = 4)]
+    pub max_retries: u32,
+    /// Blob cache directory (default: $XDG_CACHE_HOME/canary).
+    #[arg(long, value_name = "DIR", env = "CANARY_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub fn cache(&self) -> canary_analyzer::cache::BlobCache {
+        canary_analyzer::cache::BlobCache::new(
+            self.cache_dir.clone().unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir),
+        )
+    }
+
+    pub fn client(&self) -> anyhow::Result<canary_analyzer::source::registry::RegistryClient> {
+        use canary_analyzer::source::registry::{Credentials, RegistryClient, RegistryOptions};
+        let password = if self.password_stdin {
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s)?;
+            Some(s.trim_end_matches(['\n', '\r']).to_string())
+        } else {
+            std::env::var("CANARY_REGISTRY_PASSWORD").ok()
+        };
+        let credentials = match (&self.username, password) {
+            (Some(u), Some(p)) => Some(Credentials {
+                username: u.clone(),
+                password: p,
+            }),
+            (Some(_), None) => anyhow::bail!("--username needs a password: --password-stdin or CANARY_REGISTRY_PASSWORD"),
+            (None, Some(_)) if self.password_stdin => anyhow::bail!("--password-stdin needs --username"),
+            _ => None,
+        };
+        let opts = RegistryOptions {
+            insecure_hosts: self.insecure_registry.clone(),
+            credentials,
+            docker_config: self.docker_config.clone(),
+            max_retries: self.max_retries,
+            ..Default::default()
+        };
+        Ok(RegistryClient::new(opts, self.cache())?)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Scan(a) => scan::run(a),
+        Command::Resolve(a) => resolve::run(a),
+        Command::Cache(a) => cache::run(a),
+    }
+}
+
+/// A tokio runtime for the network part.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}

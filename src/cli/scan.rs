@@ -1,0 +1,173 @@
+//! `canary scan TARGET`.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use canary_analyzer::finding::Severity;
+use canary_analyzer::image::Platform;
+use canary_analyzer::policy::Policy;
+use canary_analyzer::report::{self, Report};
+use canary_analyzer::scan::{Progress, ScanInput, ScanOptions, scan_images};
+use canary_analyzer::source::Target;
+
+use super::RegistryArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// What to scan: `nginx:1.27`, `registry:5000/app@sha256:…`, `docker-archive:img.tar`
+    /// (or a bare `docker save` .tar), `oci:DIR[:REF]`, `oci-archive:PATH[:REF]`.
+    pub target: String,
+    /// Platform to pick from a multi-platform image.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Platform,
+    /// Scan every platform of a multi-platform image.
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+    /// Output format (default: table on a terminal, json otherwise; or from --output's
+    /// extension: .json, .sarif).
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Fail (exit 1) on findings at or above this severity.
+    #[arg(long, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: Severity,
+    /// Ignore file (TOML, `[[ignore]]` entries keyed by rule, path glob or fingerprint,
+    /// each with a reason). Default: `.canaryignore.toml` if present.
+    #[arg(long, value_name = "FILE")]
+    pub ignore_file: Option<PathBuf>,
+    /// Layer workers (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// No progress bars even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+struct Bars {
+    bar: ProgressBar,
+}
+
+impl Progress for Bars {
+    fn start(&self, layers: usize, _bytes: u64) {
+        self.bar.set_length(layers as u64);
+        self.bar.set_message("scanning layers");
+    }
+    fn layer_done(&self, _image: &str, _layer: usize, _bytes: u64) {
+        self.bar.inc(1);
+    }
+}
+
+fn default_format(output: &Option<PathBuf>) -> Format {
+    match output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        Some("sarif") => Format::Sarif,
+        Some(_) => Format::Table,
+        None if std::io::stdout().is_terminal() => Format::Table,
+        None => Format::Json,
+    }
+}
+
+pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let mut policy = Policy::new(a.fail_on);
+    let ignore = a.ignore_file.clone().or_else(|| {
+        let p = PathBuf::from(".canaryignore.toml");
+        p.is_file().then_some(p)
+    });
+    if let Some(p) = &ignore {
+        policy = policy.with_ignore_file(p)?;
+    }
+    let target = Target::parse(&a.target)?;
+    let client = a.registry.client()?;
+    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let spinner = show.then(|| {
+        let s = ProgressBar::new_spinner();
+        s.set_message(format!("resolving {}", target.display()));
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let images = super::runtime()?
+        .block_on(canary_analyzer::open_target(&target, &client, &a.platform, a.all_platforms))
+        .with_context(|| format!("cannot open {}", target.display()))?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let fetch = client.stats();
+    if let Some(rl) = &fetch.rate_limit {
+        if let Some(rem) = rl.remaining {
+            eprintln!(
+                "registry rate limit: {rem} of {} pulls left",
+                rl.limit.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
+            );
+        }
+    }
+    let bars = Bars {
+        bar: if show {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} layers {elapsed}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            b
+        } else {
+            ProgressBar::hidden()
+        },
+    };
+    let detectors = canary_analyzer::detect::default_detectors();
+    let options = ScanOptions {
+        threads: a.threads,
+        ..Default::default()
+    };
+    let report = scan_images(
+        &images,
+        ScanInput {
+            target: &a.target,
+            detectors: &detectors,
+            policy: &policy,
+            options: &options,
+            progress: &bars,
+            fetch,
+            issues: vec![],
+            started,
+        },
+    );
+    bars.bar.finish_and_clear();
+    for e in &report.coverage.errors {
+        eprintln!("error: {e}");
+    }
+    write_report(&report, a.format.unwrap_or_else(|| default_format(&a.output)), a.output.as_ref())?;
+    Ok(report.exit_code())
+}
+
+fn write_report(report: &Report, format: Format, output: Option<&PathBuf>) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let color = output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    match format {
+        Format::Table => report::table::write(report, &mut out, color)?,
+        Format::Json => report::json::write(report, &mut out)?,
+        Format::Sarif => report::sarif::write(report, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
