@@ -24,6 +24,8 @@ pub struct WalkLimits {
     /// Most uncompressed bytes in one layer.
     pub max_layer_bytes: u64,
     /// Largest uncompressed/compressed ratio, checked once `ratio_grace` bytes came out.
+    /// Real layers compress 2–20:1; only files of zeros reach 100:1 over 256 MiB, and
+    /// gzip cannot exceed about 1030:1, so a higher limit would never fire on gzip.
     pub max_ratio: u64,
     pub ratio_grace: u64,
     /// Most bytes of one file read into memory for content detectors.
@@ -36,8 +38,8 @@ impl Default for WalkLimits {
             max_entries: 1_000_000,
             max_entry_size: 8 << 30,
             max_layer_bytes: 64 << 30,
-            max_ratio: 1000,
-            ratio_grace: 64 << 20,
+            max_ratio: 100,
+            ratio_grace: 256 << 20,
             max_file_read: 32 << 20,
         }
     }

@@ -43,6 +43,9 @@ pub struct RegistryArgs {
     /// Retries of a request on HTTP 429/5xx or a broken connection.
     #[arg(long, default_value_t = 4)]
     pub max_retries: u32,
+    /// First retry backoff in milliseconds; doubles on each retry (a `Retry-After` wins).
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub retry_base_ms: u64,
     /// Blob cache directory (default: $XDG_CACHE_HOME/canary).
     #[arg(long, value_name = "DIR", env = "CANARY_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -78,6 +81,7 @@ impl RegistryArgs {
             credentials,
             docker_config: self.docker_config.clone(),
             max_retries: self.max_retries,
+            retry_base: std::time::Duration::from_millis(self.retry_base_ms),
             ..Default::default()
         };
         Ok(RegistryClient::new(opts, self.cache())?)

@@ -2,6 +2,7 @@
 //! or each other. [`default_detectors`] is the one place the list is built.
 
 pub mod config;
+pub mod files;
 
 use crate::finding::Finding;
 use crate::image::ImageConfig;
@@ -54,5 +55,8 @@ pub trait Detector: Send + Sync {
 
 /// The detectors `canary scan` runs, in order.
 pub fn default_detectors() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(config::ConfigDetector::new())]
+    vec![
+        Box::new(config::ConfigDetector::new()),
+        Box::new(files::CredentialFileDetector),
+    ]
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs Canary's whole test suite on a Debian machine, installing what the tests need:
+# Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl, and the
+# SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the SARIF
+# structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/canary-target}"
+data="${CANARY_TEST_DATA:-/var/tmp/canary-testdata}"
+mkdir -p "$data"
+schema="$data/sarif-2.1.0-rtm.5.json"
+if [ ! -s "$schema" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null &&
+    tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json)
+  mv "$tmp/package/lib/schemas/sarif-2.1.0-rtm.5.json" "$schema"
+  rm -rf "$tmp"
+fi
+export CANARY_SARIF_SCHEMA="$schema"
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked -- --test-threads=2

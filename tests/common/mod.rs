@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests. Each test binary that needs them
+//! says `mod common;`; not every binary uses every helper.
+#![allow(dead_code)]
+
+pub mod registry;
+pub mod cli;
+pub mod faulty;
