@@ -43,7 +43,7 @@ pub const HARNESS_AGENT: &str = "canary-test-harness";
 /// Lifetime of issued tokens, seconds.
 pub const TOKEN_TTL: u64 = 300;
 
-const MISSING: &str = "run the README test command, which installs the test tools \
+const MISSING: &str = "run the README test command (bash scripts/test.sh), which installs the test tools \
      (Debian packages docker-registry, apache2-utils and openssl)";
 
 /// Authentication mode of a [`Registry`].
@@ -676,12 +676,12 @@ fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, i
         return;
     }
     let param = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
-    if let Some(service) = param("service") {
-        if service != SERVICE {
-            let body = format!(r#"{{"errors":[{{"code":"DENIED","message":"unknown service {service:?}"}}]}}"#);
-            respond(&mut stream, "400 Bad Request", "", &body);
-            return;
-        }
+    if let Some(service) = param("service")
+        && service != SERVICE
+    {
+        let body = format!(r#"{{"errors":[{{"code":"DENIED","message":"unknown service {service:?}"}}]}}"#);
+        respond(&mut stream, "400 Bad Request", "", &body);
+        return;
     }
     let basic = req
         .headers

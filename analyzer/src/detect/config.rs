@@ -73,13 +73,20 @@ impl ConfigDetector {
                 if is_documented_example(matched) {
                     continue;
                 }
+                // For URLs, show where they point and hide only the password.
+                let (shown, raw) = match re.captures(value).and_then(|c| c.get(1)) {
+                    Some(pw) if *what == "URL with embedded password" => {
+                        (matched.replacen(pw.as_str(), &redact(pw.as_str()), 1), pw.as_str())
+                    }
+                    _ => (redact(matched), matched),
+                };
                 out.push(Self::finding(
                     "config/env-secret-value",
                     Confidence::High,
                     format!("{what} in {field}"),
                     field.to_string(),
-                    format!("{name}={}", redact(matched)),
-                    matched.as_bytes(),
+                    format!("{name}={shown}"),
+                    raw.as_bytes(),
                 ));
                 fired = true;
             }
