@@ -150,7 +150,8 @@ pub struct HeadInfo {
 /// A registry client with credentials, retries and a blob cache.
 pub struct RegistryClient {
     http: reqwest::Client,
-    oci: oci_client::Client,
+    /// One `oci-client` per registry host, so its token handshake uses our HTTP/HTTPS choice.
+    oci: Mutex<HashMap<String, oci_client::Client>>,
     opts: RegistryOptions,
     cache: BlobCache,
     stats: Mutex<FetchStats>,
@@ -166,15 +167,9 @@ impl RegistryClient {
             .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
-        let mut http_hosts: Vec<String> = opts.insecure_hosts.clone();
-        http_hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-        let oci = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(http_hosts),
-            ..Default::default()
-        });
         Ok(RegistryClient {
             http,
-            oci,
+            oci: Mutex::new(HashMap::new()),
             opts,
             cache,
             stats: Mutex::new(FetchStats::default()),
@@ -197,6 +192,23 @@ impl RegistryClient {
         } else {
             "https"
         }
+    }
+
+    fn oci_for(&self, host: &str) -> oci_client::Client {
+        let mut m = self.oci.lock().expect("oci lock");
+        m.entry(host.to_string())
+            .or_insert_with(|| {
+                let protocol = if self.scheme(host) == "http" {
+                    oci_client::client::ClientProtocol::Http
+                } else {
+                    oci_client::client::ClientProtocol::Https
+                };
+                oci_client::Client::new(oci_client::client::ClientConfig {
+                    protocol,
+                    ..Default::default()
+                })
+            })
+            .clone()
     }
 
     fn base(&self, r: &Reference) -> String {
@@ -238,7 +250,7 @@ impl RegistryClient {
             };
             self.stat(|s| s.requests += 2);
             let token = self
-                .oci
+                .oci_for(r.resolve_registry())
                 .auth(r, &auth, oci_client::RegistryOperation::Pull)
                 .await
                 .map_err(|e| Error::Auth {
