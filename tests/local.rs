@@ -248,3 +248,26 @@ fn sarif_matches_schema_and_github_requirements() {
         assert!((0.0..=10.0).contains(&s));
     }
 }
+
+/// GNU long names and PAX path headers both reach the detectors with the full path.
+#[test]
+fn long_names_gnu_and_pax() {
+    let c = Canary::new();
+    let deep = format!("home/{}/.git-credentials", "very-long-directory-name/".repeat(8).trim_end_matches('/'));
+    assert!(deep.len() > 200);
+    for pax in [false, true] {
+        let layer = LayerBuilder::new()
+            .long_names_pax(pax)
+            .file(&deep, "https://u:p4ssw0rd-long@git.example\n")
+            .symlink(&format!("{deep}.link"), &format!("/{deep}"))
+            .build(Compression::Gzip);
+        let img = ImageBuilder::new().layer(layer).user("1000").build();
+        let dir = c.home.path().join(format!("long-{pax}"));
+        img.write_oci_layout(&dir, "v1").unwrap();
+        let r = c.scan_json(&format!("oci:{}", path_str(&dir)), &[]);
+        assert_eq!(r.code, 1, "{r}");
+        let j = r.json();
+        assert_eq!(j["images"][0]["findings"][0]["location"]["path"], format!("/{deep}"), "pax={pax}\n{r}");
+        assert_eq!(j["images"][0]["layers"][0]["entries"], 2);
+    }
+}
