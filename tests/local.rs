@@ -4,7 +4,9 @@
 
 mod common;
 
-use canary_analyzer::fixtures::{Compression, Image, ImageBuilder, LayerBuilder, MediaTypes, index};
+use canary_analyzer::fixtures::{
+    Compression, Image, ImageBuilder, LayerBuilder, MediaTypes, index,
+};
 use common::cli::{Canary, path_str, rule_ids};
 
 /// An image with a secret in ENV, a credential file deleted by a later layer, one
@@ -13,15 +15,27 @@ fn sample(mt: MediaTypes, c: Compression) -> Image {
     let base = LayerBuilder::new()
         .dir("etc")
         .file("etc/os-release", "ID=fixture\n")
-        .file("root/.aws/credentials", "[default]\naws_access_key_id=AKIAZ7QWERTYUIOPASDF\n")
-        .file("home/app/.git-credentials", "https://bob:hunter22@git.example.org\n")
-        .file("opt/old/.netrc", "machine example.org login bob password hunter22\n")
+        .file(
+            "root/.aws/credentials",
+            "[default]\naws_access_key_id=AKIAZ7QWERTYUIOPASDF\n",
+        )
+        .file(
+            "home/app/.git-credentials",
+            "https://bob:hunter22@git.example.org\n",
+        )
+        .file(
+            "opt/old/.netrc",
+            "machine example.org login bob password hunter22\n",
+        )
         .symlink("etc/alias", "os-release")
         .hardlink("etc/os-release.hard", "etc/os-release")
         .build(c);
     let top = LayerBuilder::new()
         .whiteout("root/.aws/credentials")
-        .file("home/app/.git-credentials", "https://alice:other-secret@git.example.org\n")
+        .file(
+            "home/app/.git-credentials",
+            "https://alice:other-secret@git.example.org\n",
+        )
         .opaque("opt/old")
         .file("srv/.pgpass", "db:5432:*:app:pgsecret\n")
         .build(c);
@@ -54,7 +68,10 @@ fn check_sample_report(r: &common::cli::Run) {
     assert_eq!(j["schema_version"], "1.0");
     assert_eq!(j["coverage"]["complete"], true, "{r}");
     let ids = rule_ids(&j);
-    assert!(ids.contains(&"config/env-credential".to_string()), "{ids:?}");
+    assert!(
+        ids.contains(&"config/env-credential".to_string()),
+        "{ids:?}"
+    );
     assert_eq!(visibility_of(&j, "/root/.aws/credentials"), ["deleted"]);
     let mut git = visibility_of(&j, "/home/app/.git-credentials");
     git.sort();
@@ -65,8 +82,17 @@ fn check_sample_report(r: &common::cli::Run) {
     assert_eq!(layers.len(), 2);
     assert!(layers.iter().all(|l| l["complete"] == true));
     // Secrets are never printed whole.
-    for secret in ["s3cr3t-Pa55word", "hunter22", "QWERTYUIOPASDF", "other-secret", "pgsecret"] {
-        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "{secret} leaked\n{r}");
+    for secret in [
+        "s3cr3t-Pa55word",
+        "hunter22",
+        "QWERTYUIOPASDF",
+        "other-secret",
+        "pgsecret",
+    ] {
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{secret} leaked\n{r}"
+        );
     }
 }
 
@@ -74,7 +100,9 @@ fn check_sample_report(r: &common::cli::Run) {
 fn docker_archive_old_format() {
     let c = Canary::new();
     let tar = c.home.path().join("old.tar");
-    sample(MediaTypes::Docker, Compression::Gzip).write_docker_archive(&tar, "fixture/app:1", false).unwrap();
+    sample(MediaTypes::Docker, Compression::Gzip)
+        .write_docker_archive(&tar, "fixture/app:1", false)
+        .unwrap();
     let r = c.scan_json(&format!("docker-archive:{}", path_str(&tar)), &[]);
     check_sample_report(&r);
     // A bare .tar from docker save works the same.
@@ -86,7 +114,9 @@ fn docker_archive_old_format() {
 fn docker_archive_new_format() {
     let c = Canary::new();
     let tar = c.home.path().join("new.tar");
-    sample(MediaTypes::Oci, Compression::None).write_docker_archive(&tar, "fixture/app:1", true).unwrap();
+    sample(MediaTypes::Oci, Compression::None)
+        .write_docker_archive(&tar, "fixture/app:1", true)
+        .unwrap();
     check_sample_report(&c.scan_json(&format!("docker-archive:{}", path_str(&tar)), &[]));
     check_sample_report(&c.scan_json(path_str(&tar), &[]));
 }
@@ -94,7 +124,10 @@ fn docker_archive_new_format() {
 #[test]
 fn oci_layout_and_archive_with_gzip_zstd_plain() {
     let c = Canary::new();
-    for (i, comp) in [Compression::Gzip, Compression::Zstd, Compression::None].into_iter().enumerate() {
+    for (i, comp) in [Compression::Gzip, Compression::Zstd, Compression::None]
+        .into_iter()
+        .enumerate()
+    {
         let img = sample(MediaTypes::Oci, comp);
         let dir = c.home.path().join(format!("layout{i}"));
         img.write_oci_layout(&dir, "v1").unwrap();
@@ -112,17 +145,27 @@ fn oci_layout_and_archive_with_gzip_zstd_plain() {
 fn multi_platform_index_picks_platform_or_all() {
     let c = Canary::new();
     let amd = ImageBuilder::new()
-        .layer(LayerBuilder::new().file("amd", "x").build(Compression::Gzip))
+        .layer(
+            LayerBuilder::new()
+                .file("amd", "x")
+                .build(Compression::Gzip),
+        )
         .user("1000")
         .build();
     let arm = ImageBuilder::new()
         .platform("linux", "arm64", Some("v8"))
-        .layer(LayerBuilder::new().file("arm", "x").build(Compression::Gzip))
+        .layer(
+            LayerBuilder::new()
+                .file("arm", "x")
+                .build(Compression::Gzip),
+        )
         .env("API_TOKEN=tok-3e8f1a9b2c")
         .user("1000")
         .build();
     let dir = c.home.path().join("multi");
-    index(vec![amd, arm], MediaTypes::Oci).write_oci_layout(&dir, "multi").unwrap();
+    index(vec![amd, arm], MediaTypes::Oci)
+        .write_oci_layout(&dir, "multi")
+        .unwrap();
     let target = format!("oci:{}", path_str(&dir));
 
     let r = c.scan_json(&target, &[]);
@@ -139,14 +182,19 @@ fn multi_platform_index_picks_platform_or_all() {
 
     let r = c.scan_json(&target, &["--platform", "linux/s390x"]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("no image for platform linux/s390x"), "{r}");
+    assert!(
+        r.stderr.contains("no image for platform linux/s390x"),
+        "{r}"
+    );
 }
 
 #[test]
 fn fail_on_and_ignore_file() {
     let c = Canary::new();
     let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip).write_oci_layout(&dir, "v1").unwrap();
+    sample(MediaTypes::Oci, Compression::Gzip)
+        .write_oci_layout(&dir, "v1")
+        .unwrap();
     let target = format!("oci:{}", path_str(&dir));
 
     // Nothing critical: --fail-on critical passes.
@@ -179,20 +227,28 @@ fn fail_on_and_ignore_file() {
     let j = r.json();
     assert_eq!(j["summary"]["high"], 0, "{r}");
     let sup = j["images"][0]["suppressed"].as_array().unwrap();
-    assert!(sup.iter().any(|s| s["reason"] == "test credential, rotated"));
+    assert!(
+        sup.iter()
+            .any(|s| s["reason"] == "test credential, rotated")
+    );
 
     // A typo in the ignore file is an error naming the file and the key.
     std::fs::write(&ignore, "[[ignore]]\nrule = \"x/y\"\nreasn = \"typo\"\n").unwrap();
     let r = c.scan_json(&target, &["--ignore-file", path_str(&ignore)]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("ignore.toml") && r.stderr.contains("reasn"), "{r}");
+    assert!(
+        r.stderr.contains("ignore.toml") && r.stderr.contains("reasn"),
+        "{r}"
+    );
 }
 
 #[test]
 fn table_and_output_file() {
     let c = Canary::new();
     let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip).write_oci_layout(&dir, "v1").unwrap();
+    sample(MediaTypes::Oci, Compression::Gzip)
+        .write_oci_layout(&dir, "v1")
+        .unwrap();
     let target = format!("oci:{}", path_str(&dir));
     let r = c.run(&["scan", "--format", "table", &target]);
     assert_eq!(r.code, 1, "{r}");
@@ -206,7 +262,10 @@ fn table_and_output_file() {
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.is_empty());
     let sarif: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(sarif["version"], "2.1.0", "format inferred from the .sarif extension");
+    assert_eq!(
+        sarif["version"], "2.1.0",
+        "format inferred from the .sarif extension"
+    );
 }
 
 /// The SARIF report validates against the official SARIF 2.1.0 schema and carries what
@@ -215,21 +274,38 @@ fn table_and_output_file() {
 fn sarif_matches_schema_and_github_requirements() {
     let schema_path = std::env::var("CANARY_SARIF_SCHEMA")
         .expect("CANARY_SARIF_SCHEMA is not set: run the tests with scripts/test.sh, which fetches the SARIF 2.1.0 schema");
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
 
     let c = Canary::new();
     let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip).write_oci_layout(&dir, "v1").unwrap();
-    let r = c.run(&["scan", "--format", "sarif", &format!("oci:{}", path_str(&dir))]);
+    sample(MediaTypes::Oci, Compression::Gzip)
+        .write_oci_layout(&dir, "v1")
+        .unwrap();
+    let r = c.run(&[
+        "scan",
+        "--format",
+        "sarif",
+        &format!("oci:{}", path_str(&dir)),
+    ]);
     assert_eq!(r.code, 1, "{r}");
     let sarif: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&sarif)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "SARIF schema violations: {errors:#?}");
     // The check has teeth: a result without a message is rejected.
     let mut broken = sarif.clone();
-    broken["runs"][0]["results"][0].as_object_mut().unwrap().remove("message");
-    assert!(!validator.is_valid(&broken), "the schema check must reject a result without a message");
+    broken["runs"][0]["results"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("message");
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema check must reject a result without a message"
+    );
 
     let run = &sarif["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
@@ -239,12 +315,24 @@ fn sarif_matches_schema_and_github_requirements() {
         let idx = res["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[idx]["id"], res["ruleId"]);
         let loc = &res["locations"][0]["physicalLocation"];
-        assert!(loc["artifactLocation"]["uri"].as_str().is_some_and(|u| !u.is_empty() && !u.starts_with('/')));
+        assert!(
+            loc["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && !u.starts_with('/'))
+        );
         assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
-        assert!(res["partialFingerprints"].as_object().is_some_and(|m| !m.is_empty()));
+        assert!(
+            res["partialFingerprints"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     for rule in rules {
-        let s: f64 = rule["properties"]["security-severity"].as_str().unwrap().parse().unwrap();
+        let s: f64 = rule["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((0.0..=10.0).contains(&s));
     }
 }
@@ -253,7 +341,10 @@ fn sarif_matches_schema_and_github_requirements() {
 #[test]
 fn long_names_gnu_and_pax() {
     let c = Canary::new();
-    let deep = format!("home/{}/.git-credentials", "very-long-directory-name/".repeat(8).trim_end_matches('/'));
+    let deep = format!(
+        "home/{}/.git-credentials",
+        "very-long-directory-name/".repeat(8).trim_end_matches('/')
+    );
     assert!(deep.len() > 200);
     for pax in [false, true] {
         let layer = LayerBuilder::new()
@@ -267,7 +358,11 @@ fn long_names_gnu_and_pax() {
         let r = c.scan_json(&format!("oci:{}", path_str(&dir)), &[]);
         assert_eq!(r.code, 1, "{r}");
         let j = r.json();
-        assert_eq!(j["images"][0]["findings"][0]["location"]["path"], format!("/{deep}"), "pax={pax}\n{r}");
+        assert_eq!(
+            j["images"][0]["findings"][0]["location"]["path"],
+            format!("/{deep}"),
+            "pax={pax}\n{r}"
+        );
         assert_eq!(j["images"][0]["layers"][0]["entries"], 2);
     }
 }

@@ -7,7 +7,9 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
-use canary_analyzer::fixtures::{Compression, Image, ImageBuilder, LayerBuilder, MediaTypes, index, push_image, push_index};
+use canary_analyzer::fixtures::{
+    Compression, Image, ImageBuilder, LayerBuilder, MediaTypes, index, push_image, push_index,
+};
 use common::cli::{Canary, Run, path_str, rule_ids};
 use common::registry::Registry;
 
@@ -18,26 +20,38 @@ fn image(mt: MediaTypes, arch: &str, variant: Option<&str>) -> Image {
         .layer(
             LayerBuilder::new()
                 .file("etc/os-release", format!("ID=fixture\nARCH={arch}\n"))
-                .file("root/.git-credentials", "https://ci:glpat-s3cretvalue1234567890@gitlab.example\n")
+                .file(
+                    "root/.git-credentials",
+                    "https://ci:glpat-s3cretvalue1234567890@gitlab.example\n",
+                )
                 .build(Compression::Gzip),
         )
         // skopeo refuses zstd layers under Docker media types (no such type in Docker's spec).
-        .layer(LayerBuilder::new().whiteout("root/.git-credentials").file("app/run", "run").build(match mt {
-            MediaTypes::Docker => Compression::Gzip,
-            MediaTypes::Oci => Compression::Zstd,
-        }))
+        .layer(
+            LayerBuilder::new()
+                .whiteout("root/.git-credentials")
+                .file("app/run", "run")
+                .build(match mt {
+                    MediaTypes::Docker => Compression::Gzip,
+                    MediaTypes::Oci => Compression::Zstd,
+                }),
+        )
         .env("REDIS_PASSWORD=r3dis-s3cret-value")
         .user("1000")
         .build()
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn push(reg: &Registry, repo: &str, tag: &str, img: &Image) {
     let auth = reg.push_auth_for(repo);
-    rt().block_on(push_image(&reg.url, repo, tag, img, auth.as_ref())).unwrap();
+    rt().block_on(push_image(&reg.url, repo, tag, img, auth.as_ref()))
+        .unwrap();
 }
 
 fn check_found(r: &Run) {
@@ -67,8 +81,14 @@ fn open_registry_by_tag_digest_and_platform_with_cache() {
     let r = c.scan_json(&target, &[]);
     check_found(&r);
     let j = r.json();
-    assert_eq!(j["images"][0]["manifest_digest"], img.manifest.digest.as_str());
-    assert_eq!(j["fetch"]["blobs_downloaded"], 3, "config and two layers\n{r}");
+    assert_eq!(
+        j["images"][0]["manifest_digest"],
+        img.manifest.digest.as_str()
+    );
+    assert_eq!(
+        j["fetch"]["blobs_downloaded"], 3,
+        "config and two layers\n{r}"
+    );
     let blob_gets = reg.count_requests("\"GET /v2/team/app/blobs/");
     assert_eq!(blob_gets, 3);
 
@@ -77,10 +97,17 @@ fn open_registry_by_tag_digest_and_platform_with_cache() {
     check_found(&r);
     assert_eq!(r.json()["fetch"]["blobs_downloaded"], 0, "{r}");
     assert_eq!(r.json()["fetch"]["blobs_cached"], 3, "{r}");
-    assert_eq!(reg.count_requests("\"GET /v2/team/app/blobs/"), blob_gets, "no blob downloaded again");
+    assert_eq!(
+        reg.count_requests("\"GET /v2/team/app/blobs/"),
+        blob_gets,
+        "no blob downloaded again"
+    );
 
     // By digest, and the HEAD resolver agrees.
-    let r = c.scan_json(&format!("{}/team/app@{}", reg.host, img.manifest.digest), &[]);
+    let r = c.scan_json(
+        &format!("{}/team/app@{}", reg.host, img.manifest.digest),
+        &[],
+    );
     check_found(&r);
     let r = c.run(&["resolve", &target]);
     assert_eq!(r.code, 0, "{r}");
@@ -88,16 +115,26 @@ fn open_registry_by_tag_digest_and_platform_with_cache() {
     assert!(reg.count_requests("\"HEAD /v2/team/app/manifests/v1") >= 1);
 
     // A multi-platform index (OCI) and manifest list (Docker).
-    for (mt, repo) in [(MediaTypes::Oci, "multi/oci"), (MediaTypes::Docker, "multi/docker")] {
-        let idx = index(vec![image(mt, "amd64", None), image(mt, "arm64", Some("v8"))], mt);
+    for (mt, repo) in [
+        (MediaTypes::Oci, "multi/oci"),
+        (MediaTypes::Docker, "multi/docker"),
+    ] {
+        let idx = index(
+            vec![image(mt, "amd64", None), image(mt, "arm64", Some("v8"))],
+            mt,
+        );
         let auth = reg.push_auth_for(repo);
-        rt().block_on(push_index(&reg.url, repo, "v1", &idx, auth.as_ref())).unwrap();
+        rt().block_on(push_index(&reg.url, repo, "v1", &idx, auth.as_ref()))
+            .unwrap();
         let t = format!("{}/{repo}:v1", reg.host);
         let r = c.scan_json(&t, &["--platform", "linux/arm64"]);
         check_found(&r);
         let j = r.json();
         assert_eq!(j["images"][0]["platform"], "linux/arm64/v8");
-        assert_eq!(j["images"][0]["manifest_digest"], idx.images[1].manifest.digest.as_str());
+        assert_eq!(
+            j["images"][0]["manifest_digest"],
+            idx.images[1].manifest.digest.as_str()
+        );
         assert_eq!(j["images"][0]["index_digest"], idx.manifest.digest.as_str());
         let r = c.scan_json(&t, &["--all-platforms"]);
         assert_eq!(r.json()["images"].as_array().unwrap().len(), 2, "{r}");
@@ -106,7 +143,10 @@ fn open_registry_by_tag_digest_and_platform_with_cache() {
     // Errors name the URL and what the registry said.
     let r = c.scan_json(&format!("{}/team/app:nope", reg.host), &[]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("HTTP 404") && r.stderr.contains("MANIFEST_UNKNOWN"), "{r}");
+    assert!(
+        r.stderr.contains("HTTP 404") && r.stderr.contains("MANIFEST_UNKNOWN"),
+        "{r}"
+    );
 
     // cache prune empties the cache, and the next scan downloads again.
     let r = c.run(&["cache", "prune", "--max-size", "0"]);
@@ -130,9 +170,25 @@ fn basic_auth_registry() {
 
     // --username + --password-stdin.
     let mut cmd = c.command();
-    cmd.args(["scan", "--format", "json", &target, "--username", "alice", "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args([
+        "scan",
+        "--format",
+        "json",
+        &target,
+        "--username",
+        "alice",
+        "--password-stdin",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"wonderland-9\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"wonderland-9\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let r = Run {
         code: out.status.code().unwrap_or(-1),
@@ -142,19 +198,36 @@ fn basic_auth_registry() {
     check_found(&r);
 
     // Environment variables.
-    let r = c.run_with(c.command().args(["scan", "--format", "json", &target]).env("CANARY_REGISTRY_USERNAME", "alice").env("CANARY_REGISTRY_PASSWORD", "wonderland-9"));
+    let r = c.run_with(
+        c.command()
+            .args(["scan", "--format", "json", &target])
+            .env("CANARY_REGISTRY_USERNAME", "alice")
+            .env("CANARY_REGISTRY_PASSWORD", "wonderland-9"),
+    );
     check_found(&r);
 
     // Wrong password: 401, said as such.
-    let r = c.run_with(c.command().args(["scan", "--format", "json", &target]).env("CANARY_REGISTRY_USERNAME", "alice").env("CANARY_REGISTRY_PASSWORD", "wrong"));
+    let r = c.run_with(
+        c.command()
+            .args(["scan", "--format", "json", &target])
+            .env("CANARY_REGISTRY_USERNAME", "alice")
+            .env("CANARY_REGISTRY_PASSWORD", "wrong"),
+    );
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("credentials rejected"), "{r}");
-    assert!(!r.stderr.contains("wrong"), "the password is not echoed\n{r}");
+    assert!(
+        !r.stderr.contains("wrong"),
+        "the password is not echoed\n{r}"
+    );
 
     // ~/.docker/config.json auths (via DOCKER_CONFIG), in a fresh cache.
     let c2 = Canary::new();
     let dir = reg.write_docker_config();
-    let r = c2.run_with(c2.command().args(["scan", "--format", "json", &target]).env("DOCKER_CONFIG", &dir));
+    let r = c2.run_with(
+        c2.command()
+            .args(["scan", "--format", "json", &target])
+            .env("DOCKER_CONFIG", &dir),
+    );
     check_found(&r);
 }
 
@@ -169,16 +242,35 @@ fn token_auth_registry() {
     // Anonymous: the token service refuses.
     let r = c.scan_json(&target, &[]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("authentication to") && r.stderr.contains("no credentials configured"), "{r}");
+    assert!(
+        r.stderr.contains("authentication to") && r.stderr.contains("no credentials configured"),
+        "{r}"
+    );
 
     let before = reg.token_requests();
-    let r = c.run_with(c.command().args(["scan", "--format", "json", &target]).env("CANARY_REGISTRY_USERNAME", "bob").env("CANARY_REGISTRY_PASSWORD", "builder-77"));
+    let r = c.run_with(
+        c.command()
+            .args(["scan", "--format", "json", &target])
+            .env("CANARY_REGISTRY_USERNAME", "bob")
+            .env("CANARY_REGISTRY_PASSWORD", "builder-77"),
+    );
     check_found(&r);
     let tokens = reg.token_requests() - before;
-    assert!(tokens >= 1, "the Bearer challenge flow went through the token service");
-    assert!(tokens <= 2, "one token is reused for the whole pull (got {tokens} token requests)");
+    assert!(
+        tokens >= 1,
+        "the Bearer challenge flow went through the token service"
+    );
+    assert!(
+        tokens <= 2,
+        "one token is reused for the whole pull (got {tokens} token requests)"
+    );
 
-    let r = c.run_with(c.command().args(["scan", "--format", "json", &target]).env("CANARY_REGISTRY_USERNAME", "bob").env("CANARY_REGISTRY_PASSWORD", "nope"));
+    let r = c.run_with(
+        c.command()
+            .args(["scan", "--format", "json", &target])
+            .env("CANARY_REGISTRY_USERNAME", "bob")
+            .env("CANARY_REGISTRY_PASSWORD", "nope"),
+    );
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("authentication to"), "{r}");
 }
@@ -202,7 +294,11 @@ fn skopeo_docker_archive_matches_registry_scan() {
         ])
         .output()
         .expect("skopeo is installed (scripts/test.sh installs it)");
-    assert!(out.status.success(), "skopeo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let from_registry = c.scan_json(&format!("{}/cross/app:v1", reg.host), &[]);
     let from_archive = c.scan_json(&format!("docker-archive:{}", path_str(&tar)), &[]);
@@ -212,7 +308,12 @@ fn skopeo_docker_archive_matches_registry_scan() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| format!("{} {} {}", f["rule_id"], f["fingerprint"], f["location"]["visibility"]))
+            .map(|f| {
+                format!(
+                    "{} {} {}",
+                    f["rule_id"], f["fingerprint"], f["location"]["visibility"]
+                )
+            })
             .collect();
         v.sort();
         v

@@ -21,7 +21,10 @@ fn main() {
 fn layer_tar() -> &'static Vec<u8> {
     static TAR: OnceLock<Vec<u8>> = OnceLock::new();
     TAR.get_or_init(|| {
-        let mb: usize = std::env::var("CANARY_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+        let mb: usize = std::env::var("CANARY_BENCH_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(512);
         let target = mb << 20;
         let mut b = LayerBuilder::new();
         let mut total = 0usize;
@@ -36,8 +39,11 @@ fn layer_tar() -> &'static Vec<u8> {
             };
             let mut content = Vec::with_capacity(size);
             while content.len() < size {
-                if (i / 3) % 2 == 0 {
-                    content.extend_from_slice(format!("line {i} key_{} = value {}\n", seed % 9973, seed % 7919).as_bytes());
+                if (i / 3).is_multiple_of(2) {
+                    content.extend_from_slice(
+                        format!("line {i} key_{} = value {}\n", seed % 9973, seed % 7919)
+                            .as_bytes(),
+                    );
                 } else {
                     content.extend_from_slice(&seed.to_le_bytes());
                 }
@@ -66,7 +72,8 @@ fn blob(c: Compression) -> &'static Vec<u8> {
         let tar = layer_tar();
         match c {
             Compression::Gzip => {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                 std::io::Write::write_all(&mut e, tar).expect("in-memory write");
                 e.finish().expect("in-memory write")
             }
@@ -97,22 +104,41 @@ fn walk(c: Compression) -> u64 {
         verify: Verify::Done,
     };
     let detectors = default_detectors();
-    let r = walk_layer("bench", &layer, Box::new(data), &detectors, &WalkLimits::default()).expect("walk");
+    let r = walk_layer(
+        "bench",
+        &layer,
+        Box::new(data),
+        &detectors,
+        &WalkLimits::default(),
+    )
+    .expect("walk");
     r.uncompressed_bytes
 }
 
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn plain_decompression(bencher: divan::Bencher, codec: &str) {
-    let c = if codec == "gzip" { Compression::Gzip } else { Compression::Zstd };
+    let c = if codec == "gzip" {
+        Compression::Gzip
+    } else {
+        Compression::Zstd
+    };
     let n = layer_tar().len() as u64;
     blob(c);
-    bencher.counter(divan::counter::BytesCount::new(n)).bench(|| decompress(c));
+    bencher
+        .counter(divan::counter::BytesCount::new(n))
+        .bench(|| decompress(c));
 }
 
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn layer_walk(bencher: divan::Bencher, codec: &str) {
-    let c = if codec == "gzip" { Compression::Gzip } else { Compression::Zstd };
+    let c = if codec == "gzip" {
+        Compression::Gzip
+    } else {
+        Compression::Zstd
+    };
     let n = layer_tar().len() as u64;
     blob(c);
-    bencher.counter(divan::counter::BytesCount::new(n)).bench(|| walk(c));
+    bencher
+        .counter(divan::counter::BytesCount::new(n))
+        .bench(|| walk(c));
 }

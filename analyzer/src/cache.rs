@@ -37,7 +37,9 @@ impl BlobCache {
         if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(d).join("canary");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         home.join(".cache").join("canary")
     }
 
@@ -92,7 +94,9 @@ impl BlobCache {
         let p = self.path_of(digest);
         let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
         let mut v = Vec::new();
-        f.take(limit + 1).read_to_end(&mut v).map_err(|e| Error::io(&p, e))?;
+        f.take(limit + 1)
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io(&p, e))?;
         if v.len() as u64 > limit {
             return Err(Error::TooLarge {
                 origin: p.display().to_string(),
@@ -271,7 +275,12 @@ mod tests {
             w.write(body).unwrap();
             let p = w.finish().unwrap();
             let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64);
-            std::fs::File::options().append(true).open(&p).unwrap().set_modified(t).unwrap();
+            std::fs::File::options()
+                .append(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
             ds.push(d);
         }
         let s = cache.prune(8).unwrap();

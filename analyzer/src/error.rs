@@ -13,7 +13,10 @@ pub enum Error {
     Reference { input: String, reason: String },
 
     #[error("{source_name}: {message}")]
-    BadInput { source_name: String, message: String },
+    BadInput {
+        source_name: String,
+        message: String,
+    },
 
     #[error("{url}: registry answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Registry {

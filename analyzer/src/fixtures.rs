@@ -170,11 +170,18 @@ impl Default for LayerBuilder {
 
 impl LayerBuilder {
     pub fn new() -> Self {
-        LayerBuilder { entries: Vec::new(), pax: false, mtime: DEFAULT_MTIME }
+        LayerBuilder {
+            entries: Vec::new(),
+            pax: false,
+            mtime: DEFAULT_MTIME,
+        }
     }
 
     fn push(mut self, path: &[u8], kind: EntryKind) -> Self {
-        self.entries.push(Entry { path: path.to_vec(), kind });
+        self.entries.push(Entry {
+            path: path.to_vec(),
+            kind,
+        });
         self
     }
 
@@ -228,7 +235,11 @@ impl LayerBuilder {
     /// Opaque-directory marker: an empty file `<dir>/.wh..wh..opq`.
     pub fn opaque(self, dir: &str) -> Self {
         let d = dir.trim_end_matches('/');
-        let name = if d.is_empty() { ".wh..wh..opq".to_owned() } else { format!("{d}/.wh..wh..opq") };
+        let name = if d.is_empty() {
+            ".wh..wh..opq".to_owned()
+        } else {
+            format!("{d}/.wh..wh..opq")
+        };
         self.file(&name, b"")
     }
 
@@ -237,7 +248,13 @@ impl LayerBuilder {
     /// checks. Names over 100 bytes use the long-name extension like any entry.
     pub fn raw_entry(self, path_bytes: &[u8], content: impl AsRef<[u8]>) -> Self {
         let content = content.as_ref().to_vec();
-        self.push(path_bytes, EntryKind::File { content, mode: 0o644 })
+        self.push(
+            path_bytes,
+            EntryKind::File {
+                content,
+                mode: 0o644,
+            },
+        )
     }
 
     /// Regular-file entry whose header claims `claimed_size` bytes (values of
@@ -246,7 +263,12 @@ impl LayerBuilder {
     /// directly, and the archive gets no end-of-archive blocks, so a reader
     /// that believes the size runs into the end of the stream.
     pub fn lying_size_entry(self, path: &str, claimed_size: u64) -> Self {
-        self.push(path.as_bytes(), EntryKind::Lying { claimed: claimed_size })
+        self.push(
+            path.as_bytes(),
+            EntryKind::Lying {
+                claimed: claimed_size,
+            },
+        )
     }
 
     /// Use PAX extended headers (`path=`/`linkpath=` records, ustar headers)
@@ -268,20 +290,52 @@ impl LayerBuilder {
         let mut truncated = false;
         for e in &self.entries {
             match &e.kind {
-                EntryKind::File { content, mode } => {
-                    self.put(&mut out, &e.path, None, EntryType::Regular, *mode, content, None)
-                }
-                EntryKind::Dir { mode } => {
-                    self.put(&mut out, &e.path, None, EntryType::Directory, *mode, &[], None)
-                }
-                EntryKind::Symlink { target } => {
-                    self.put(&mut out, &e.path, Some(target), EntryType::Symlink, 0o777, &[], None)
-                }
-                EntryKind::Hardlink { target } => {
-                    self.put(&mut out, &e.path, Some(target), EntryType::Link, 0o644, &[], None)
-                }
+                EntryKind::File { content, mode } => self.put(
+                    &mut out,
+                    &e.path,
+                    None,
+                    EntryType::Regular,
+                    *mode,
+                    content,
+                    None,
+                ),
+                EntryKind::Dir { mode } => self.put(
+                    &mut out,
+                    &e.path,
+                    None,
+                    EntryType::Directory,
+                    *mode,
+                    &[],
+                    None,
+                ),
+                EntryKind::Symlink { target } => self.put(
+                    &mut out,
+                    &e.path,
+                    Some(target),
+                    EntryType::Symlink,
+                    0o777,
+                    &[],
+                    None,
+                ),
+                EntryKind::Hardlink { target } => self.put(
+                    &mut out,
+                    &e.path,
+                    Some(target),
+                    EntryType::Link,
+                    0o644,
+                    &[],
+                    None,
+                ),
                 EntryKind::Lying { claimed } => {
-                    self.put(&mut out, &e.path, None, EntryType::Regular, 0o644, &[], Some(*claimed));
+                    self.put(
+                        &mut out,
+                        &e.path,
+                        None,
+                        EntryType::Regular,
+                        0o644,
+                        &[],
+                        Some(*claimed),
+                    );
                     truncated = true;
                 }
             }
@@ -299,7 +353,11 @@ impl LayerBuilder {
     }
 
     fn new_header(&self) -> Header {
-        let mut h = if self.pax { Header::new_ustar() } else { Header::new_gnu() };
+        let mut h = if self.pax {
+            Header::new_ustar()
+        } else {
+            Header::new_gnu()
+        };
         h.set_mtime(self.mtime);
         h.set_uid(0);
         h.set_gid(0);
@@ -444,7 +502,11 @@ impl Layer {
 
     /// The layer as a blob descriptor.
     pub fn to_blob(&self) -> Blob {
-        Blob { digest: self.digest.clone(), media_type: self.media_type.clone(), bytes: self.blob.clone() }
+        Blob {
+            digest: self.digest.clone(),
+            media_type: self.media_type.clone(),
+            bytes: self.blob.clone(),
+        }
     }
 }
 
@@ -493,8 +555,15 @@ pub fn layer_media_type(m: MediaTypes, c: Compression) -> &'static str {
 
 fn is_standard_layer_type(mt: &str) -> bool {
     use media_type::*;
-    [OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD]
-        .contains(&mt)
+    [
+        OCI_LAYER,
+        OCI_LAYER_GZIP,
+        OCI_LAYER_ZSTD,
+        DOCKER_LAYER,
+        DOCKER_LAYER_GZIP,
+        DOCKER_LAYER_ZSTD,
+    ]
+    .contains(&mt)
 }
 
 // ---------------------------------------------------------------------------
@@ -513,7 +582,11 @@ impl Blob {
     /// Blob with its digest computed.
     pub fn new(media_type: &str, bytes: impl Into<Vec<u8>>) -> Blob {
         let bytes = bytes.into();
-        Blob { digest: sha256_digest(&bytes), media_type: media_type.to_owned(), bytes }
+        Blob {
+            digest: sha256_digest(&bytes),
+            media_type: media_type.to_owned(),
+            bytes,
+        }
     }
 
     /// Blob holding `value` serialised compactly.
@@ -694,8 +767,11 @@ impl ImageBuilder {
             cfg.insert("WorkingDir".into(), json!(w));
         }
         if !self.exposed.is_empty() {
-            let ports: Map<String, Value> =
-                self.exposed.iter().map(|p| (p.clone(), json!({}))).collect();
+            let ports: Map<String, Value> = self
+                .exposed
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect();
             cfg.insert("ExposedPorts".into(), Value::Object(ports));
         }
         if !self.labels.is_empty() {
@@ -729,8 +805,10 @@ impl ImageBuilder {
     }
 
     pub fn build(self) -> Image {
-        let config_bytes =
-            self.raw_config.clone().unwrap_or_else(|| self.config_value().to_string().into_bytes());
+        let config_bytes = self
+            .raw_config
+            .clone()
+            .unwrap_or_else(|| self.config_value().to_string().into_bytes());
         let config = Blob::new(self.media.config(), config_bytes);
         let layers: Vec<Blob> = self
             .layers
@@ -786,7 +864,10 @@ pub fn index(images: Vec<Image>, m: MediaTypes) -> Index {
         })
         .collect();
     let v = json!({"schemaVersion": 2, "mediaType": m.index(), "manifests": manifests});
-    Index { manifest: Blob::json(m.index(), &v), images }
+    Index {
+        manifest: Blob::json(m.index(), &v),
+        images,
+    }
 }
 
 /// Files of an archive or layout, in write order, unique by path.
@@ -850,7 +931,9 @@ impl FileSet {
 }
 
 fn oci_layout_file() -> Vec<u8> {
-    json!({"imageLayoutVersion": "1.0.0"}).to_string().into_bytes()
+    json!({"imageLayoutVersion": "1.0.0"})
+        .to_string()
+        .into_bytes()
 }
 
 fn ref_annotations(tag: &str) -> Value {
@@ -878,7 +961,14 @@ impl Image {
         diff_ids: Vec<String>,
     ) -> Image {
         let manifest = manifest_blob(m, &config, &layers, &BTreeMap::new());
-        Image { config, layers, manifest, platform, diff_ids, media_types: m }
+        Image {
+            config,
+            layers,
+            manifest,
+            platform,
+            diff_ids,
+            media_types: m,
+        }
     }
 
     /// `{"architecture","os","variant"?}`.
@@ -901,7 +991,10 @@ impl Image {
 
     /// The uncompressed tar of each layer.
     pub fn layer_tars(&self) -> io::Result<Vec<Vec<u8>>> {
-        self.layers.iter().map(|l| decompress(&l.media_type, &l.bytes)).collect()
+        self.layers
+            .iter()
+            .map(|l| decompress(&l.media_type, &l.bytes))
+            .collect()
     }
 
     fn add_blobs(&self, files: &mut FileSet) {
@@ -938,15 +1031,20 @@ impl Image {
     pub fn write_docker_archive(&self, path: &Path, tag: &str, new_format: bool) -> io::Result<()> {
         let tars = self.layer_tars()?;
         let mut files = FileSet::default();
-        let repo_tags = if tag.is_empty() { Value::Null } else { json!([tag]) };
+        let repo_tags = if tag.is_empty() {
+            Value::Null
+        } else {
+            json!([tag])
+        };
         let mut layer_paths = Vec::new();
         let mut top_id = String::new();
         if new_format {
-            let layer_blobs: Vec<Blob> =
-                tars.into_iter().map(|t| Blob::new(media_type::OCI_LAYER, t)).collect();
+            let layer_blobs: Vec<Blob> = tars
+                .into_iter()
+                .map(|t| Blob::new(media_type::OCI_LAYER, t))
+                .collect();
             let config = Blob::new(media_type::OCI_CONFIG, self.config.bytes.clone());
-            let manifest =
-                manifest_blob(MediaTypes::Oci, &config, &layer_blobs, &BTreeMap::new());
+            let manifest = manifest_blob(MediaTypes::Oci, &config, &layer_blobs, &BTreeMap::new());
             files.add("oci-layout".into(), oci_layout_file());
             files.blob(&config);
             for l in &layer_blobs {
@@ -962,7 +1060,8 @@ impl Image {
                     REF_NAME_ANNOTATION: split_tag(tag).1,
                 });
             }
-            let idx = json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [d]});
+            let idx =
+                json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [d]});
             files.add("index.json".into(), idx.to_string().into_bytes());
             let m = json!([{
                 "Config": format!("blobs/sha256/{}", config.hex()),
@@ -992,7 +1091,10 @@ impl Image {
                 parent_id = Some(id.clone());
                 top_id = id;
             }
-            files.add(format!("{}.json", self.config.hex()), self.config.bytes.clone());
+            files.add(
+                format!("{}.json", self.config.hex()),
+                self.config.bytes.clone(),
+            );
             let m = json!([{
                 "Config": format!("{}.json", self.config.hex()),
                 "RepoTags": repo_tags,
@@ -1002,7 +1104,10 @@ impl Image {
         }
         if !tag.is_empty() && !top_id.is_empty() {
             let (name, t) = split_tag(tag);
-            files.add("repositories".into(), json!({ name: { t: top_id } }).to_string().into_bytes());
+            files.add(
+                "repositories".into(),
+                json!({ name: { t: top_id } }).to_string().into_bytes(),
+            );
         }
         files.write_tar(path)
     }
@@ -1048,7 +1153,8 @@ impl Index {
             }
             vec![d]
         };
-        let idx = json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests});
+        let idx =
+            json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests});
         files.add("index.json".into(), idx.to_string().into_bytes());
         files
     }
@@ -1083,7 +1189,10 @@ pub enum Auth {
 }
 
 fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder().no_proxy().build().context("building HTTP client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("building HTTP client")
 }
 
 fn authed(rb: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
@@ -1113,7 +1222,11 @@ fn absolute_url(base: &str, location: &str) -> String {
     }
 }
 
-async fn expect_status(resp: reqwest::Response, want: u16, what: &str) -> anyhow::Result<reqwest::Response> {
+async fn expect_status(
+    resp: reqwest::Response,
+    want: u16,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
     let status = resp.status();
     if status.as_u16() != want {
         let body = resp.text().await.unwrap_or_default();
@@ -1167,7 +1280,10 @@ async fn put_manifest_with(
     body: &[u8],
     auth: Option<&Auth>,
 ) -> anyhow::Result<()> {
-    let url = format!("{}/v2/{repo}/manifests/{reference}", base_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/v2/{repo}/manifests/{reference}",
+        base_url.trim_end_matches('/')
+    );
     let resp = authed(client.put(&url), auth)
         .header(reqwest::header::CONTENT_TYPE, media_type)
         .body(body.to_vec())
@@ -1193,12 +1309,26 @@ async fn push_image_with(
         }
     }
     let m = &img.manifest;
-    put_manifest_with(client, base_url, repo, reference, &m.media_type, &m.bytes, auth).await
+    put_manifest_with(
+        client,
+        base_url,
+        repo,
+        reference,
+        &m.media_type,
+        &m.bytes,
+        auth,
+    )
+    .await
 }
 
 /// Uploads one blob (monolithic: `POST /v2/<repo>/blobs/uploads/`, then
 /// `PUT <Location>&digest=<digest>`).
-pub async fn push_blob(base_url: &str, repo: &str, blob: &Blob, auth: Option<&Auth>) -> anyhow::Result<()> {
+pub async fn push_blob(
+    base_url: &str,
+    repo: &str,
+    blob: &Blob,
+    auth: Option<&Auth>,
+) -> anyhow::Result<()> {
     push_blob_with(&http_client()?, base_url, repo, blob, auth).await
 }
 
@@ -1211,7 +1341,16 @@ pub async fn put_manifest(
     body: &[u8],
     auth: Option<&Auth>,
 ) -> anyhow::Result<()> {
-    put_manifest_with(&http_client()?, base_url, repo, reference, media_type, body, auth).await
+    put_manifest_with(
+        &http_client()?,
+        base_url,
+        repo,
+        reference,
+        media_type,
+        body,
+        auth,
+    )
+    .await
 }
 
 /// Pushes layers and config, then the manifest under `tag`.
@@ -1365,7 +1504,10 @@ mod tests {
     #[test]
     fn lying_size_entry_claims_more_than_it_has() {
         let claimed = 100 * 1000 * 1000 * 1000;
-        let tar = LayerBuilder::new().file("ok", "fine").lying_size_entry("huge", claimed).tar();
+        let tar = LayerBuilder::new()
+            .file("ok", "fine")
+            .lying_size_entry("huge", claimed)
+            .tar();
         assert_eq!(tar.len(), 512 * 3); // ok header + data, huge header, no trailer
         let mut ar = tar::Archive::new(Cursor::new(&tar[..]));
         let mut entries = ar.entries().unwrap();
@@ -1396,9 +1538,16 @@ mod tests {
             assert_eq!(l.size, l.blob.len() as u64);
             assert_eq!(decompress(&l.media_type, &l.blob).unwrap(), tar);
             // by magic too
-            assert_eq!(decompress("application/octet-stream", &l.blob).unwrap(), tar);
+            assert_eq!(
+                decompress("application/octet-stream", &l.blob).unwrap(),
+                tar
+            );
         }
-        assert_eq!(lb.build(Compression::Gzip), lb.build(Compression::Gzip), "deterministic");
+        assert_eq!(
+            lb.build(Compression::Gzip),
+            lb.build(Compression::Gzip),
+            "deterministic"
+        );
     }
 
     fn small_image(m: MediaTypes) -> Image {
@@ -1406,7 +1555,11 @@ mod tests {
             .media_types(m)
             .platform("linux", "arm64", Some("v8"))
             .layer(sample().build(Compression::Gzip))
-            .layer(LayerBuilder::new().file("app/run.sh", "#!/bin/sh\n").build(Compression::Zstd))
+            .layer(
+                LayerBuilder::new()
+                    .file("app/run.sh", "#!/bin/sh\n")
+                    .build(Compression::Zstd),
+            )
             .layer(LayerBuilder::new().file("x", "y").build(Compression::None))
             .env("PATH=/usr/bin")
             .env("SECRET=1")
@@ -1462,7 +1615,10 @@ mod tests {
                 assert_eq!(b.media_type, mt);
             }
             if m == MediaTypes::Docker {
-                assert_eq!(layers[0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
+                assert_eq!(
+                    layers[0]["mediaType"],
+                    "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                );
             }
             let tars = img.layer_tars().unwrap();
             for (t, d) in tars.iter().zip(&img.diff_ids) {
@@ -1487,17 +1643,28 @@ mod tests {
         assert_eq!(cfg["history"][1]["created_by"], "fixture layer 1");
         assert!(cfg.get("variant").is_none());
         assert_eq!(cfg["architecture"], "amd64");
-        assert_eq!(img.layers[1].media_type, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
+        assert_eq!(
+            img.layers[1].media_type,
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        );
     }
 
     #[test]
     fn index_lists_platforms() {
         let a = ImageBuilder::new()
-            .layer(LayerBuilder::new().file("a", "amd").build(Compression::Gzip))
+            .layer(
+                LayerBuilder::new()
+                    .file("a", "amd")
+                    .build(Compression::Gzip),
+            )
             .build();
         let b = ImageBuilder::new()
             .platform("linux", "arm", Some("v7"))
-            .layer(LayerBuilder::new().file("a", "arm").build(Compression::Gzip))
+            .layer(
+                LayerBuilder::new()
+                    .file("a", "arm")
+                    .build(Compression::Gzip),
+            )
             .build();
         for m in [MediaTypes::Oci, MediaTypes::Docker] {
             let idx = index(vec![a.clone(), b.clone()], m);
@@ -1506,15 +1673,22 @@ mod tests {
             assert_eq!(v["mediaType"], m.index());
             let ms = v["manifests"].as_array().unwrap();
             assert_eq!(ms[0]["digest"], a.manifest.digest);
-            assert_eq!(ms[0]["platform"], json!({"architecture": "amd64", "os": "linux"}));
-            assert_eq!(ms[1]["platform"], json!({"architecture": "arm", "os": "linux", "variant": "v7"}));
+            assert_eq!(
+                ms[0]["platform"],
+                json!({"architecture": "amd64", "os": "linux"})
+            );
+            assert_eq!(
+                ms[1]["platform"],
+                json!({"architecture": "arm", "os": "linux", "variant": "v7"})
+            );
             assert_eq!(ms[1]["size"], b.manifest.bytes.len());
         }
     }
 
     /// Checks every blobs/sha256/<hex> file's digest, returns index.json.
     fn check_layout(dir: &Path) -> Value {
-        let layout: Value = serde_json::from_slice(&fs::read(dir.join("oci-layout")).unwrap()).unwrap();
+        let layout: Value =
+            serde_json::from_slice(&fs::read(dir.join("oci-layout")).unwrap()).unwrap();
         assert_eq!(layout["imageLayoutVersion"], "1.0.0");
         for e in fs::read_dir(dir.join("blobs/sha256")).unwrap() {
             let e = e.unwrap();
@@ -1548,12 +1722,20 @@ mod tests {
 
         // The archive holds the same files.
         let ar_path = tmp.path().join("img.tar");
-        img.write_oci_archive(&ar_path, "example.com/app:1.0").unwrap();
+        img.write_oci_archive(&ar_path, "example.com/app:1.0")
+            .unwrap();
         let extracted = tmp.path().join("extracted");
-        tar::Archive::new(fs::File::open(&ar_path).unwrap()).unpack(&extracted).unwrap();
+        tar::Archive::new(fs::File::open(&ar_path).unwrap())
+            .unpack(&extracted)
+            .unwrap();
         let idx2 = check_layout(&extracted);
         assert_eq!(idx, idx2);
-        assert_eq!(fs::read_dir(extracted.join("blobs/sha256")).unwrap().count(), 5);
+        assert_eq!(
+            fs::read_dir(extracted.join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            5
+        );
     }
 
     #[test]
@@ -1584,7 +1766,9 @@ mod tests {
     }
 
     fn unpack(path: &Path, to: &Path) {
-        tar::Archive::new(fs::File::open(path).unwrap()).unpack(to).unwrap();
+        tar::Archive::new(fs::File::open(path).unwrap())
+            .unpack(to)
+            .unwrap();
     }
 
     #[test]
@@ -1592,10 +1776,12 @@ mod tests {
         let img = small_image(MediaTypes::Docker);
         let tmp = tempfile::tempdir().unwrap();
         let ar = tmp.path().join("save.tar");
-        img.write_docker_archive(&ar, "registry:5000/team/app:v1", false).unwrap();
+        img.write_docker_archive(&ar, "registry:5000/team/app:v1", false)
+            .unwrap();
         let out = tmp.path().join("x");
         unpack(&ar, &out);
-        let m: Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let m: Value =
+            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
         let m = &m[0];
         assert_eq!(m["RepoTags"], json!(["registry:5000/team/app:v1"]));
         let cfg_name = m["Config"].as_str().unwrap();
@@ -1607,11 +1793,19 @@ mod tests {
             let p = l.as_str().unwrap();
             assert!(p.ends_with("/layer.tar"));
             let bytes = fs::read(out.join(p)).unwrap();
-            assert_eq!(&sha256_digest(&bytes), diff, "layer.tar is the uncompressed tar");
+            assert_eq!(
+                &sha256_digest(&bytes),
+                diff,
+                "layer.tar is the uncompressed tar"
+            );
         }
         // The first layer's dir is its ChainID = DiffID.
-        assert_eq!(layers[0], format!("{}/layer.tar", digest_hex(&img.diff_ids[0])));
-        let repos: Value = serde_json::from_slice(&fs::read(out.join("repositories")).unwrap()).unwrap();
+        assert_eq!(
+            layers[0],
+            format!("{}/layer.tar", digest_hex(&img.diff_ids[0]))
+        );
+        let repos: Value =
+            serde_json::from_slice(&fs::read(out.join("repositories")).unwrap()).unwrap();
         let top = layers[2].as_str().unwrap().trim_end_matches("/layer.tar");
         assert_eq!(repos["registry:5000/team/app"]["v1"], top);
     }
@@ -1625,20 +1819,32 @@ mod tests {
         let out = tmp.path().join("x");
         unpack(&ar, &out);
         let idx = check_layout(&out);
-        let m: Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let m: Value =
+            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
         let m = &m[0];
-        assert_eq!(m["Config"], format!("blobs/sha256/{}", digest_hex(&img.config.digest)));
+        assert_eq!(
+            m["Config"],
+            format!("blobs/sha256/{}", digest_hex(&img.config.digest))
+        );
         assert_eq!(m["RepoTags"], json!(["app:latest"]));
-        let layers: Vec<String> =
-            m["Layers"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
-        let want: Vec<String> =
-            img.diff_ids.iter().map(|d| format!("blobs/sha256/{}", digest_hex(d))).collect();
+        let layers: Vec<String> = m["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let want: Vec<String> = img
+            .diff_ids
+            .iter()
+            .map(|d| format!("blobs/sha256/{}", digest_hex(d)))
+            .collect();
         assert_eq!(layers, want);
         // index.json -> OCI manifest -> same config and uncompressed layers
         let d = &idx["manifests"][0];
         assert_eq!(d["annotations"][REF_NAME_ANNOTATION], "latest");
         assert_eq!(d["annotations"]["io.containerd.image.name"], "app:latest");
-        let man: Value = serde_json::from_slice(&blob_at(&out, d["digest"].as_str().unwrap())).unwrap();
+        let man: Value =
+            serde_json::from_slice(&blob_at(&out, d["digest"].as_str().unwrap())).unwrap();
         assert_eq!(man["config"]["digest"], img.config.digest);
         for (l, diff) in man["layers"].as_array().unwrap().iter().zip(&img.diff_ids) {
             assert_eq!(&l["digest"], diff);
@@ -1654,7 +1860,8 @@ mod tests {
         img.write_docker_archive(&ar, "", false).unwrap();
         let out = tmp.path().join("x");
         unpack(&ar, &out);
-        let m: Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let m: Value =
+            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
         assert!(m[0]["RepoTags"].is_null());
         assert!(!out.join("repositories").exists());
     }
@@ -1664,7 +1871,10 @@ mod tests {
         assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
         assert_eq!(split_tag("host:5000/a"), ("host:5000/a", "latest"));
         assert_eq!(split_tag("host:5000/a:t"), ("host:5000/a", "t"));
-        assert_eq!(absolute_url("http://h:1", "/v2/x?a=b"), "http://h:1/v2/x?a=b");
+        assert_eq!(
+            absolute_url("http://h:1", "/v2/x?a=b"),
+            "http://h:1/v2/x?a=b"
+        );
         assert_eq!(absolute_url("http://h:1/", "http://o/v2"), "http://o/v2");
         assert_eq!(absolute_url("http://h:1/p", "/v2/y"), "http://h:1/v2/y");
         let mut r = Vec::new();

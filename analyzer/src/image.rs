@@ -195,7 +195,9 @@ impl std::str::FromStr for Platform {
                     variant: Some(variant.to_string()),
                 })
             }
-            _ => Err(format!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64/v8")),
+            _ => Err(format!(
+                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64/v8"
+            )),
         }
     }
 }
@@ -257,7 +259,11 @@ pub(crate) enum Manifest {
 /// Parse a manifest or index; `media_type_hint` is the HTTP Content-Type or the
 /// descriptor's media type, when known. Unknown media types and malformed documents are
 /// errors naming `origin`.
-pub(crate) fn parse_manifest(bytes: &[u8], media_type_hint: Option<&str>, origin: &str) -> Result<Manifest> {
+pub(crate) fn parse_manifest(
+    bytes: &[u8],
+    media_type_hint: Option<&str>,
+    origin: &str,
+) -> Result<Manifest> {
     use serde_json::Value;
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(crate::Error::TooLarge {
@@ -282,82 +288,149 @@ pub(crate) fn parse_manifest(bytes: &[u8], media_type_hint: Option<&str>, origin
     if v.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
         return Err(crate::Error::bad(
             origin,
-            format!("unsupported manifest schemaVersion {} (only schema 2 is supported)", v.get("schemaVersion").map(|s| s.to_string()).unwrap_or_else(|| "missing".into())),
+            format!(
+                "unsupported manifest schemaVersion {} (only schema 2 is supported)",
+                v.get("schemaVersion")
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "missing".into())
+            ),
         ));
     }
     let str_of = |d: &Value, k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
     match mt.as_str() {
         DOCKER_MANIFEST | OCI_MANIFEST => {
-            let config = v.get("config").ok_or_else(|| crate::Error::bad(origin, "manifest has no config descriptor"))?;
+            let config = v
+                .get("config")
+                .ok_or_else(|| crate::Error::bad(origin, "manifest has no config descriptor"))?;
             let config_digest = str_of(config, "digest")
                 .ok_or_else(|| crate::Error::bad(origin, "manifest config has no digest"))?;
             check_digest(&config_digest, origin)?;
-            if let Some(cmt) = str_of(config, "mediaType") {
-                if cmt != DOCKER_CONFIG && cmt != OCI_CONFIG {
-                    return Err(crate::Error::bad(origin, format!("config media type {cmt:?} is not an image config (this is not a container image)")));
-                }
+            if let Some(cmt) = str_of(config, "mediaType")
+                && cmt != DOCKER_CONFIG
+                && cmt != OCI_CONFIG
+            {
+                return Err(crate::Error::bad(
+                    origin,
+                    format!(
+                        "config media type {cmt:?} is not an image config (this is not a container image)"
+                    ),
+                ));
             }
-            let layers = v.get("layers").and_then(Value::as_array).ok_or_else(|| crate::Error::bad(origin, "manifest has no layers array"))?;
+            let layers = v
+                .get("layers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| crate::Error::bad(origin, "manifest has no layers array"))?;
             if layers.len() > MAX_LAYERS {
-                return Err(crate::Error::bad(origin, format!("manifest lists {} layers; the limit is {MAX_LAYERS}", layers.len())));
+                return Err(crate::Error::bad(
+                    origin,
+                    format!(
+                        "manifest lists {} layers; the limit is {MAX_LAYERS}",
+                        layers.len()
+                    ),
+                ));
             }
             let mut out = Vec::with_capacity(layers.len());
             for (i, l) in layers.iter().enumerate() {
-                let digest = str_of(l, "digest").ok_or_else(|| crate::Error::bad(origin, format!("layer {i} has no digest")))?;
+                let digest = str_of(l, "digest")
+                    .ok_or_else(|| crate::Error::bad(origin, format!("layer {i} has no digest")))?;
                 check_digest(&digest, origin)?;
                 let lmt = str_of(l, "mediaType").unwrap_or_default();
                 if !LAYER_MEDIA_TYPES.contains(&lmt.as_str()) {
-                    return Err(crate::Error::bad(origin, format!("layer {i} ({digest}) has media type {lmt:?}, which is not a container layer")));
+                    return Err(crate::Error::bad(
+                        origin,
+                        format!(
+                            "layer {i} ({digest}) has media type {lmt:?}, which is not a container layer"
+                        ),
+                    ));
                 }
                 let size = l.get("size").and_then(Value::as_u64);
                 out.push((digest, lmt, size));
             }
-            Ok(Manifest::Image { config_digest, layers: out })
+            Ok(Manifest::Image {
+                config_digest,
+                layers: out,
+            })
         }
         DOCKER_MANIFEST_LIST | OCI_INDEX => {
-            let ms = v.get("manifests").and_then(Value::as_array).ok_or_else(|| crate::Error::bad(origin, "index has no manifests array"))?;
+            let ms = v
+                .get("manifests")
+                .and_then(Value::as_array)
+                .ok_or_else(|| crate::Error::bad(origin, "index has no manifests array"))?;
             if ms.len() > MAX_LAYERS {
-                return Err(crate::Error::bad(origin, format!("index lists {} manifests; the limit is {MAX_LAYERS}", ms.len())));
+                return Err(crate::Error::bad(
+                    origin,
+                    format!(
+                        "index lists {} manifests; the limit is {MAX_LAYERS}",
+                        ms.len()
+                    ),
+                ));
             }
             let mut out = Vec::new();
             for m in ms {
-                let Some(digest) = str_of(m, "digest") else { continue };
+                let Some(digest) = str_of(m, "digest") else {
+                    continue;
+                };
                 check_digest(&digest, origin)?;
                 let p = m.get("platform");
                 out.push(IndexEntry {
                     digest,
                     media_type: str_of(m, "mediaType").unwrap_or_default(),
                     os: p.and_then(|p| str_of(p, "os")).unwrap_or_default(),
-                    arch: p.and_then(|p| str_of(p, "architecture")).unwrap_or_default(),
+                    arch: p
+                        .and_then(|p| str_of(p, "architecture"))
+                        .unwrap_or_default(),
                     variant: p.and_then(|p| str_of(p, "variant")),
                 });
             }
             Ok(Manifest::Index(out))
         }
-        other => Err(crate::Error::bad(origin, format!("unsupported manifest media type {other:?}"))),
+        other => Err(crate::Error::bad(
+            origin,
+            format!("unsupported manifest media type {other:?}"),
+        )),
     }
 }
 
 /// Check `sha256:<64 hex>`; digests name files in the cache, so nothing else may pass.
 pub fn check_digest(d: &str, origin: &str) -> Result<()> {
     match d.strip_prefix("sha256:") {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
-        _ => Err(crate::Error::bad(origin, format!("invalid or unsupported digest {d:?} (expected sha256:<64 lowercase hex>)"))),
+        Some(h)
+            if h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(())
+        }
+        _ => Err(crate::Error::bad(
+            origin,
+            format!("invalid or unsupported digest {d:?} (expected sha256:<64 lowercase hex>)"),
+        )),
     }
 }
 
 /// Pick index entries for a platform (or all image entries), skipping attestation
 /// manifests (`unknown/unknown`). Entries that declare no platform at all (common in OCI
 /// layouts) are taken when nothing declares a matching one; the config says what they are.
-pub(crate) fn select_platforms<'a>(entries: &'a [IndexEntry], platform: &Platform, all: bool) -> Vec<&'a IndexEntry> {
-    let images = entries.iter().filter(|e| e.os != "unknown" && e.arch != "unknown");
+pub(crate) fn select_platforms<'a>(
+    entries: &'a [IndexEntry],
+    platform: &Platform,
+    all: bool,
+) -> Vec<&'a IndexEntry> {
+    let images = entries
+        .iter()
+        .filter(|e| e.os != "unknown" && e.arch != "unknown");
     if all {
         return images.collect();
     }
-    let matching = images.clone().find(|e| platform.matches(&e.os, &e.arch, e.variant.as_deref()));
+    let matching = images
+        .clone()
+        .find(|e| platform.matches(&e.os, &e.arch, e.variant.as_deref()));
     match matching {
         Some(e) => vec![e],
-        None => images.filter(|e| e.os.is_empty() && e.arch.is_empty()).take(1).collect(),
+        None => images
+            .filter(|e| e.os.is_empty() && e.arch.is_empty())
+            .take(1)
+            .collect(),
     }
 }
 
@@ -381,7 +454,10 @@ mod tests {
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"sha256:{z}","size":2}},"layers":[{{"mediaType":"text/html","digest":"sha256:{z}","size":1}}]}}"#,
             z = "0".repeat(64)
         );
-        let e = parse_manifest(m.as_bytes(), None, "test").err().unwrap().to_string();
+        let e = parse_manifest(m.as_bytes(), None, "test")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("text/html"), "{e}");
     }
 

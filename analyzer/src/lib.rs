@@ -45,7 +45,11 @@ pub async fn open_target(
     match target {
         Target::Registry(r) => registry.open(r, platform, all_platforms).await,
         Target::DockerArchive(p) => source::archive::open_docker_archive(p),
-        Target::OciLayout(p, r) => source::archive::open_oci(p, false, r.as_deref(), platform, all_platforms).await,
-        Target::OciArchive(p, r) => source::archive::open_oci(p, true, r.as_deref(), platform, all_platforms).await,
+        Target::OciLayout(p, r) => {
+            source::archive::open_oci(p, false, r.as_deref(), platform, all_platforms).await
+        }
+        Target::OciArchive(p, r) => {
+            source::archive::open_oci(p, true, r.as_deref(), platform, all_platforms).await
+        }
     }
 }

@@ -36,10 +36,10 @@ pub struct IgnoreRule {
 
 impl IgnoreRule {
     fn matches(&self, f: &Finding) -> bool {
-        if let Some(r) = &self.rule {
-            if r != &f.rule_id {
-                return false;
-            }
+        if let Some(r) = &self.rule
+            && r != &f.rule_id
+        {
+            return false;
         }
         if let Some((_, g)) = &self.path {
             match f.path() {
@@ -47,10 +47,10 @@ impl IgnoreRule {
                 _ => return false,
             }
         }
-        if let Some(fp) = &self.fingerprint {
-            if fp != &f.fingerprint {
-                return false;
-            }
+        if let Some(fp) = &self.fingerprint
+            && fp != &f.fingerprint
+        {
+            return false;
         }
         true
     }
@@ -117,7 +117,9 @@ fn parse_ignores(text: &str) -> std::result::Result<Vec<IgnoreRule>, String> {
     for (i, r) in parsed.ignore.into_iter().enumerate() {
         let n = i + 1;
         if r.rule.is_none() && r.path.is_none() && r.fingerprint.is_none() {
-            problems.push(format!("[[ignore]] #{n}: needs at least one of rule, path, fingerprint"));
+            problems.push(format!(
+                "[[ignore]] #{n}: needs at least one of rule, path, fingerprint"
+            ));
             continue;
         }
         if r.reason.trim().is_empty() {
@@ -141,7 +143,11 @@ fn parse_ignores(text: &str) -> std::result::Result<Vec<IgnoreRule>, String> {
             reason: r.reason,
         });
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use crate::finding::{Finding, Location, Visibility};
 use crate::image::ResolvedImage;
 use crate::policy::Policy;
 use crate::report::{
-    Coverage, FetchStats, ImageReport, Issue, IssueLevel, LayerSummary, PolicyOutcome, Report, SCHEMA_VERSION,
-    Summary, Suppressed, Tool,
+    Coverage, FetchStats, ImageReport, Issue, IssueLevel, LayerSummary, PolicyOutcome, Report,
+    SCHEMA_VERSION, Summary, Suppressed, Tool,
 };
 use crate::walk::{LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer};
 
@@ -28,20 +28,11 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// Knobs of a scan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
     pub limits: WalkLimits,
     /// Layer workers; 0 = one per core.
     pub threads: usize,
-}
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions {
-            limits: WalkLimits::default(),
-            threads: 0,
-        }
-    }
 }
 
 /// Everything the scan needs besides the images.
@@ -64,15 +55,22 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
         .enumerate()
         .flat_map(|(i, img)| (0..img.layers.len()).map(move |l| (i, l)))
         .collect();
-    let total_bytes = images.iter().flat_map(|i| &i.layers).filter_map(|l| l.size).sum();
+    let total_bytes = images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .filter_map(|l| l.size)
+        .sum();
     input.progress.start(jobs.len(), total_bytes);
     let threads = match input.options.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     }
     .min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<HashMap<(usize, usize), Result<LayerResult, crate::Error>>> = Mutex::new(HashMap::new());
+    let results: Mutex<HashMap<(usize, usize), Result<LayerResult, crate::Error>>> =
+        Mutex::new(HashMap::new());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -81,13 +79,21 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     let Some(&(i, l)) = jobs.get(j) else { break };
                     let img = &images[i];
                     let layer = &img.layers[l];
-                    let r = img
-                        .opener
-                        .open(layer)
-                        .and_then(|blob| walk_layer(&img.name, layer, blob, input.detectors, &input.options.limits));
+                    let r = img.opener.open(layer).and_then(|blob| {
+                        walk_layer(
+                            &img.name,
+                            layer,
+                            blob,
+                            input.detectors,
+                            &input.options.limits,
+                        )
+                    });
                     let bytes = r.as_ref().map(|r| r.compressed_bytes).unwrap_or(0);
                     input.progress.layer_done(&img.name, l, bytes);
-                    results.lock().expect("no worker panics while holding the lock").insert((i, l), r);
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")
+                        .insert((i, l), r);
                 }
             });
         }
@@ -258,7 +264,9 @@ fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
         return;
     };
     for idx in indexes.iter().skip(*layer_index + 1).flatten() {
-        if idx.whiteouts.contains(path.as_str()) || ancestors(path).any(|a| idx.whiteouts.contains(a)) {
+        if idx.whiteouts.contains(path.as_str())
+            || ancestors(path).any(|a| idx.whiteouts.contains(a))
+        {
             *visibility = Visibility::Deleted;
             return;
         }
@@ -280,7 +288,11 @@ fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
 
 /// Symlinks of the final filesystem that resolve in a loop (more than 40 hops, as Linux's
 /// ELOOP). Nothing follows links during the static walk; this only reports them.
-fn symlink_loops(image: &str, indexes: &[Option<LayerIndex>], symlinks: &[Vec<(String, String)>]) -> Vec<Issue> {
+fn symlink_loops(
+    image: &str,
+    indexes: &[Option<LayerIndex>],
+    symlinks: &[Vec<(String, String)>],
+) -> Vec<Issue> {
     let mut links: HashMap<String, (String, usize)> = HashMap::new();
     for (l, (idx, ls)) in indexes.iter().zip(symlinks).enumerate() {
         let Some(idx) = idx else { continue };

@@ -209,7 +209,11 @@ pub fn walk_layer(
     };
     let compressed = Arc::new(AtomicU64::new(0));
     let blob: Box<dyn Read + Send> = match &layer.verify {
-        Verify::Blob(d) => Box::new(VerifyingReader::new(blob, d, &format!("{image} layer {}", layer.index))),
+        Verify::Blob(d) => Box::new(VerifyingReader::new(
+            blob,
+            d,
+            &format!("{image} layer {}", layer.index),
+        )),
         _ => blob,
     };
     let mut raw = BufReader::with_capacity(
@@ -243,7 +247,11 @@ pub fn walk_layer(
         limits: limits.clone(),
     };
     let stream = match &layer.verify {
-        Verify::DiffId(d) => Stream::Checked(VerifyingReader::new(guard, d, &format!("{image} layer {}", layer.index))),
+        Verify::DiffId(d) => Stream::Checked(VerifyingReader::new(
+            guard,
+            d,
+            &format!("{image} layer {}", layer.index),
+        )),
         _ => Stream::Unchecked(guard),
     };
 
@@ -261,7 +269,10 @@ pub fn walk_layer(
         let mut entry = entry.map_err(|e| layer_err(format!("after {last_path}: {e}")))?;
         res.entries += 1;
         if res.entries > limits.max_entries {
-            return Err(layer_err(format!("more than {} entries (limit)", limits.max_entries)));
+            return Err(layer_err(format!(
+                "more than {} entries (limit)",
+                limits.max_entries
+            )));
         }
         let raw_path = entry.path_bytes().into_owned();
         let (path, problem) = normalize_path(&raw_path);
@@ -280,7 +291,9 @@ pub fn walk_layer(
         let mode = header.mode().unwrap_or(0);
         let et = header.entry_type();
         let kind = match et {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                EntryKind::File
+            }
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => EntryKind::Symlink,
             tar::EntryType::Link => EntryKind::HardLink,
@@ -298,18 +311,18 @@ pub fn walk_layer(
                 .map(|l| String::from_utf8_lossy(&l).into_owned()),
             _ => None,
         };
-        if kind == EntryKind::HardLink {
-            if let Some(t) = &link_target {
-                let (_, prob) = normalize_path(t.as_bytes());
-                if prob.is_some() && t.contains("..") {
-                    res.issues.push(Issue {
-                        level: IssueLevel::Error,
-                        image: image.to_string(),
-                        layer: Some(layer.digest.clone()),
-                        path: Some(path.clone()),
-                        message: format!("hard link target {t:?} escapes the image root"),
-                    });
-                }
+        if kind == EntryKind::HardLink
+            && let Some(t) = &link_target
+        {
+            let (_, prob) = normalize_path(t.as_bytes());
+            if prob.is_some() && t.contains("..") {
+                res.issues.push(Issue {
+                    level: IssueLevel::Error,
+                    image: image.to_string(),
+                    layer: Some(layer.digest.clone()),
+                    path: Some(path.clone()),
+                    message: format!("hard link target {t:?} escapes the image root"),
+                });
             }
         }
 
@@ -320,16 +333,22 @@ pub fn walk_layer(
             if hidden == ".wh..opq" {
                 res.index.opaque.insert(dir.to_string());
             } else {
-                let target = if dir == "/" { format!("/{hidden}") } else { format!("{dir}/{hidden}") };
+                let target = if dir == "/" {
+                    format!("/{hidden}")
+                } else {
+                    format!("{dir}/{hidden}")
+                };
                 res.index.whiteouts.insert(target);
             }
             continue;
         }
-        res.index.entries.insert(path.clone(), kind == EntryKind::Dir);
-        if kind == EntryKind::Symlink {
-            if let Some(t) = &link_target {
-                res.symlinks.push((path.clone(), t.clone()));
-            }
+        res.index
+            .entries
+            .insert(path.clone(), kind == EntryKind::Dir);
+        if kind == EntryKind::Symlink
+            && let Some(t) = &link_target
+        {
+            res.symlinks.push((path.clone(), t.clone()));
         }
 
         let meta = EntryMeta {
@@ -359,7 +378,9 @@ pub fn walk_layer(
                     image: image.to_string(),
                     layer: Some(layer.digest.clone()),
                     path: Some(path.clone()),
-                    message: format!("file is {size} bytes; only the first {cap} bytes were scanned"),
+                    message: format!(
+                        "file is {size} bytes; only the first {cap} bytes were scanned"
+                    ),
                 });
             }
             Some(buf.as_slice())
@@ -385,7 +406,8 @@ pub fn walk_layer(
     std::io::copy(&mut guard, sink).map_err(after)?;
     res.uncompressed_bytes = guard.out;
     let mut raw = guard.inner.into_raw();
-    std::io::copy(&mut raw, sink).map_err(|e| layer_err(format!("after the compressed stream: {e}")))?;
+    std::io::copy(&mut raw, sink)
+        .map_err(|e| layer_err(format!("after the compressed stream: {e}")))?;
     res.compressed_bytes = compressed.load(Ordering::Relaxed);
     Ok(res)
 }
@@ -396,7 +418,10 @@ mod tests {
 
     #[test]
     fn normalize_flags_hostile_paths() {
-        assert_eq!(normalize_path(b"./etc/passwd"), ("/etc/passwd".into(), None));
+        assert_eq!(
+            normalize_path(b"./etc/passwd"),
+            ("/etc/passwd".into(), None)
+        );
         assert_eq!(normalize_path(b"etc//x/"), ("/etc/x".into(), None));
         assert!(normalize_path(b"../../etc/cron.d/x").1.is_some());
         assert!(normalize_path(b"/etc/shadow").1.is_some());

@@ -33,8 +33,8 @@ struct Catalog {
 pub fn rules() -> &'static [RuleMeta] {
     static RULES: OnceLock<Vec<RuleMeta>> = OnceLock::new();
     RULES.get_or_init(|| {
-        let cat: Catalog =
-            toml::from_str(CONFIG_RULES).expect("data/config-rules.toml is valid (checked by tests)");
+        let cat: Catalog = toml::from_str(CONFIG_RULES)
+            .expect("data/config-rules.toml is valid (checked by tests)");
         cat.rule
     })
 }
@@ -50,7 +50,9 @@ pub fn paste_sites() -> impl Iterator<Item = &'static str> {
 }
 
 fn data_lines(s: &'static str) -> impl Iterator<Item = &'static str> {
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// `sha256:` over all rule content: changes whenever any rule or list changes.
@@ -86,7 +88,15 @@ mod tests {
                 r.severity
             );
             assert!(
-                ["secret", "miner", "malware", "config", "runtime", "misconfig"].contains(&r.category.as_str()),
+                [
+                    "secret",
+                    "miner",
+                    "malware",
+                    "config",
+                    "runtime",
+                    "misconfig"
+                ]
+                .contains(&r.category.as_str()),
                 "{}: bad category {}",
                 r.id,
                 r.category
@@ -99,7 +109,12 @@ mod tests {
     #[test]
     fn paste_sites_are_hostnames() {
         let n = paste_sites()
-            .inspect(|h| assert!(h.contains('.') && !h.contains('/') && !h.contains(' '), "{h}"))
+            .inspect(|h| {
+                assert!(
+                    h.contains('.') && !h.contains('/') && !h.contains(' '),
+                    "{h}"
+                )
+            })
             .count();
         assert!(n > 20);
     }

@@ -41,8 +41,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         None => (s, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size {s:?}"))?;
-    if !(n >= 0.0) {
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}"))?;
+    if !n.is_finite() || n < 0.0 {
         return Err(format!("invalid size {s:?}"));
     }
     Ok((n * mult as f64) as u64)
@@ -50,7 +53,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 pub fn run(a: CacheArgs) -> anyhow::Result<i32> {
     let cache = canary_analyzer::cache::BlobCache::new(
-        a.cache_dir.unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir),
+        a.cache_dir
+            .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir),
     );
     match a.command {
         CacheCommand::Dir => println!("{}", cache.root().display()),

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "canary", version, about = "Container image and supply-chain analyzer: crypto-miners, secrets, risky image configs")]
+#[command(
+    name = "canary",
+    version,
+    about = "Container image and supply-chain analyzer: crypto-miners, secrets, risky image configs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +58,9 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     pub fn cache(&self) -> canary_analyzer::cache::BlobCache {
         canary_analyzer::cache::BlobCache::new(
-            self.cache_dir.clone().unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir),
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir),
         )
     }
 
@@ -72,8 +78,12 @@ impl RegistryArgs {
                 username: u.clone(),
                 password: p,
             }),
-            (Some(_), None) => anyhow::bail!("--username needs a password: --password-stdin or CANARY_REGISTRY_PASSWORD"),
-            (None, Some(_)) if self.password_stdin => anyhow::bail!("--password-stdin needs --username"),
+            (Some(_), None) => anyhow::bail!(
+                "--username needs a password: --password-stdin or CANARY_REGISTRY_PASSWORD"
+            ),
+            (None, Some(_)) if self.password_stdin => {
+                anyhow::bail!("--password-stdin needs --username")
+            }
             _ => None,
         };
         let opts = RegistryOptions {
@@ -98,5 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// A tokio runtime for the network part.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -29,9 +29,15 @@ pub fn run(a: ResolveArgs) -> anyhow::Result<i32> {
         if let Some(rl) = &info.rate_limit {
             eprintln!(
                 "rate limit: {} of {} pulls left per {}s",
-                rl.remaining.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
-                rl.limit.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
-                rl.window_seconds.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+                rl.remaining
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                rl.limit
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                rl.window_seconds
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
             );
         }
     }

@@ -73,7 +73,11 @@ impl Progress for Bars {
 }
 
 fn default_format(output: &Option<PathBuf>) -> Format {
-    match output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+    match output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+    {
         Some("json") => Format::Json,
         Some("sarif") => Format::Sarif,
         Some(_) => Format::Table,
@@ -102,27 +106,36 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
         s
     });
     let images = super::runtime()?
-        .block_on(canary_analyzer::open_target(&target, &client, &a.platform, a.all_platforms))
+        .block_on(canary_analyzer::open_target(
+            &target,
+            &client,
+            &a.platform,
+            a.all_platforms,
+        ))
         .with_context(|| format!("cannot open {}", target.display()))?;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
     let fetch = client.stats();
-    if let Some(rl) = &fetch.rate_limit {
-        if let Some(rem) = rl.remaining {
-            eprintln!(
-                "registry rate limit: {rem} of {} pulls left",
-                rl.limit.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
-            );
-        }
+    if let Some(rl) = &fetch.rate_limit
+        && let Some(rem) = rl.remaining
+    {
+        eprintln!(
+            "registry rate limit: {rem} of {} pulls left",
+            rl.limit
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "?".into())
+        );
     }
     let bars = Bars {
         bar: if show {
             let b = ProgressBar::new(0);
             b.set_style(
-                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} layers {elapsed}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} layers {elapsed}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             b
         } else {
@@ -151,7 +164,11 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     for e in &report.coverage.errors {
         eprintln!("error: {e}");
     }
-    write_report(&report, a.format.unwrap_or_else(|| default_format(&a.output)), a.output.as_ref())?;
+    write_report(
+        &report,
+        a.format.unwrap_or_else(|| default_format(&a.output)),
+        a.output.as_ref(),
+    )?;
     Ok(report.exit_code())
 }
 
@@ -162,7 +179,9 @@ fn write_report(report: &Report, format: Format, output: Option<&PathBuf>) -> an
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let color = output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
     match format {
         Format::Table => report::table::write(report, &mut out, color)?,
         Format::Json => report::json::write(report, &mut out)?,

@@ -17,7 +17,11 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// Answer this status (with these extra headers) the first `times` requests, then serve normally.
-    Status { status: u16, headers: Vec<(String, String)>, times: usize },
+    Status {
+        status: u16,
+        headers: Vec<(String, String)>,
+        times: usize,
+    },
     /// Send headers and only the first `bytes` of the body, then close, `times` times.
     CloseMidBody { bytes: usize, times: usize },
 }
@@ -76,8 +80,10 @@ impl FaultyRegistry {
         let mut s = self.state.lock().unwrap();
         let m = &img.manifest;
         for r in [tag, m.digest.as_str()] {
-            s.content
-                .insert(format!("/v2/{repo}/manifests/{r}"), (m.media_type.clone(), m.bytes.clone()));
+            s.content.insert(
+                format!("/v2/{repo}/manifests/{r}"),
+                (m.media_type.clone(), m.bytes.clone()),
+            );
         }
         for b in std::iter::once(&img.config).chain(img.layers.iter()) {
             s.content.insert(
@@ -97,7 +103,11 @@ impl FaultyRegistry {
     }
 
     pub fn fault(&self, path_suffix: &str, f: Fault) {
-        self.state.lock().unwrap().faults.push((path_suffix.to_string(), f, 0));
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .push((path_suffix.to_string(), f, 0));
     }
 
     /// Request lines seen, e.g. `GET /v2/x/blobs/sha256:…`.
@@ -131,10 +141,10 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    content_length = v.trim().parse().unwrap_or(0);
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                content_length = v.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0; content_length];
@@ -161,9 +171,19 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
         };
         let head = method == "HEAD";
         match (fault, found) {
-            (Some(Fault::Status { status, headers, .. }), _) => {
-                let body = format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected status {status}"}}]}}"#);
-                let mut resp = format!("HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+            (
+                Some(Fault::Status {
+                    status, headers, ..
+                }),
+                _,
+            ) => {
+                let body = format!(
+                    r#"{{"errors":[{{"code":"INJECTED","message":"injected status {status}"}}]}}"#
+                );
+                let mut resp = format!(
+                    "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                );
                 for (k, v) in headers {
                     resp.push_str(&format!("{k}: {v}\r\n"));
                 }
@@ -172,14 +192,20 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
                 out.write_all(body.as_bytes())?;
             }
             (Some(Fault::CloseMidBody { bytes, .. }), Some((ct, data))) => {
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n", data.len());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    data.len()
+                );
                 out.write_all(resp.as_bytes())?;
                 out.write_all(&data[..bytes.min(data.len())])?;
                 out.flush()?;
                 return Ok(());
             }
             (_, Some((ct, data))) if path != "/v2/" => {
-                let digest = format!("sha256:{}", canary_analyzer::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data)));
+                let digest = format!(
+                    "sha256:{}",
+                    canary_analyzer::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data))
+                );
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nDocker-Content-Digest: {digest}\r\nRateLimit-Limit: 100;w=21600\r\nRateLimit-Remaining: 99;w=21600\r\n\r\n",
                     data.len()

@@ -2,6 +2,6 @@
 //! says `mod common;`; not every binary uses every helper.
 #![allow(dead_code)]
 
-pub mod registry;
 pub mod cli;
 pub mod faulty;
+pub mod registry;

@@ -234,7 +234,9 @@ impl Registry {
     /// [`token_requests`](Self::token_requests)); else as [`push_auth`](Self::push_auth).
     pub fn push_auth_for(&self, repo: &str) -> Option<Auth> {
         match self.mode {
-            Mode::Token => Some(Auth::Bearer(self.token_for(&[&format!("repository:{repo}:pull,push")]))),
+            Mode::Token => Some(Auth::Bearer(
+                self.token_for(&[&format!("repository:{repo}:pull,push")]),
+            )),
             _ => self.push_auth(),
         }
     }
@@ -242,19 +244,27 @@ impl Registry {
     /// Auth for pulling from `repo` (token mode: `repository:<repo>:pull`).
     pub fn pull_auth_for(&self, repo: &str) -> Option<Auth> {
         match self.mode {
-            Mode::Token => Some(Auth::Bearer(self.token_for(&[&format!("repository:{repo}:pull")]))),
+            Mode::Token => Some(Auth::Bearer(
+                self.token_for(&[&format!("repository:{repo}:pull")]),
+            )),
             _ => self.push_auth(),
         }
     }
 
     fn basic_auth(&self) -> Option<Auth> {
-        self.creds.as_ref().map(|(user, pass)| Auth::Basic { user: user.clone(), pass: pass.clone() })
+        self.creds.as_ref().map(|(user, pass)| Auth::Basic {
+            user: user.clone(),
+            pass: pass.clone(),
+        })
     }
 
     /// A signed token granting `scopes` (each `type:name:action[,action]`).
     /// Panics unless in token mode.
     pub fn token_for(&self, scopes: &[&str]) -> String {
-        let signer = self.signer.as_ref().expect("token_for needs a token-auth registry");
+        let signer = self
+            .signer
+            .as_ref()
+            .expect("token_for needs a token-auth registry");
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         signer.mint(&scopes, &signer.user).expect("signing a token")
     }
@@ -266,12 +276,16 @@ impl Registry {
 
     /// HTTP requests the token endpoint received (any outcome, including 401s).
     pub fn token_requests(&self) -> usize {
-        self.token.as_ref().map_or(0, |t| t.requests.load(Ordering::SeqCst))
+        self.token
+            .as_ref()
+            .map_or(0, |t| t.requests.load(Ordering::SeqCst))
     }
 
     /// Tokens the token endpoint issued over HTTP.
     pub fn tokens_issued(&self) -> usize {
-        self.token.as_ref().map_or(0, |t| t.issued.load(Ordering::SeqCst))
+        self.token
+            .as_ref()
+            .map_or(0, |t| t.issued.load(Ordering::SeqCst))
     }
 
     /// A Docker `config.json` with this registry's credentials
@@ -324,14 +338,21 @@ impl Registry {
     /// Access-log lines (without the harness's own probes), after the log settled.
     pub fn access_log(&self) -> Vec<AccessLine> {
         self.settle();
-        self.log().lines().filter_map(parse_access_line).filter(|l| l.user_agent != HARNESS_AGENT).collect()
+        self.log()
+            .lines()
+            .filter_map(parse_access_line)
+            .filter(|l| l.user_agent != HARNESS_AGENT)
+            .collect()
     }
 
     /// Number of access-log lines containing `needle`, e.g.
     /// `"GET /v2/<repo>/blobs/` (quote included to anchor on the request
     /// line), after the log settled. Harness probes are not counted.
     pub fn count_requests(&self, needle: &str) -> usize {
-        self.access_log().iter().filter(|l| l.raw.contains(needle)).count()
+        self.access_log()
+            .iter()
+            .filter(|l| l.raw.contains(needle))
+            .count()
     }
 }
 
@@ -368,7 +389,14 @@ fn parse_access_line(line: &str) -> Option<AccessLine> {
     // "referer" "user agent"
     let quoted: Vec<&str> = tail.split('"').collect();
     let user_agent = quoted.get(3).copied().unwrap_or("").to_owned();
-    Some(AccessLine { method, path, status, bytes, user_agent, raw: line.to_owned() })
+    Some(AccessLine {
+        method,
+        path,
+        status,
+        bytes,
+        user_agent,
+        raw: line.to_owned(),
+    })
 }
 
 fn free_port() -> u16 {
@@ -377,7 +405,10 @@ fn free_port() -> u16 {
 }
 
 fn random_hex() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     format!("{:x}{:x}{:x}", nanos, std::process::id(), n)
@@ -389,7 +420,11 @@ fn htpasswd_line(user: &str, pass: &str) -> String {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running htpasswd: {e}; {MISSING}"));
-    assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned() + "\n"
 }
 
@@ -452,7 +487,9 @@ impl Signer {
         let key_path = dir.join("token-key.pem");
         let cert_path = dir.join("token-cert.pem");
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            ])
             .arg(format!("/CN={ISSUER}"))
             .arg("-keyout")
             .arg(&key_path)
@@ -461,7 +498,11 @@ impl Signer {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("running openssl: {e}; {MISSING}"));
-        assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pem = fs::read_to_string(&cert_path).expect("reading cert.pem");
         let cert_b64: String = pem
             .lines()
@@ -470,21 +511,42 @@ impl Signer {
             .take_while(|l| !l.starts_with("-----END"))
             .map(str::trim)
             .collect();
-        assert!(!cert_b64.is_empty(), "no certificate in {}", cert_path.display());
-        Signer { key_path, cert_path, cert_b64, user: user.to_owned(), pass: pass.to_owned() }
+        assert!(
+            !cert_b64.is_empty(),
+            "no certificate in {}",
+            cert_path.display()
+        );
+        Signer {
+            key_path,
+            cert_path,
+            cert_b64,
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+        }
     }
 
     /// A JWT granting the requested scopes (`type:name:actions`, possibly
     /// several separated by spaces in one string) to `subject`.
     fn mint(&self, scopes: &[String], subject: &str) -> Result<String, String> {
         let mut access = Vec::new();
-        for scope in scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
-            let (ty, rest) = scope.split_once(':').ok_or_else(|| format!("bad scope {scope:?}"))?;
-            let (name, actions) = rest.rsplit_once(':').ok_or_else(|| format!("bad scope {scope:?}"))?;
+        for scope in scopes
+            .iter()
+            .flat_map(|s| s.split(' '))
+            .filter(|s| !s.is_empty())
+        {
+            let (ty, rest) = scope
+                .split_once(':')
+                .ok_or_else(|| format!("bad scope {scope:?}"))?;
+            let (name, actions) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("bad scope {scope:?}"))?;
             let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
             access.push(serde_json::json!({"type": ty, "name": name, "actions": actions}));
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.cert_b64]});
         let claims = serde_json::json!({
             "iss": ISSUER,
@@ -515,11 +577,19 @@ impl Signer {
             .ok_or("no stdin")?
             .write_all(signing_input.as_bytes())
             .map_err(|e| format!("writing to openssl: {e}"))?;
-        let out = child.wait_with_output().map_err(|e| format!("openssl: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("openssl: {e}"))?;
         if !out.status.success() || out.stdout.is_empty() {
-            return Err(format!("openssl dgst failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "openssl dgst failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&out.stdout)))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(&out.stdout)
+        ))
     }
 }
 
@@ -550,7 +620,13 @@ impl TokenServer {
                 thread::spawn(move || serve_token(stream, &signer, &rq, &is));
             }
         });
-        TokenServer { addr, stop, requests, issued, thread: Some(thread) }
+        TokenServer {
+            addr,
+            stop,
+            requests,
+            issued,
+            thread: Some(thread),
+        }
     }
 
     fn realm(&self) -> String {
@@ -598,7 +674,11 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0).min(1 << 20);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
         let n = stream.read(&mut chunk).ok()?;
@@ -608,7 +688,12 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
-    Some(Request { method, target, headers, body })
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 fn url_decode(s: &str) -> String {
@@ -659,12 +744,27 @@ fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &str) {
     let _ = stream.flush();
 }
 
-fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, issued: &AtomicUsize) {
+fn serve_token(
+    mut stream: TcpStream,
+    signer: &Signer,
+    requests: &AtomicUsize,
+    issued: &AtomicUsize,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(req) = read_request(&mut stream) else { return };
-    let (path, query) = req.target.split_once('?').unwrap_or((req.target.as_str(), ""));
+    let Some(req) = read_request(&mut stream) else {
+        return;
+    };
+    let (path, query) = req
+        .target
+        .split_once('?')
+        .unwrap_or((req.target.as_str(), ""));
     if path != "/token" {
-        respond(&mut stream, "404 Not Found", "", r#"{"errors":[{"code":"NOT_FOUND"}]}"#);
+        respond(
+            &mut stream,
+            "404 Not Found",
+            "",
+            r#"{"errors":[{"code":"NOT_FOUND"}]}"#,
+        );
         return;
     }
     requests.fetch_add(1, Ordering::SeqCst);
@@ -672,21 +772,36 @@ fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, i
     if req.method == "POST" {
         params.extend(parse_form(&String::from_utf8_lossy(&req.body)));
     } else if req.method != "GET" {
-        respond(&mut stream, "405 Method Not Allowed", "", r#"{"errors":[{"code":"UNSUPPORTED"}]}"#);
+        respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "",
+            r#"{"errors":[{"code":"UNSUPPORTED"}]}"#,
+        );
         return;
     }
-    let param = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.clone())
+    };
     if let Some(service) = param("service")
         && service != SERVICE
     {
-        let body = format!(r#"{{"errors":[{{"code":"DENIED","message":"unknown service {service:?}"}}]}}"#);
+        let body = format!(
+            r#"{{"errors":[{{"code":"DENIED","message":"unknown service {service:?}"}}]}}"#
+        );
         respond(&mut stream, "400 Bad Request", "", &body);
         return;
     }
     let basic = req
         .headers
         .get("authorization")
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
@@ -694,7 +809,9 @@ fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, i
         (Some(u), Some(p)) => Some((u, p)),
         _ => None,
     });
-    let ok = creds.as_ref().is_some_and(|(u, p)| *u == signer.user && *p == signer.pass);
+    let ok = creds
+        .as_ref()
+        .is_some_and(|(u, p)| *u == signer.user && *p == signer.pass);
     if !ok {
         respond(
             &mut stream,
@@ -704,11 +821,16 @@ fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, i
         );
         return;
     }
-    let scopes: Vec<String> = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
     match signer.mint(&scopes, &signer.user) {
         Ok(token) => {
             issued.fetch_add(1, Ordering::SeqCst);
-            let body = serde_json::json!({"token": token, "access_token": token, "expires_in": TOKEN_TTL});
+            let body =
+                serde_json::json!({"token": token, "access_token": token, "expires_in": TOKEN_TTL});
             respond(&mut stream, "200 OK", "", &body.to_string());
         }
         Err(e) => {
@@ -717,4 +839,3 @@ fn serve_token(mut stream: TcpStream, signer: &Signer, requests: &AtomicUsize, i
         }
     }
 }
-

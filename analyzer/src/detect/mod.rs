@@ -48,7 +48,8 @@ pub trait Detector: Send + Sync {
     }
     /// Called for every entry of every layer; `content` is `Some` for regular files when any
     /// detector asked for it.
-    fn scan_entry(&self, _entry: &EntryMeta<'_>, _content: Option<&[u8]>, _out: &mut Vec<Finding>) {}
+    fn scan_entry(&self, _entry: &EntryMeta<'_>, _content: Option<&[u8]>, _out: &mut Vec<Finding>) {
+    }
     /// Called once per image.
     fn scan_config(&self, _image: &ImageContext<'_>, _out: &mut Vec<Finding>) {}
 }

@@ -177,7 +177,9 @@ impl Report {
     }
 
     pub fn all_findings(&self) -> impl Iterator<Item = (&ImageReport, &Finding)> {
-        self.images.iter().flat_map(|i| i.findings.iter().map(move |f| (i, f)))
+        self.images
+            .iter()
+            .flat_map(|i| i.findings.iter().map(move |f| (i, f)))
     }
 }
 

@@ -31,8 +31,12 @@ fn security_severity(s: Severity) -> &'static str {
 
 fn rule_descriptor(f: &Finding) -> Value {
     let meta = canary_rules::rule(&f.rule_id);
-    let short = meta.map(|m| m.title.clone()).unwrap_or_else(|| f.title.clone());
-    let full = meta.map(|m| m.description.clone()).unwrap_or_else(|| f.title.clone());
+    let short = meta
+        .map(|m| m.title.clone())
+        .unwrap_or_else(|| f.title.clone());
+    let full = meta
+        .map(|m| m.description.clone())
+        .unwrap_or_else(|| f.title.clone());
     let help = meta.map(|m| m.help.clone()).unwrap_or_default();
     json!({
         "id": f.rule_id,
@@ -65,9 +69,15 @@ fn artifact_uri(image_name: &str, loc: &Location) -> String {
 pub fn to_value(report: &Report) -> Value {
     let mut rules: BTreeMap<String, Value> = BTreeMap::new();
     for (_, f) in report.all_findings() {
-        rules.entry(f.rule_id.clone()).or_insert_with(|| rule_descriptor(f));
+        rules
+            .entry(f.rule_id.clone())
+            .or_insert_with(|| rule_descriptor(f));
     }
-    let index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = rules
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     let mut results = Vec::new();
     for (img, f) in report.all_findings() {
         let line = match &f.location {
@@ -113,7 +123,6 @@ pub fn to_value(report: &Report) -> Value {
                 "name": "canary",
                 "version": report.tool.version,
                 "semanticVersion": report.tool.version,
-                "informationUri": "https://github.com/canary-scanner/canary",
                 "rules": rules.into_values().collect::<Vec<_>>()
             }},
             "automationDetails": { "id": format!("canary/{}/", report.target) },

@@ -18,7 +18,13 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
         }
         let entries: u64 = img.layers.iter().map(|l| l.entries).sum();
         let bytes: u64 = img.layers.iter().map(|l| l.uncompressed_bytes).sum();
-        writeln!(out, "  {} layers, {} entries, {} uncompressed", img.layers.len(), entries, human_bytes(bytes))?;
+        writeln!(
+            out,
+            "  {} layers, {} entries, {} uncompressed",
+            img.layers.len(),
+            entries,
+            human_bytes(bytes)
+        )?;
         if img.findings.is_empty() {
             writeln!(out, "  no findings")?;
         }
@@ -33,7 +39,13 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
             writeln!(out, "           fingerprint: {}", f.fingerprint)?;
         }
         for s in &img.suppressed {
-            writeln!(out, "  ignored  {:<32} {} ({})", s.finding.rule_id, s.finding.location.display(), s.reason)?;
+            writeln!(
+                out,
+                "  ignored  {:<32} {} ({})",
+                s.finding.rule_id,
+                s.finding.location.display(),
+                s.reason
+            )?;
         }
         writeln!(out)?;
     }
@@ -54,7 +66,10 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
     } else if report.policy.passed {
         format!("PASSED: no finding at or above {}", report.policy.fail_on)
     } else {
-        format!("FAILED: {} finding(s) at or above {}", report.policy.failing, report.policy.fail_on)
+        format!(
+            "FAILED: {} finding(s) at or above {}",
+            report.policy.failing, report.policy.fail_on
+        )
     };
     writeln!(out, "{verdict}")
 }
@@ -79,5 +94,9 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

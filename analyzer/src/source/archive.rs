@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use super::{ManifestStore, Parts, check, resolve_parts, sha256_digest, verify_doc};
 use crate::image::{
-    BlobOpener, ImageConfig, Layer, MAX_CONFIG_BYTES, MAX_LAYERS, MAX_MANIFEST_BYTES, Platform, ResolvedImage, Verify,
+    BlobOpener, ImageConfig, Layer, MAX_CONFIG_BYTES, MAX_LAYERS, MAX_MANIFEST_BYTES, Platform,
+    ResolvedImage, Verify,
 };
 use crate::{Error, Result};
 
@@ -36,17 +37,31 @@ impl TarIndex {
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut ar = tar::Archive::new(f);
         let mut members = HashMap::new();
-        let entries = ar
-            .entries_with_seek()
-            .map_err(|e| Error::bad(path.display().to_string(), format!("not a tar archive: {e}")))?;
+        let entries = ar.entries_with_seek().map_err(|e| {
+            Error::bad(
+                path.display().to_string(),
+                format!("not a tar archive: {e}"),
+            )
+        })?;
         for e in entries {
-            let e = e.map_err(|e| Error::bad(path.display().to_string(), format!("corrupt tar archive: {e}")))?;
+            let e = e.map_err(|e| {
+                Error::bad(
+                    path.display().to_string(),
+                    format!("corrupt tar archive: {e}"),
+                )
+            })?;
             if members.len() >= MAX_MEMBERS {
-                return Err(Error::bad(path.display().to_string(), format!("more than {MAX_MEMBERS} members")));
+                return Err(Error::bad(
+                    path.display().to_string(),
+                    format!("more than {MAX_MEMBERS} members"),
+                ));
             }
             if e.header().entry_type().is_file() {
                 let (name, _) = crate::walk::normalize_path(&e.path_bytes());
-                members.insert(name.trim_start_matches('/').to_string(), (e.raw_file_position(), e.size()));
+                members.insert(
+                    name.trim_start_matches('/').to_string(),
+                    (e.raw_file_position(), e.size()),
+                );
             }
         }
         Ok(TarIndex { members })
@@ -69,7 +84,10 @@ impl Files {
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
         if name.split('/').any(|c| c == "..") || name.starts_with('/') {
-            return Err(Error::bad(self.display(), format!("member name {name:?} escapes the archive")));
+            return Err(Error::bad(
+                self.display(),
+                format!("member name {name:?} escapes the archive"),
+            ));
         }
         match self {
             Files::Dir(d) => {
@@ -78,10 +96,12 @@ impl Files {
                 Ok(Box::new(f))
             }
             Files::Tar(p, idx) => {
-                let &(off, size) = idx
-                    .members
-                    .get(name)
-                    .ok_or_else(|| Error::bad(p.display().to_string(), format!("archive has no member {name}")))?;
+                let &(off, size) = idx.members.get(name).ok_or_else(|| {
+                    Error::bad(
+                        p.display().to_string(),
+                        format!("archive has no member {name}"),
+                    )
+                })?;
                 let mut f = File::open(p).map_err(|e| Error::io(p, e))?;
                 f.seek(SeekFrom::Start(off)).map_err(|e| Error::io(p, e))?;
                 Ok(Box::new(f.take(size)))
@@ -136,10 +156,12 @@ struct MemberOpener {
 
 impl BlobOpener for MemberOpener {
     fn open(&self, layer: &Layer) -> Result<Box<dyn Read + Send>> {
-        let name = self
-            .names
-            .get(&layer.digest)
-            .ok_or_else(|| Error::bad(self.files.display(), format!("no member for layer {}", layer.digest)))?;
+        let name = self.names.get(&layer.digest).ok_or_else(|| {
+            Error::bad(
+                self.files.display(),
+                format!("no member for layer {}", layer.digest),
+            )
+        })?;
         self.files.open(name)
     }
 }
@@ -164,18 +186,31 @@ pub fn open_docker_archive(path: &Path) -> Result<Vec<ResolvedImage>> {
     let origin = format!("docker-archive:{}", path.display());
     let files = Files::Tar(path.to_path_buf(), Arc::new(TarIndex::read(path)?));
     if !files.exists("manifest.json") {
-        return Err(Error::bad(&origin, "no manifest.json: not a docker save archive"));
+        return Err(Error::bad(
+            &origin,
+            "no manifest.json: not a docker save archive",
+        ));
     }
     let m = files.read_small("manifest.json", MAX_MANIFEST_BYTES)?;
-    let items: Vec<DockerItem> = serde_json::from_slice(&m)
-        .map_err(|e| Error::bad(&origin, format!("manifest.json is not a docker save manifest: {e}")))?;
+    let items: Vec<DockerItem> = serde_json::from_slice(&m).map_err(|e| {
+        Error::bad(
+            &origin,
+            format!("manifest.json is not a docker save manifest: {e}"),
+        )
+    })?;
     if items.is_empty() {
         return Err(Error::bad(&origin, "manifest.json lists no image"));
     }
     let mut out = Vec::new();
     for item in items {
         if item.layers.len() > MAX_LAYERS {
-            return Err(Error::bad(&origin, format!("image lists {} layers; the limit is {MAX_LAYERS}", item.layers.len())));
+            return Err(Error::bad(
+                &origin,
+                format!(
+                    "image lists {} layers; the limit is {MAX_LAYERS}",
+                    item.layers.len()
+                ),
+            ));
         }
         let cbytes = files.read_small(&item.config, MAX_CONFIG_BYTES)?;
         let config_digest = sha256_digest(&cbytes);
@@ -184,13 +219,17 @@ pub fn open_docker_archive(path: &Path) -> Result<Vec<ResolvedImage>> {
             .strip_prefix("blobs/sha256/")
             .or_else(|| item.config.strip_suffix(".json"))
             .map(|h| format!("sha256:{h}"));
-        if let Some(e) = &expect {
-            if check(e, &origin).is_ok() {
-                verify_doc(&cbytes, e, &format!("{origin} {}", item.config))?;
-            }
+        if let Some(e) = &expect
+            && check(e, &origin).is_ok()
+        {
+            verify_doc(&cbytes, e, &format!("{origin} {}", item.config))?;
         }
         let config = ImageConfig::parse(&cbytes, &format!("{origin} {}", item.config))?;
-        let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.clone()).unwrap_or_default();
+        let diff_ids = config
+            .rootfs
+            .as_ref()
+            .map(|r| r.diff_ids.clone())
+            .unwrap_or_default();
         let mut layers = Vec::new();
         let mut names = HashMap::new();
         for (index, member) in item.layers.iter().enumerate() {
@@ -199,7 +238,10 @@ pub fn open_docker_archive(path: &Path) -> Result<Vec<ResolvedImage>> {
                 (d.clone(), Verify::Blob(d))
             } else {
                 let d = diff_ids.get(index).cloned().ok_or_else(|| {
-                    Error::bad(&origin, format!("layer {index} ({member}) has no diff id in the config"))
+                    Error::bad(
+                        &origin,
+                        format!("layer {index} ({member}) has no diff id in the config"),
+                    )
                 })?;
                 (d.clone(), Verify::DiffId(d))
             };
@@ -247,13 +289,23 @@ struct LayoutStore {
 }
 
 impl ManifestStore for LayoutStore {
-    async fn manifest(&self, reference: &str, _media_type: Option<&str>) -> Result<(Vec<u8>, Option<String>)> {
+    async fn manifest(
+        &self,
+        reference: &str,
+        _media_type: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<String>)> {
         check(reference, &self.origin)?;
-        Ok((self.files.read_small(&blob_name(reference), MAX_MANIFEST_BYTES)?, None))
+        Ok((
+            self.files
+                .read_small(&blob_name(reference), MAX_MANIFEST_BYTES)?,
+            None,
+        ))
     }
 
     async fn config(&self, digest: &str) -> Result<Vec<u8>> {
-        let b = self.files.read_small(&blob_name(digest), MAX_CONFIG_BYTES)?;
+        let b = self
+            .files
+            .read_small(&blob_name(digest), MAX_CONFIG_BYTES)?;
         verify_doc(&b, digest, &format!("{} config", self.origin))?;
         Ok(b)
     }
@@ -268,7 +320,13 @@ impl ManifestStore for LayoutStore {
 }
 
 /// Open an OCI image layout (a directory, or a tarball of one).
-pub async fn open_oci(path: &Path, archive: bool, reference: Option<&str>, platform: &Platform, all: bool) -> Result<Vec<ResolvedImage>> {
+pub async fn open_oci(
+    path: &Path,
+    archive: bool,
+    reference: Option<&str>,
+    platform: &Platform,
+    all: bool,
+) -> Result<Vec<ResolvedImage>> {
     let origin = if archive {
         format!("oci-archive:{}", path.display())
     } else {
@@ -283,22 +341,35 @@ pub async fn open_oci(path: &Path, archive: bool, reference: Option<&str>, platf
         Files::Dir(path.to_path_buf())
     };
     if !files.exists("oci-layout") {
-        return Err(Error::bad(&origin, "no oci-layout file: not an OCI image layout"));
+        return Err(Error::bad(
+            &origin,
+            "no oci-layout file: not an OCI image layout",
+        ));
     }
     let index = files.read_small("index.json", MAX_MANIFEST_BYTES)?;
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&index).map_err(|e| Error::bad(&origin, format!("index.json is not valid JSON: {e}")))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&index)
+        .map_err(|e| Error::bad(&origin, format!("index.json is not valid JSON: {e}")))?;
     if let Some(r) = reference {
-        let ms = v.get_mut("manifests").and_then(|m| m.as_array_mut()).ok_or_else(|| Error::bad(&origin, "index.json has no manifests"))?;
+        let ms = v
+            .get_mut("manifests")
+            .and_then(|m| m.as_array_mut())
+            .ok_or_else(|| Error::bad(&origin, "index.json has no manifests"))?;
         ms.retain(|m| {
             let ann = m.get("annotations");
-            let name = |k: &str| ann.and_then(|a| a.get(k)).and_then(|n| n.as_str()).unwrap_or("");
+            let name = |k: &str| {
+                ann.and_then(|a| a.get(k))
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("")
+            };
             name("org.opencontainers.image.ref.name") == r
                 || name("io.containerd.image.name").ends_with(&format!(":{r}"))
                 || name("io.containerd.image.name") == r
         });
         if ms.is_empty() {
-            return Err(Error::bad(&origin, format!("index.json has no image named {r:?}")));
+            return Err(Error::bad(
+                &origin,
+                format!("index.json has no image named {r:?}"),
+            ));
         }
     }
     if v.get("mediaType").is_none() {
@@ -313,7 +384,11 @@ pub async fn open_oci(path: &Path, archive: bool, reference: Option<&str>, platf
     Ok(parts
         .into_iter()
         .map(|p| {
-            let names = p.layers.iter().map(|l| (l.digest.clone(), blob_name(&l.digest))).collect();
+            let names = p
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), blob_name(&l.digest)))
+                .collect();
             ResolvedImage {
                 name: origin.clone(),
                 manifest_digest: p.manifest_digest,

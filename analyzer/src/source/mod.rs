@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 use crate::image::{
-    self, ImageConfig, Layer, MAX_CONFIG_BYTES, Manifest, Platform, Verify, check_digest, parse_manifest,
-    select_platforms,
+    self, ImageConfig, Layer, MAX_CONFIG_BYTES, Manifest, Platform, Verify, check_digest,
+    parse_manifest, select_platforms,
 };
 use crate::{Error, Result};
 
@@ -33,7 +33,9 @@ fn split_ref(rest: &str) -> (PathBuf, Option<String>) {
         return (p, None);
     }
     match rest.rsplit_once(':') {
-        Some((path, r)) if !r.contains('/') && PathBuf::from(path).exists() => (PathBuf::from(path), Some(r.to_string())),
+        Some((path, r)) if !r.contains('/') && PathBuf::from(path).exists() => {
+            (PathBuf::from(path), Some(r.to_string()))
+        }
         _ => (p, None),
     }
 }
@@ -55,7 +57,9 @@ impl Target {
         }
         let reference = s.strip_prefix("docker://").unwrap_or(s);
         let path = PathBuf::from(s);
-        if reference == s && (s.starts_with('/') || s.starts_with("./") || s.ends_with(".tar") || path.exists()) {
+        if reference == s
+            && (s.starts_with('/') || s.starts_with("./") || s.ends_with(".tar") || path.exists())
+        {
             if path.is_dir() {
                 return Ok(Target::OciLayout(path, None));
             }
@@ -69,10 +73,13 @@ impl Target {
                 return Err(Error::bad(s, "no such file or directory"));
             }
         }
-        let r: oci_client::Reference = reference.parse().map_err(|e: oci_client::ParseError| Error::Reference {
-            input: s.to_string(),
-            reason: e.to_string(),
-        })?;
+        let r: oci_client::Reference =
+            reference
+                .parse()
+                .map_err(|e: oci_client::ParseError| Error::Reference {
+                    input: s.to_string(),
+                    reason: e.to_string(),
+                })?;
         Ok(Target::Registry(r))
     }
 
@@ -81,8 +88,16 @@ impl Target {
         match self {
             Target::Registry(r) => r.whole(),
             Target::DockerArchive(p) => format!("docker-archive:{}", p.display()),
-            Target::OciLayout(p, r) => format!("oci:{}{}", p.display(), r.as_deref().map(|r| format!(":{r}")).unwrap_or_default()),
-            Target::OciArchive(p, r) => format!("oci-archive:{}{}", p.display(), r.as_deref().map(|r| format!(":{r}")).unwrap_or_default()),
+            Target::OciLayout(p, r) => format!(
+                "oci:{}{}",
+                p.display(),
+                r.as_deref().map(|r| format!(":{r}")).unwrap_or_default()
+            ),
+            Target::OciArchive(p, r) => format!(
+                "oci-archive:{}{}",
+                p.display(),
+                r.as_deref().map(|r| format!(":{r}")).unwrap_or_default()
+            ),
         }
     }
 }
@@ -91,7 +106,11 @@ impl Target {
 pub(crate) trait ManifestStore {
     /// The manifest at `reference` (a tag or a digest): bytes and the media type the
     /// transport declared, if any.
-    async fn manifest(&self, reference: &str, media_type: Option<&str>) -> Result<(Vec<u8>, Option<String>)>;
+    async fn manifest(
+        &self,
+        reference: &str,
+        media_type: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<String>)>;
     /// The config blob, already checked against its digest.
     async fn config(&self, digest: &str) -> Result<Vec<u8>>;
     /// How layers of this store are verified.
@@ -142,23 +161,37 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
         match parse_manifest(&bytes, mt.as_deref(), &origin)? {
             Manifest::Index(entries) => {
                 if depth >= 2 {
-                    return Err(Error::bad(&origin, "indexes nested more than two levels deep"));
+                    return Err(Error::bad(
+                        &origin,
+                        "indexes nested more than two levels deep",
+                    ));
                 }
                 let chosen = select_platforms(&entries, platform, all_platforms);
                 if chosen.is_empty() {
                     let have: Vec<String> = entries.iter().map(|e| e.platform()).collect();
                     return Err(Error::bad(
                         &origin,
-                        format!("no image for platform {platform} in the index (it has: {})", have.join(", ")),
+                        format!(
+                            "no image for platform {platform} in the index (it has: {})",
+                            have.join(", ")
+                        ),
                     ));
                 }
                 for e in chosen.into_iter().rev() {
                     let child = store.manifest(&e.digest, Some(&e.media_type)).await?;
                     verify_doc(&child.0, &e.digest, &origin)?;
-                    stack.push((child, Some(e.digest.clone()), digest.clone().or(index_digest.clone()), depth + 1));
+                    stack.push((
+                        child,
+                        Some(e.digest.clone()),
+                        digest.clone().or(index_digest.clone()),
+                        depth + 1,
+                    ));
                 }
             }
-            Manifest::Image { config_digest, layers } => {
+            Manifest::Image {
+                config_digest,
+                layers,
+            } => {
                 let cbytes = store.config(&config_digest).await?;
                 if cbytes.len() as u64 > MAX_CONFIG_BYTES {
                     return Err(Error::TooLarge {
@@ -167,7 +200,8 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
                         limit: MAX_CONFIG_BYTES,
                     });
                 }
-                let config = ImageConfig::parse(&cbytes, &format!("{origin} config {config_digest}"))?;
+                let config =
+                    ImageConfig::parse(&cbytes, &format!("{origin} config {config_digest}"))?;
                 let platform = match (&config.os, &config.architecture) {
                     (Some(os), Some(arch)) => Some(match &config.variant {
                         Some(v) => format!("{os}/{arch}/{v}"),

@@ -19,8 +19,8 @@ use std::time::Duration;
 use super::{ManifestStore, Parts, resolve_parts, verify_doc};
 use crate::cache::BlobCache;
 use crate::image::{
-    BlobOpener, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Layer, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_INDEX,
-    OCI_MANIFEST, Platform, ResolvedImage, Verify, check_digest,
+    BlobOpener, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Layer, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
+    OCI_INDEX, OCI_MANIFEST, Platform, ResolvedImage, Verify, check_digest,
 };
 use crate::report::{FetchStats, RateLimit};
 use crate::{Error, Result};
@@ -79,7 +79,10 @@ impl Default for RegistryOptions {
 }
 
 /// Docker's `config.json`: `auths.<registry>.auth` is base64 `user:password`.
-fn docker_config_credentials(path: &std::path::Path, registry: &str) -> Result<Option<Credentials>> {
+fn docker_config_credentials(
+    path: &std::path::Path,
+    registry: &str,
+) -> Result<Option<Credentials>> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -87,7 +90,9 @@ fn docker_config_credentials(path: &std::path::Path, registry: &str) -> Result<O
     };
     let v: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| Error::bad(path.display().to_string(), format!("not valid JSON: {e}")))?;
-    let Some(auths) = v.get("auths").and_then(|a| a.as_object()) else { return Ok(None) };
+    let Some(auths) = v.get("auths").and_then(|a| a.as_object()) else {
+        return Ok(None);
+    };
     let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
     let want_hub = hub.contains(&registry);
     for (key, entry) in auths {
@@ -100,14 +105,26 @@ fn docker_config_credentials(path: &std::path::Path, registry: &str) -> Result<O
         if !(host == registry || (want_hub && hub.contains(&host))) {
             continue;
         }
-        if let Some(a) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
+        if let Some(a) = entry
+            .get("auth")
+            .and_then(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+        {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(a.trim())
-                .map_err(|_| Error::bad(path.display().to_string(), format!("auths.{key}.auth is not base64")))?;
+                .map_err(|_| {
+                    Error::bad(
+                        path.display().to_string(),
+                        format!("auths.{key}.auth is not base64"),
+                    )
+                })?;
             let s = String::from_utf8_lossy(&decoded);
-            let (u, p) = s
-                .split_once(':')
-                .ok_or_else(|| Error::bad(path.display().to_string(), format!("auths.{key}.auth is not user:password")))?;
+            let (u, p) = s.split_once(':').ok_or_else(|| {
+                Error::bad(
+                    path.display().to_string(),
+                    format!("auths.{key}.auth is not user:password"),
+                )
+            })?;
             return Ok(Some(Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
@@ -126,7 +143,16 @@ fn docker_config_credentials(path: &std::path::Path, registry: &str) -> Result<O
 }
 
 fn is_loopback(host: &str) -> bool {
-    let h = host.rsplit_once(':').map(|(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host }).unwrap_or(host);
+    let h = host
+        .rsplit_once(':')
+        .map(|(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+        .unwrap_or(host);
     let h = h.trim_start_matches('[').trim_end_matches(']');
     h == "localhost" || h.starts_with("127.") || h == "::1"
 }
@@ -187,7 +213,13 @@ impl RegistryClient {
     }
 
     fn scheme(&self, host: &str) -> &'static str {
-        if is_loopback(host) || self.opts.insecure_hosts.iter().any(|h| h == host || host.split(':').next() == Some(h)) {
+        if is_loopback(host)
+            || self
+                .opts
+                .insecure_hosts
+                .iter()
+                .any(|h| h == host || host.split(':').next() == Some(h))
+        {
             "http"
         } else {
             "https"
@@ -257,14 +289,19 @@ impl RegistryClient {
                     registry: registry.to_string(),
                     message: format!(
                         "token request failed{}: {e}",
-                        if creds.is_none() { " (no credentials configured)" } else { "" }
+                        if creds.is_none() {
+                            " (no credentials configured)"
+                        } else {
+                            ""
+                        }
                     ),
                 })?;
             match token {
                 Some(t) => Ok(Mode::Bearer(t)),
                 None => Err(Error::Auth {
                     registry: registry.to_string(),
-                    message: "registry sent a Bearer challenge but its token service gave no token".into(),
+                    message: "registry sent a Bearer challenge but its token service gave no token"
+                        .into(),
                 }),
             }
         } else if creds.is_some() {
@@ -272,13 +309,21 @@ impl RegistryClient {
         } else {
             Err(Error::Auth {
                 registry: registry.to_string(),
-                message: format!("{url} requires credentials (use --username/--password-stdin, CANARY_REGISTRY_USERNAME/CANARY_REGISTRY_PASSWORD, or docker login)"),
+                message: format!(
+                    "{url} requires credentials (use --username/--password-stdin, CANARY_REGISTRY_USERNAME/CANARY_REGISTRY_PASSWORD, or docker login)"
+                ),
             })
         }
     }
 
     /// Send a request with auth and retries; returns a 2xx response.
-    async fn send(&self, method: Method, url: &str, r: &Reference, accept: Option<&str>) -> Result<Response> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        r: &Reference,
+        accept: Option<&str>,
+    ) -> Result<Response> {
         let key = format!("{}/{}", r.registry(), r.repository());
         let mut authed_once = false;
         let mut attempt = 0u32;
@@ -320,7 +365,10 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED && !authed_once {
                 authed_once = true;
                 let m = self.authenticate(r, &resp, url).await?;
-                self.modes.lock().expect("modes lock").insert(key.clone(), m);
+                self.modes
+                    .lock()
+                    .expect("modes lock")
+                    .insert(key.clone(), m);
                 continue;
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
@@ -351,14 +399,20 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED {
                 return Err(Error::Auth {
                     registry: r.registry().to_string(),
-                    message: format!("credentials rejected at {url}{}", detail.map(|d| format!(": {d}")).unwrap_or_default()),
+                    message: format!(
+                        "credentials rejected at {url}{}",
+                        detail.map(|d| format!(": {d}")).unwrap_or_default()
+                    ),
                 });
             }
             if !note.is_empty() {
                 detail = Some(format!("{}{note}", detail.unwrap_or_default()));
             }
             if retryable {
-                detail = Some(format!("{} (gave up after {attempt} retries)", detail.unwrap_or_default()));
+                detail = Some(format!(
+                    "{} (gave up after {attempt} retries)",
+                    detail.unwrap_or_default()
+                ));
             }
             return Err(Error::Registry {
                 url: url.to_string(),
@@ -374,7 +428,8 @@ impl RegistryClient {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() % 1000)
             .unwrap_or(0);
-        (base + Duration::from_micros(jitter as u64 * base.as_millis().min(1000) as u64 / 4)).min(self.opts.max_retry_wait)
+        (base + Duration::from_micros(jitter as u64 * base.as_millis().min(1000) as u64 / 4))
+            .min(self.opts.max_retry_wait)
     }
 
     fn record_rate_limit(&self, resp: &Response) {
@@ -388,11 +443,19 @@ impl RegistryClient {
     pub async fn head(&self, r: &Reference) -> Result<HeadInfo> {
         let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let url = format!("{}/manifests/{reference}", self.base(r));
-        let resp = self.send(Method::HEAD, &url, r, Some(ACCEPT_MANIFESTS)).await?;
+        let resp = self
+            .send(Method::HEAD, &url, r, Some(ACCEPT_MANIFESTS))
+            .await?;
         self.record_rate_limit(&resp);
         let h = resp.headers();
-        let media_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let size = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let media_type = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let size = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let digest = match h.get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             Some(d) => d.to_string(),
             None => {
@@ -410,9 +473,15 @@ impl RegistryClient {
         })
     }
 
-    async fn get_manifest(&self, r: &Reference, reference: &str) -> Result<(Vec<u8>, Option<String>)> {
+    async fn get_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<(Vec<u8>, Option<String>)> {
         let url = format!("{}/manifests/{reference}", self.base(r));
-        let resp = self.send(Method::GET, &url, r, Some(ACCEPT_MANIFESTS)).await?;
+        let resp = self
+            .send(Method::GET, &url, r, Some(ACCEPT_MANIFESTS))
+            .await?;
         self.record_rate_limit(&resp);
         let mt = resp
             .headers()
@@ -437,14 +506,14 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             let resp = self.send(Method::GET, &url, r, None).await?;
-            if let Some(len) = resp.content_length() {
-                if len > limit {
-                    return Err(Error::TooLarge {
-                        origin: url,
-                        what: format!("blob {digest}"),
-                        limit,
-                    });
-                }
+            if let Some(len) = resp.content_length()
+                && len > limit
+            {
+                return Err(Error::TooLarge {
+                    origin: url,
+                    what: format!("blob {digest}"),
+                    limit,
+                });
             }
             let expected_len = resp.content_length();
             let mut w = self.cache.writer(digest, &url, limit)?;
@@ -459,12 +528,14 @@ impl RegistryClient {
                     }
                 }
             }
-            if broken.is_none() {
-                if let Some(n) = expected_len {
-                    if w.written() < n {
-                        broken = Some(format!("connection closed after {} of {n} bytes", w.written()));
-                    }
-                }
+            if broken.is_none()
+                && let Some(n) = expected_len
+                && w.written() < n
+            {
+                broken = Some(format!(
+                    "connection closed after {} of {n} bytes",
+                    w.written()
+                ));
             }
             if let Some(why) = broken {
                 if attempt < self.opts.max_retries {
@@ -475,7 +546,9 @@ impl RegistryClient {
                 }
                 return Err(Error::Transport {
                     url,
-                    message: format!("blob download broke off: {why} (after {attempt} retries); nothing was cached"),
+                    message: format!(
+                        "blob download broke off: {why} (after {attempt} retries); nothing was cached"
+                    ),
                 });
             }
             let n = w.written();
@@ -490,11 +563,19 @@ impl RegistryClient {
 
     /// Resolve a reference to platform images and download their layers into the cache.
     /// Layers that fail to download are reported by the opener when the walk asks for them.
-    pub async fn open(&self, r: &Reference, platform: &Platform, all: bool) -> Result<Vec<ResolvedImage>> {
+    pub async fn open(
+        &self,
+        r: &Reference,
+        platform: &Platform,
+        all: bool,
+    ) -> Result<Vec<ResolvedImage>> {
         let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let top = self.get_manifest(r, &reference).await?;
         let top_digest = Some(super::sha256_digest(&top.0));
-        let store = RegistryStore { client: self, reference: r };
+        let store = RegistryStore {
+            client: self,
+            reference: r,
+        };
         let parts: Vec<Parts> = resolve_parts(&store, top, top_digest, platform, all).await?;
         let mut wanted: Vec<(String, Option<u64>)> = parts
             .iter()
@@ -543,12 +624,18 @@ struct RegistryStore<'a> {
 }
 
 impl ManifestStore for RegistryStore<'_> {
-    async fn manifest(&self, reference: &str, _media_type: Option<&str>) -> Result<(Vec<u8>, Option<String>)> {
+    async fn manifest(
+        &self,
+        reference: &str,
+        _media_type: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<String>)> {
         self.client.get_manifest(self.reference, reference).await
     }
 
     async fn config(&self, digest: &str) -> Result<Vec<u8>> {
-        self.client.fetch_blob(self.reference, digest, MAX_CONFIG_BYTES).await?;
+        self.client
+            .fetch_blob(self.reference, digest, MAX_CONFIG_BYTES)
+            .await?;
         self.client.cache.read_small(digest, MAX_CONFIG_BYTES)
     }
 
@@ -620,16 +707,29 @@ async fn error_detail(resp: Response) -> Option<String> {
             )
         })
         .collect();
-    if parts.is_empty() { None } else { Some(parts.join("; ")) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("; "))
+    }
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
-    let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim().to_string();
+    let v = resp
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(&v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn parse_rate_limit(h: &header::HeaderMap) -> Option<RateLimit> {
@@ -639,7 +739,11 @@ fn parse_rate_limit(h: &header::HeaderMap) -> Option<RateLimit> {
     if limit.is_none() && remaining.is_none() {
         return None;
     }
-    let num = |s: &Option<String>| s.as_deref().and_then(|s| s.split(';').next()).and_then(|n| n.trim().parse().ok());
+    let num = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| s.split(';').next())
+            .and_then(|n| n.trim().parse().ok())
+    };
     let window = limit
         .as_deref()
         .or(remaining.as_deref())
@@ -663,14 +767,21 @@ fn rate_limit_note(resp: &Response) -> String {
         }) => format!(
             " [rate limit: {r} of {} pulls left per {}s]",
             limit.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
-            window_seconds.map(|w| w.to_string()).unwrap_or_else(|| "?".into())
+            window_seconds
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "?".into())
         ),
         _ => String::new(),
     }
 }
 
 #[doc(hidden)]
-pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+];
 
 #[cfg(test)]
 mod tests {
@@ -687,8 +798,13 @@ mod tests {
         )
         .unwrap();
         let hub = docker_config_credentials(&p, "docker.io").unwrap().unwrap();
-        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("bob", "s3cret"));
-        let other = docker_config_credentials(&p, "reg.example:5000").unwrap().unwrap();
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("bob", "s3cret")
+        );
+        let other = docker_config_credentials(&p, "reg.example:5000")
+            .unwrap()
+            .unwrap();
         assert_eq!(other.username, "u");
         assert!(docker_config_credentials(&p, "ghcr.io").unwrap().is_none());
         assert!(!format!("{hub:?}").contains("s3cret"));
@@ -701,7 +817,10 @@ mod tests {
         h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
         h.insert("docker-ratelimit-source", "203.0.113.9".parse().unwrap());
         let rl = parse_rate_limit(&h).unwrap();
-        assert_eq!((rl.limit, rl.remaining, rl.window_seconds), (Some(100), Some(76), Some(21600)));
+        assert_eq!(
+            (rl.limit, rl.remaining, rl.window_seconds),
+            (Some(100), Some(76), Some(21600))
+        );
     }
 
     #[test]
