@@ -463,3 +463,52 @@ fn registry_blob_digest_mismatch() {
             .exists()
     );
 }
+
+fn tar_block(path: &str, size: u64, kind: tar::EntryType) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).unwrap();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(kind);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+fn pad(v: &mut Vec<u8>) {
+    while v.len() % 512 != 0 {
+        v.push(0);
+    }
+}
+
+/// A tar parser differential is a scanner bypass: a PAX `size` record overrides the
+/// header's size field, as in Go's archive/tar (containerd). Here the ustar header claims
+/// 1024 bytes of data but the PAX record says 0, so containerd reads the next 512-byte
+/// block as a header and extracts the file hidden there; we must see it too.
+#[test]
+fn pax_size_override_cannot_hide_a_file() {
+    let c = Canary::new();
+    let secret = b"https://bob:pax-hidden-secret@git.example\n";
+    let record = "10 size=0\n";
+    assert_eq!(record.len(), 10);
+    let mut t = Vec::new();
+    t.extend(tar_block("PaxHeaders/cover", record.len() as u64, tar::EntryType::XHeader));
+    t.extend(record.as_bytes());
+    pad(&mut t);
+    t.extend(tar_block("cover.bin", 1024, tar::EntryType::Regular));
+    // What containerd sees next, and a parser trusting the ustar size would skip:
+    t.extend(tar_block("root/.git-credentials", secret.len() as u64, tar::EntryType::Regular));
+    t.extend(secret);
+    pad(&mut t);
+    t.extend([0u8; 1024]);
+    let template = LayerBuilder::new().file("x", "x").build(Compression::None);
+    let layer = with_bytes(&template, t);
+    let r = scan_layout(&c, &image_of(layer));
+    let j = r.json();
+    let paths: Vec<String> = j["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["location"]["path"].as_str().map(str::to_string))
+        .collect();
+    assert!(paths.contains(&"/root/.git-credentials".to_string()), "hidden file missed\n{r}");
+}
