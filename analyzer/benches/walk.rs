@@ -110,8 +110,8 @@ fn walk(c: Compression) -> u64 {
         Box::new(data),
         &detectors,
         &WalkLimits::default(),
-    )
-    .expect("walk");
+    );
+    assert!(r.error.is_none(), "{:?}", r.error);
     r.uncompressed_bytes
 }
 

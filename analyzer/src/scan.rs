@@ -50,27 +50,26 @@ pub struct ScanInput<'a> {
 
 /// Scan resolved images and build the report.
 pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
-    let jobs: Vec<(usize, usize)> = images
-        .iter()
-        .enumerate()
-        .flat_map(|(i, img)| (0..img.layers.len()).map(move |l| (i, l)))
-        .collect();
-    let total_bytes = images
-        .iter()
-        .flat_map(|i| &i.layers)
-        .filter_map(|l| l.size)
-        .sum();
+    // Each distinct layer digest is walked once, however many images or positions use it.
+    let mut jobs: Vec<(usize, usize)> = Vec::new();
+    let mut first_use: HashMap<&str, usize> = HashMap::new();
+    for (i, img) in images.iter().enumerate() {
+        for (l, layer) in img.layers.iter().enumerate() {
+            first_use.entry(layer.digest.as_str()).or_insert_with(|| {
+                jobs.push((i, l));
+                jobs.len() - 1
+            });
+        }
+    }
+    let total_bytes = jobs.iter().filter_map(|&(i, l)| images[i].layers[l].size).sum();
     input.progress.start(jobs.len(), total_bytes);
     let threads = match input.options.threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     }
     .min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<HashMap<(usize, usize), Result<LayerResult, crate::Error>>> =
-        Mutex::new(HashMap::new());
+    let results: Mutex<HashMap<String, LayerResult>> = Mutex::new(HashMap::new());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -79,26 +78,27 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     let Some(&(i, l)) = jobs.get(j) else { break };
                     let img = &images[i];
                     let layer = &img.layers[l];
-                    let r = img.opener.open(layer).and_then(|blob| {
-                        walk_layer(
-                            &img.name,
-                            layer,
-                            blob,
-                            input.detectors,
-                            &input.options.limits,
-                        )
-                    });
-                    let bytes = r.as_ref().map(|r| r.compressed_bytes).unwrap_or(0);
-                    input.progress.layer_done(&img.name, l, bytes);
+                    let r = match img.opener.open(layer) {
+                        Ok(blob) => walk_layer(&img.name, layer, blob, input.detectors, &input.options.limits),
+                        Err(e) => LayerResult {
+                            error: Some(e),
+                            ..Default::default()
+                        },
+                    };
+                    input.progress.layer_done(&img.name, l, r.compressed_bytes);
                     results
                         .lock()
                         .expect("no worker panics while holding the lock")
-                        .insert((i, l), r);
+                        .insert(layer.digest.clone(), r);
                 }
             });
         }
     });
-    let mut results = results.into_inner().expect("workers are done");
+    let results = results.into_inner().expect("workers are done");
+    let not_scanned = LayerResult {
+        error: Some(crate::Error::Other("layer was not scanned".into())),
+        ..Default::default()
+    };
 
     let mut coverage = Coverage {
         complete: true,
@@ -107,37 +107,20 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
     for issue in input.issues {
         push_issue(&mut coverage, issue);
     }
+    let mut reported: HashSet<&str> = HashSet::new();
     let mut summary = Summary::default();
     let mut failing = 0;
     let mut reports = Vec::new();
-    for (i, img) in images.iter().enumerate() {
+    for img in images {
         let mut layers = Vec::new();
-        let mut indexes: Vec<Option<LayerIndex>> = Vec::new();
+        let mut indexes: Vec<&LayerIndex> = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
-        let mut symlinks_by_layer = Vec::new();
+        let mut symlinks_by_layer: Vec<&[(String, String)]> = Vec::new();
         for (l, layer) in img.layers.iter().enumerate() {
-            match results.remove(&(i, l)) {
-                Some(Ok(r)) => {
-                    layers.push(LayerSummary {
-                        layer: layer.clone(),
-                        compression: r.compression,
-                        entries: r.entries,
-                        compressed_bytes: r.compressed_bytes,
-                        uncompressed_bytes: r.uncompressed_bytes,
-                        complete: true,
-                    });
-                    for issue in r.issues {
-                        push_issue(&mut coverage, issue);
-                    }
-                    findings.extend(r.findings);
-                    symlinks_by_layer.push(r.symlinks);
-                    indexes.push(Some(r.index));
-                }
-                other => {
-                    let message = match other {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "layer was not scanned".to_string(),
-                    };
+            let r = results.get(&layer.digest).unwrap_or(&not_scanned);
+            // Issues of a shared layer are reported once.
+            if reported.insert(layer.digest.as_str()) {
+                if let Some(e) = &r.error {
                     push_issue(
                         &mut coverage,
                         Issue {
@@ -145,26 +128,36 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                             image: img.name.clone(),
                             layer: Some(layer.digest.clone()),
                             path: None,
-                            message,
+                            message: e.to_string(),
                         },
                     );
-                    layers.push(LayerSummary {
-                        layer: layer.clone(),
-                        compression: None,
-                        entries: 0,
-                        compressed_bytes: 0,
-                        uncompressed_bytes: 0,
-                        complete: false,
-                    });
-                    symlinks_by_layer.push(vec![]);
-                    indexes.push(None);
+                }
+                for issue in &r.issues {
+                    push_issue(&mut coverage, issue.clone());
                 }
             }
+            layers.push(LayerSummary {
+                layer: layer.clone(),
+                compression: r.compression,
+                entries: r.entries,
+                compressed_bytes: r.compressed_bytes,
+                uncompressed_bytes: r.uncompressed_bytes,
+                complete: r.error.is_none(),
+            });
+            // Findings up to where a broken layer stopped still count, at this position.
+            findings.extend(r.findings.iter().cloned().map(|mut f| {
+                if let Location::ImageFile { layer_index, .. } = &mut f.location {
+                    *layer_index = l;
+                }
+                f
+            }));
+            symlinks_by_layer.push(&r.symlinks);
+            indexes.push(&r.index);
         }
         for f in &mut findings {
             set_visibility(f, &indexes);
         }
-        for issue in symlink_loops(&img.name, &indexes, &symlinks_by_layer) {
+        for issue in symlink_loops(&img.name, &img.layers, &indexes, &symlinks_by_layer) {
             push_issue(&mut coverage, issue);
         }
         let ctx = ImageContext {
@@ -253,7 +246,7 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// What later layers did to the file a finding is in.
-fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
+fn set_visibility(f: &mut Finding, indexes: &[&LayerIndex]) {
     let Location::ImageFile {
         layer_index,
         path,
@@ -263,7 +256,7 @@ fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
     else {
         return;
     };
-    for idx in indexes.iter().skip(*layer_index + 1).flatten() {
+    for idx in indexes.iter().skip(*layer_index + 1) {
         if idx.whiteouts.contains(path.as_str())
             || ancestors(path).any(|a| idx.whiteouts.contains(a))
         {
@@ -290,18 +283,18 @@ fn set_visibility(f: &mut Finding, indexes: &[Option<LayerIndex>]) {
 /// ELOOP). Nothing follows links during the static walk; this only reports them.
 fn symlink_loops(
     image: &str,
-    indexes: &[Option<LayerIndex>],
-    symlinks: &[Vec<(String, String)>],
+    layers: &[crate::image::Layer],
+    indexes: &[&LayerIndex],
+    symlinks: &[&[(String, String)]],
 ) -> Vec<Issue> {
     let mut links: HashMap<String, (String, usize)> = HashMap::new();
     for (l, (idx, ls)) in indexes.iter().zip(symlinks).enumerate() {
-        let Some(idx) = idx else { continue };
         links.retain(|p, _| {
             !(idx.whiteouts.contains(p.as_str())
                 || ancestors(p).any(|a| idx.whiteouts.contains(a) || idx.opaque.contains(a))
                 || idx.entries.contains_key(p.as_str()))
         });
-        for (p, t) in ls {
+        for (p, t) in ls.iter() {
             links.insert(p.clone(), (t.clone(), l));
         }
     }
@@ -318,7 +311,7 @@ fn symlink_loops(
                 out.push(Issue {
                     level: IssueLevel::Warning,
                     image: image.to_string(),
-                    layer: indexes.get(layer).and(Some(format!("#{layer}"))),
+                    layer: layers.get(layer).map(|l| l.digest.clone()),
                     path: Some(start.clone()),
                     message: "symlink loop (more than 40 hops); not followed".into(),
                 });
@@ -375,7 +368,8 @@ mod tests {
         l1.opaque.insert("/opt".into());
         l1.entries.insert("/app/config".into(), false);
         l1.entries.insert("/data".into(), false);
-        let idx = vec![Some(LayerIndex::default()), Some(l1)];
+        let l0 = LayerIndex::default();
+        let idx = vec![&l0, &l1];
         for (path, want) in [
             ("/etc/secret", Visibility::Deleted),
             ("/opt/a/b", Visibility::Deleted),
@@ -395,13 +389,13 @@ mod tests {
 
     #[test]
     fn symlink_loop_is_reported_not_followed() {
-        let idx = vec![Some(LayerIndex::default())];
-        let links = vec![vec![
+        let l0 = LayerIndex::default();
+        let links = vec![
             ("/a".to_string(), "b".to_string()),
             ("/b".to_string(), "/a".to_string()),
             ("/ok".to_string(), "/etc/passwd".to_string()),
-        ]];
-        let issues = symlink_loops("img", &idx, &links);
+        ];
+        let issues = symlink_loops("img", &[], &[&l0], &[&links]);
         assert_eq!(issues.len(), 2, "{issues:?}");
     }
 }

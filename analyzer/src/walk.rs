@@ -77,6 +77,9 @@ pub struct LayerResult {
     pub compression: Option<Compression>,
     /// Symlinks seen: path → target, for the merged-filesystem checks.
     pub symlinks: Vec<(String, String)>,
+    /// Why the walk stopped before the end of the layer; what was found up to there is
+    /// kept.
+    pub error: Option<crate::Error>,
 }
 
 struct Counting<R> {
@@ -120,30 +123,48 @@ impl Decoder {
     }
 }
 
-/// Counts uncompressed bytes and stops decompression bombs.
+/// Slack allowed between one entry's data and the next yielded entry: the next header,
+/// plus GNU long-name/long-link and PAX bodies, which the tar reader holds in memory.
+/// Go's archive/tar (containerd) caps those bodies at 1 MiB too.
+const META_SLACK: u64 = (1 << 20) + 4 * 512;
+
+/// Counts uncompressed bytes, stops decompression bombs, and bounds how far the tar
+/// reader may read past the data of the entry last handed out.
 struct BombGuard {
     inner: Decoder,
     compressed: Arc<AtomicU64>,
-    out: u64,
+    /// Uncompressed bytes produced so far.
+    out: Arc<AtomicU64>,
+    /// Absolute position in the uncompressed stream the reader may not pass.
+    window_end: Arc<AtomicU64>,
     limits: WalkLimits,
 }
 
 impl Read for BombGuard {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out += n as u64;
-        if self.out > self.limits.max_layer_bytes {
+        let out = self.out.load(Ordering::Relaxed);
+        let window_end = self.window_end.load(Ordering::Relaxed);
+        if out >= window_end {
+            return Err(std::io::Error::other(format!(
+                "tar metadata (long name, long link or PAX header) larger than {META_SLACK} bytes"
+            )));
+        }
+        let room = (window_end - out).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        let out = out + n as u64;
+        self.out.store(out, Ordering::Relaxed);
+        if out > self.limits.max_layer_bytes {
             return Err(std::io::Error::other(format!(
                 "layer decompresses to more than {} bytes (limit)",
                 self.limits.max_layer_bytes
             )));
         }
-        if self.out > self.limits.ratio_grace {
+        if out > self.limits.ratio_grace {
             let c = self.compressed.load(Ordering::Relaxed).max(1);
-            if self.out / c > self.limits.max_ratio {
+            if out / c > self.limits.max_ratio {
                 return Err(std::io::Error::other(format!(
-                    "decompression bomb: {} bytes from {} compressed (ratio over {}:1)",
-                    self.out, c, self.limits.max_ratio
+                    "decompression bomb: {out} bytes from {c} compressed (ratio over {}:1)",
+                    self.limits.max_ratio
                 )));
             }
         }
@@ -201,7 +222,7 @@ pub fn walk_layer(
     blob: Box<dyn Read + Send>,
     detectors: &[Box<dyn Detector>],
     limits: &WalkLimits,
-) -> Result<LayerResult, crate::Error> {
+) -> LayerResult {
     let layer_err = |message: String| crate::Error::Layer {
         image: image.to_string(),
         digest: layer.digest.clone(),
@@ -223,9 +244,14 @@ pub fn walk_layer(
             count: compressed.clone(),
         },
     );
-    let head = raw
-        .fill_buf()
-        .map_err(|e| layer_err(format!("cannot read blob: {e}")))?;
+    let failed = |e: crate::Error| LayerResult {
+        error: Some(e),
+        ..Default::default()
+    };
+    let head = match raw.fill_buf() {
+        Ok(h) => h,
+        Err(e) => return failed(layer_err(format!("cannot read blob: {e}"))),
+    };
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -235,15 +261,19 @@ pub fn walk_layer(
     };
     let decoder = match compression {
         Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(raw))),
-        Compression::Zstd => Decoder::Zstd(Box::new(
-            zstd::Decoder::with_buffer(raw).map_err(|e| layer_err(format!("zstd: {e}")))?,
-        )),
+        Compression::Zstd => match zstd::Decoder::with_buffer(raw) {
+            Ok(d) => Decoder::Zstd(Box::new(d)),
+            Err(e) => return failed(layer_err(format!("zstd: {e}"))),
+        },
         Compression::None => Decoder::Plain(raw),
     };
+    let out = Arc::new(AtomicU64::new(0));
+    let window_end = Arc::new(AtomicU64::new(META_SLACK));
     let guard = BombGuard {
         inner: decoder,
         compressed: compressed.clone(),
-        out: 0,
+        out: out.clone(),
+        window_end: window_end.clone(),
         limits: limits.clone(),
     };
     let stream = match &layer.verify {
@@ -260,69 +290,160 @@ pub fn walk_layer(
         ..Default::default()
     };
     let mut archive = tar::Archive::new(stream);
+    let walked = walk_entries(&mut archive, image, layer, detectors, limits, &out, &window_end, &mut res);
+    res.compressed_bytes = compressed.load(Ordering::Relaxed);
+    res.uncompressed_bytes = out.load(Ordering::Relaxed);
+    if let Err(message) = walked {
+        res.error = Some(layer_err(message));
+        return res;
+    }
+
+    // Drain the rest so trailing bytes are hashed and verified.
+    window_end.store(u64::MAX, Ordering::Relaxed);
+    let sink = &mut std::io::sink();
+    let drained = (|| -> std::io::Result<()> {
+        let mut guard = match archive.into_inner() {
+            Stream::Checked(mut v) => {
+                std::io::copy(&mut v, sink)?;
+                v.into_inner()
+            }
+            Stream::Unchecked(g) => g,
+        };
+        std::io::copy(&mut guard, sink)?;
+        let mut raw = guard.inner.into_raw();
+        std::io::copy(&mut raw, sink)?;
+        Ok(())
+    })();
+    res.compressed_bytes = compressed.load(Ordering::Relaxed);
+    res.uncompressed_bytes = out.load(Ordering::Relaxed);
+    if let Err(e) = drained {
+        res.error = Some(layer_err(format!("after the last entry: {e}")));
+    }
+    res
+}
+
+/// Go's archive/tar (what containerd extracts with) reads no data for these types,
+/// whatever their size field says; a reader that skipped `size` bytes would lose sync.
+fn header_only(t: tar::EntryType) -> bool {
+    matches!(
+        t,
+        tar::EntryType::Link
+            | tar::EntryType::Symlink
+            | tar::EntryType::Char
+            | tar::EntryType::Block
+            | tar::EntryType::Directory
+            | tar::EntryType::Fifo
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    image: &str,
+    layer: &Layer,
+    detectors: &[Box<dyn Detector>],
+    limits: &WalkLimits,
+    out: &AtomicU64,
+    window_end: &AtomicU64,
+    res: &mut LayerResult,
+) -> Result<(), String> {
     let mut buf: Vec<u8> = Vec::new();
     let mut last_path = String::from("(start of layer)");
-    let entries = archive
-        .entries()
-        .map_err(|e| layer_err(format!("not a tar stream: {e}")))?;
+    let entries = archive.entries().map_err(|e| format!("not a tar stream: {e}"))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| layer_err(format!("after {last_path}: {e}")))?;
+        let mut entry = entry.map_err(|e| format!("after {last_path}: {e}"))?;
         res.entries += 1;
         if res.entries > limits.max_entries {
-            return Err(layer_err(format!(
-                "more than {} entries (limit)",
-                limits.max_entries
-            )));
+            return Err(format!("more than {} entries (limit)", limits.max_entries));
         }
+        let size = entry.size();
         let raw_path = entry.path_bytes().into_owned();
         let (path, problem) = normalize_path(&raw_path);
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
         last_path = path.clone();
-        if let Some(why) = problem {
-            res.issues.push(Issue {
-                level: IssueLevel::Error,
-                image: image.to_string(),
-                layer: Some(layer.digest.clone()),
-                path: Some(String::from_utf8_lossy(&raw_path).into_owned()),
-                message: format!("{why}; containerd refuses or rewrites such entries, so the image is hostile or broken"),
-            });
+        if size > limits.max_entry_size {
+            return Err(format!(
+                "{path}: entry claims {size} bytes, over the limit of {} bytes",
+                limits.max_entry_size
+            ));
         }
-        let header = entry.header();
-        let size = entry.size();
-        let mode = header.mode().unwrap_or(0);
-        let et = header.entry_type();
-        let kind = match et {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                EntryKind::File
-            }
+        // The reader may read this entry's data (padded) and the next header's metadata.
+        let padded = size.div_ceil(512).saturating_mul(512);
+        window_end.store(
+            out.load(Ordering::Relaxed).saturating_add(padded).saturating_add(META_SLACK),
+            Ordering::Relaxed,
+        );
+
+        // Anything containerd would read differently is a way to hide a file: refuse it.
+        let raw_type = entry.header().as_bytes()[156];
+        let et = entry.header().entry_type();
+        let differential = if header_only(et) && size != 0 {
+            Some(format!("a {et:?} entry with {size} bytes of data (containerd reads none; the stream would desync)"))
+        } else if matches!(
+            et,
+            tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink
+        ) {
+            Some(format!("a {et:?} metadata entry without a valid ustar/GNU header"))
+        } else if raw_path.contains(&0) {
+            Some("a name with an embedded NUL byte".to_string())
+        } else if raw_type == 0 && raw_path.ends_with(b"/") && size != 0 {
+            Some("an old-style entry named like a directory but carrying data".to_string())
+        } else {
+            None
+        };
+        let differential = match differential {
+            Some(d) => Some(d),
+            None => pax_problem(&mut entry).map_err(|e| format!("{path}: PAX header: {e}"))?,
+        };
+        if let Some(d) = differential {
+            return Err(format!("{shown}: tar entry parsed differently by containerd: {d}"));
+        }
+        if et == tar::EntryType::XGlobalHeader {
+            // Applies to nothing in Go's reader; containerd skips it.
+            continue;
+        }
+        let link_target = match et {
+            tar::EntryType::Symlink | tar::EntryType::Link => entry
+                .link_name_bytes()
+                .map(|l| l.into_owned()),
+            _ => None,
+        };
+        if link_target.as_deref().is_some_and(|l| l.contains(&0)) {
+            return Err(format!("{shown}: tar entry parsed differently by containerd: a link target with an embedded NUL byte"));
+        }
+        let link_target = link_target.map(|l| String::from_utf8_lossy(&l).into_owned());
+        let mut kind = match et {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => EntryKind::Symlink,
             tar::EntryType::Link => EntryKind::HardLink,
             _ => EntryKind::Other,
         };
-        if size > limits.max_entry_size {
-            return Err(layer_err(format!(
-                "{path}: entry claims {size} bytes, over the limit of {} bytes",
-                limits.max_entry_size
-            )));
+        // Go promotes an old-style regular entry whose name ends in `/` to a directory.
+        if raw_type == 0 && raw_path.ends_with(b"/") {
+            kind = EntryKind::Dir;
         }
-        let link_target = match kind {
-            EntryKind::Symlink | EntryKind::HardLink => entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned()),
-            _ => None,
-        };
-        if kind == EntryKind::HardLink
-            && let Some(t) = &link_target
-        {
-            let (_, prob) = normalize_path(t.as_bytes());
-            if prob.is_some() && t.contains("..") {
-                res.issues.push(Issue {
-                    level: IssueLevel::Error,
-                    image: image.to_string(),
-                    layer: Some(layer.digest.clone()),
-                    path: Some(path.clone()),
-                    message: format!("hard link target {t:?} escapes the image root"),
-                });
+        if let Some(why) = problem {
+            res.issues.push(Issue {
+                level: IssueLevel::Error,
+                image: image.to_string(),
+                layer: Some(layer.digest.clone()),
+                path: Some(shown.clone()),
+                message: format!("{why}; containerd refuses or rewrites such entries, so the image is hostile or broken"),
+            });
+        }
+        if kind == EntryKind::HardLink {
+            if let Some(t) = &link_target {
+                let (_, prob) = normalize_path(t.as_bytes());
+                if prob.is_some() && t.contains("..") {
+                    res.issues.push(Issue {
+                        level: IssueLevel::Error,
+                        image: image.to_string(),
+                        layer: Some(layer.digest.clone()),
+                        path: Some(path.clone()),
+                        message: format!("hard link target {t:?} escapes the image root"),
+                    });
+                }
             }
         }
 
@@ -332,23 +453,21 @@ pub fn walk_layer(
             let dir = parent_of(&path);
             if hidden == ".wh..opq" {
                 res.index.opaque.insert(dir.to_string());
-            } else {
-                let target = if dir == "/" {
-                    format!("/{hidden}")
-                } else {
-                    format!("{dir}/{hidden}")
-                };
+            } else if !hidden.is_empty() {
+                let target = if dir == "/" { format!("/{hidden}") } else { format!("{dir}/{hidden}") };
                 res.index.whiteouts.insert(target);
             }
             continue;
         }
-        res.index
-            .entries
-            .insert(path.clone(), kind == EntryKind::Dir);
-        if kind == EntryKind::Symlink
-            && let Some(t) = &link_target
-        {
-            res.symlinks.push((path.clone(), t.clone()));
+        if path == "/" && kind != EntryKind::Dir {
+            // The root itself: containerd never replaces it with a non-directory.
+            continue;
+        }
+        res.index.entries.insert(path.clone(), kind == EntryKind::Dir);
+        if kind == EntryKind::Symlink {
+            if let Some(t) = &link_target {
+                res.symlinks.push((path.clone(), t.clone()));
+            }
         }
 
         let meta = EntryMeta {
@@ -357,30 +476,24 @@ pub fn walk_layer(
             path: &path,
             kind,
             size,
-            mode,
+            mode: entry.header().mode().unwrap_or(0),
             link_target: link_target.as_deref(),
         };
-        let wanting: Vec<&dyn Detector> = detectors
-            .iter()
-            .map(|d| d.as_ref())
-            .filter(|d| d.wants_content(&meta))
-            .collect();
-        let content = if kind == EntryKind::File && !wanting.is_empty() {
+        let wanted = kind == EntryKind::File && detectors.iter().any(|d| d.wants_content(&meta));
+        let content = if wanted {
             buf.clear();
             let cap = limits.max_file_read as u64;
             (&mut entry)
                 .take(cap)
                 .read_to_end(&mut buf)
-                .map_err(|e| layer_err(format!("{path}: {e}")))?;
+                .map_err(|e| format!("{path}: {e}"))?;
             if size > cap {
                 res.issues.push(Issue {
                     level: IssueLevel::Warning,
                     image: image.to_string(),
                     layer: Some(layer.digest.clone()),
                     path: Some(path.clone()),
-                    message: format!(
-                        "file is {size} bytes; only the first {cap} bytes were scanned"
-                    ),
+                    message: format!("file is {size} bytes; only the first {cap} bytes were scanned"),
                 });
             }
             Some(buf.as_slice())
@@ -392,24 +505,29 @@ pub fn walk_layer(
         }
         // The tar reader skips what was not read when the next entry is requested.
     }
+    Ok(())
+}
 
-    // Drain the rest so trailing bytes are hashed and verified.
-    let sink = &mut std::io::sink();
-    let after = |e: std::io::Error| layer_err(format!("after the last entry: {e}"));
-    let mut guard = match archive.into_inner() {
-        Stream::Checked(mut v) => {
-            std::io::copy(&mut v, sink).map_err(after)?;
-            v.into_inner()
+/// PAX records Go would read differently from tar-rs: a repeated key (Go keeps the last,
+/// tar-rs the first) or GNU sparse records (Go rewrites name and data).
+fn pax_problem<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Option<String>> {
+    let Some(exts) = entry.pax_extensions()? else { return Ok(None) };
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for ext in exts {
+        let ext = ext?;
+        let key = ext.key_bytes().to_vec();
+        if key.starts_with(b"GNU.sparse.") {
+            return Ok(Some("GNU sparse PAX records are not supported".into()));
         }
-        Stream::Unchecked(g) => g,
-    };
-    std::io::copy(&mut guard, sink).map_err(after)?;
-    res.uncompressed_bytes = guard.out;
-    let mut raw = guard.inner.into_raw();
-    std::io::copy(&mut raw, sink)
-        .map_err(|e| layer_err(format!("after the compressed stream: {e}")))?;
-    res.compressed_bytes = compressed.load(Ordering::Relaxed);
-    Ok(res)
+        if seen.contains(&key) {
+            return Ok(Some(format!(
+                "the PAX record {:?} appears twice",
+                String::from_utf8_lossy(&key)
+            )));
+        }
+        seen.push(key);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
