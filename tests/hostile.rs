@@ -512,3 +512,100 @@ fn pax_size_override_cannot_hide_a_file() {
         .collect();
     assert!(paths.contains(&"/root/.git-credentials".to_string()), "hidden file missed\n{r}");
 }
+
+fn pax_block(records: &str) -> Vec<u8> {
+    let mut t = tar_block("PaxHeaders/x", records.len() as u64, tar::EntryType::XHeader);
+    t.extend(records.as_bytes());
+    pad(&mut t);
+    t
+}
+
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut n = body.len() + 1;
+    while format!("{n}{body}").len() != n {
+        n += 1;
+    }
+    format!("{n}{body}")
+}
+
+fn scan_raw_tar(c: &Canary, mut t: Vec<u8>) -> common::cli::Run {
+    t.extend([0u8; 1024]);
+    let template = LayerBuilder::new().file("x", "x").build(Compression::None);
+    scan_layout(c, &image_of(with_bytes(&template, t)))
+}
+
+/// Go's archive/tar reads no data for a directory entry whatever its size field says;
+/// a reader that skipped 1024 bytes would never see the file containerd extracts there.
+#[test]
+fn header_only_entry_with_data_is_refused() {
+    let c = Canary::new();
+    let mut t = tar_block("usr/", 1024, tar::EntryType::Directory);
+    t.extend(tar_block("usr/bin/xmrig", 5, tar::EntryType::Regular));
+    t.extend(b"miner");
+    pad(&mut t);
+    let r = scan_raw_tar(&c, t);
+    assert_error(&r, &["usr/", "parsed differently by containerd", "containerd reads none"]);
+}
+
+#[test]
+fn repeated_pax_size_record_is_refused() {
+    let c = Canary::new();
+    let mut t = pax_block(&(pax_record("size", "1024") + &pax_record("size", "0")));
+    t.extend(tar_block("cover.bin", 0, tar::EntryType::Regular));
+    t.extend(vec![0u8; 1024]);
+    let r = scan_raw_tar(&c, t);
+    assert_error(&r, &["cover.bin", "appears twice"]);
+}
+
+#[test]
+fn name_with_embedded_nul_is_refused() {
+    let c = Canary::new();
+    let mut name = b"root/.aws/credentials\0".to_vec();
+    name.extend(std::iter::repeat_n(b'x', 120));
+    let l = LayerBuilder::new().raw_entry(&name, "[default]\n").build(Compression::Gzip);
+    let r = scan_layout(&c, &image_of(l));
+    assert_error(&r, &["embedded NUL"]);
+}
+
+/// tar readers hold GNU long names and PAX bodies in memory: an 8 MiB "name" is refused
+/// at 1 MiB instead of being read.
+#[test]
+fn huge_long_name_is_refused_with_bounded_memory() {
+    let c = Canary::new();
+    let size = 8u64 << 20;
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_size(size);
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_cksum();
+    let mut t = h.as_bytes().to_vec();
+    t.extend(std::iter::repeat_n(b'a', size as usize));
+    t.extend(tar_block("placeholder", 0, tar::EntryType::Regular));
+    let r = scan_raw_tar(&c, t);
+    assert_error(&r, &["tar metadata", "larger than"]);
+}
+
+/// A layer that breaks off part-way still reports what was found before the break.
+#[test]
+fn findings_before_a_truncation_are_kept() {
+    let c = Canary::new();
+    let mut noise = Vec::new();
+    let mut x = 12345u64;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    let l = LayerBuilder::new()
+        .file("root/.git-credentials", "https://u:tr4ncated-secret@git.example\n")
+        .file("big.bin", noise)
+        .build(Compression::Gzip);
+    let cut = with_bytes(&l, l.blob[..l.blob.len() / 2].to_vec());
+    let r = scan_layout(&c, &image_of(cut));
+    assert_eq!(r.code, 2, "{r}");
+    let j = r.json();
+    assert_eq!(j["images"][0]["layers"][0]["complete"], false);
+    assert_eq!(j["images"][0]["findings"][0]["location"]["path"], "/root/.git-credentials", "{r}");
+}
