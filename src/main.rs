@@ -11,7 +11,8 @@ fn main() {
     let code = match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("error: {}", canary_analyzer::report::printable(&msg));
             2
         }
     };

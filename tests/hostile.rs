@@ -491,12 +491,20 @@ fn pax_size_override_cannot_hide_a_file() {
     let record = "10 size=0\n";
     assert_eq!(record.len(), 10);
     let mut t = Vec::new();
-    t.extend(tar_block("PaxHeaders/cover", record.len() as u64, tar::EntryType::XHeader));
+    t.extend(tar_block(
+        "PaxHeaders/cover",
+        record.len() as u64,
+        tar::EntryType::XHeader,
+    ));
     t.extend(record.as_bytes());
     pad(&mut t);
     t.extend(tar_block("cover.bin", 1024, tar::EntryType::Regular));
     // What containerd sees next, and a parser trusting the ustar size would skip:
-    t.extend(tar_block("root/.git-credentials", secret.len() as u64, tar::EntryType::Regular));
+    t.extend(tar_block(
+        "root/.git-credentials",
+        secret.len() as u64,
+        tar::EntryType::Regular,
+    ));
     t.extend(secret);
     pad(&mut t);
     t.extend([0u8; 1024]);
@@ -510,11 +518,18 @@ fn pax_size_override_cannot_hide_a_file() {
         .iter()
         .filter_map(|f| f["location"]["path"].as_str().map(str::to_string))
         .collect();
-    assert!(paths.contains(&"/root/.git-credentials".to_string()), "hidden file missed\n{r}");
+    assert!(
+        paths.contains(&"/root/.git-credentials".to_string()),
+        "hidden file missed\n{r}"
+    );
 }
 
 fn pax_block(records: &str) -> Vec<u8> {
-    let mut t = tar_block("PaxHeaders/x", records.len() as u64, tar::EntryType::XHeader);
+    let mut t = tar_block(
+        "PaxHeaders/x",
+        records.len() as u64,
+        tar::EntryType::XHeader,
+    );
     t.extend(records.as_bytes());
     pad(&mut t);
     t
@@ -545,7 +560,14 @@ fn header_only_entry_with_data_is_refused() {
     t.extend(b"miner");
     pad(&mut t);
     let r = scan_raw_tar(&c, t);
-    assert_error(&r, &["usr/", "parsed differently by containerd", "containerd reads none"]);
+    assert_error(
+        &r,
+        &[
+            "usr/",
+            "parsed differently by containerd",
+            "containerd reads none",
+        ],
+    );
 }
 
 #[test]
@@ -563,7 +585,9 @@ fn name_with_embedded_nul_is_refused() {
     let c = Canary::new();
     let mut name = b"root/.aws/credentials\0".to_vec();
     name.extend(std::iter::repeat_n(b'x', 120));
-    let l = LayerBuilder::new().raw_entry(&name, "[default]\n").build(Compression::Gzip);
+    let l = LayerBuilder::new()
+        .raw_entry(&name, "[default]\n")
+        .build(Compression::Gzip);
     let r = scan_layout(&c, &image_of(l));
     assert_error(&r, &["embedded NUL"]);
 }
@@ -599,7 +623,10 @@ fn findings_before_a_truncation_are_kept() {
         noise.extend_from_slice(&x.to_le_bytes());
     }
     let l = LayerBuilder::new()
-        .file("root/.git-credentials", "https://u:tr4ncated-secret@git.example\n")
+        .file(
+            "root/.git-credentials",
+            "https://u:tr4ncated-secret@git.example\n",
+        )
         .file("big.bin", noise)
         .build(Compression::Gzip);
     let cut = with_bytes(&l, l.blob[..l.blob.len() / 2].to_vec());
@@ -607,5 +634,35 @@ fn findings_before_a_truncation_are_kept() {
     assert_eq!(r.code, 2, "{r}");
     let j = r.json();
     assert_eq!(j["images"][0]["layers"][0]["complete"], false);
-    assert_eq!(j["images"][0]["findings"][0]["location"]["path"], "/root/.git-credentials", "{r}");
+    assert_eq!(
+        j["images"][0]["findings"][0]["location"]["path"], "/root/.git-credentials",
+        "{r}"
+    );
+}
+
+/// Names from an image cannot drive the terminal: control characters are printed escaped.
+#[test]
+fn terminal_escapes_in_paths_are_neutralised() {
+    let c = Canary::new();
+    let l = LayerBuilder::new()
+        .file(
+            "home/\x1b[2J\x1b]52;c;Zm9v\x07\nPASSED/.git-credentials",
+            "https://u:esc-secret-1@h\n",
+        )
+        .build(Compression::Gzip);
+    let dir = c.home.path().join("esc");
+    image_of(l).write_oci_layout(&dir, "t").unwrap();
+    let r = c.run(&[
+        "scan",
+        "--format",
+        "table",
+        &format!("oci:{}", path_str(&dir)),
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        !r.stdout.contains('\x1b') && !r.stdout.contains('\x07'),
+        "{r}"
+    );
+    assert!(r.stdout.contains("\\u{1b}[2J"), "{r}");
+    assert!(!r.stdout.lines().any(|l| l.starts_with("PASSED")), "{r}");
 }

@@ -60,8 +60,9 @@ impl BlobCache {
     /// Whether the blob is cached. Touches it so pruning keeps recently used blobs.
     pub fn contains(&self, digest: &str) -> bool {
         let p = self.path_of(digest);
-        match std::fs::File::options().append(true).open(&p) {
+        match std::fs::File::open(&p) {
             Ok(f) => {
+                // Best effort: a read-only cache still serves hits.
                 let _ = f.set_modified(SystemTime::now());
                 true
             }
@@ -125,11 +126,15 @@ impl BlobCache {
                 _ => continue,
             };
             let name = ent.file_name();
+            let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if name.to_string_lossy().starts_with(".partial-") {
-                let _ = std::fs::remove_file(ent.path());
+                // Left by an interrupted download, unless another scan is writing it now.
+                let idle = SystemTime::now().duration_since(mtime).unwrap_or_default();
+                if idle > std::time::Duration::from_secs(3600) {
+                    let _ = std::fs::remove_file(ent.path());
+                }
                 continue;
             }
-            let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             blobs.push((mtime, md.len(), ent.path()));
         }
         stats.blobs_before = blobs.len();

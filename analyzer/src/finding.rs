@@ -169,7 +169,8 @@ pub struct Finding {
     /// Evidence with every secret value redacted.
     pub evidence: String,
     /// `sha256:` of rule id, location key and the *unredacted* matched value: stable across
-    /// runs and layers, usable in ignore files, and reveals nothing of the value.
+    /// runs and layers, usable in ignore files. One-way, but unsalted: a guess of a weak
+    /// value can be confirmed against it.
     pub fingerprint: String,
 }
 

@@ -61,10 +61,15 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
             });
         }
     }
-    let total_bytes = jobs.iter().filter_map(|&(i, l)| images[i].layers[l].size).sum();
+    let total_bytes = jobs
+        .iter()
+        .filter_map(|&(i, l)| images[i].layers[l].size)
+        .sum();
     input.progress.start(jobs.len(), total_bytes);
     let threads = match input.options.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     }
     .min(jobs.len().max(1));
@@ -79,7 +84,13 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     let img = &images[i];
                     let layer = &img.layers[l];
                     let r = match img.opener.open(layer) {
-                        Ok(blob) => walk_layer(&img.name, layer, blob, input.detectors, &input.options.limits),
+                        Ok(blob) => walk_layer(
+                            &img.name,
+                            layer,
+                            blob,
+                            input.detectors,
+                            &input.options.limits,
+                        ),
                         Err(e) => LayerResult {
                             error: Some(e),
                             ..Default::default()

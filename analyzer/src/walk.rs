@@ -290,7 +290,16 @@ pub fn walk_layer(
         ..Default::default()
     };
     let mut archive = tar::Archive::new(stream);
-    let walked = walk_entries(&mut archive, image, layer, detectors, limits, &out, &window_end, &mut res);
+    let walked = walk_entries(
+        &mut archive,
+        image,
+        layer,
+        detectors,
+        limits,
+        &out,
+        &window_end,
+        &mut res,
+    );
     res.compressed_bytes = compressed.load(Ordering::Relaxed);
     res.uncompressed_bytes = out.load(Ordering::Relaxed);
     if let Err(message) = walked {
@@ -349,7 +358,9 @@ fn walk_entries<R: Read>(
 ) -> Result<(), String> {
     let mut buf: Vec<u8> = Vec::new();
     let mut last_path = String::from("(start of layer)");
-    let entries = archive.entries().map_err(|e| format!("not a tar stream: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a tar stream: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("after {last_path}: {e}"))?;
         res.entries += 1;
@@ -370,7 +381,9 @@ fn walk_entries<R: Read>(
         // The reader may read this entry's data (padded) and the next header's metadata.
         let padded = size.div_ceil(512).saturating_mul(512);
         window_end.store(
-            out.load(Ordering::Relaxed).saturating_add(padded).saturating_add(META_SLACK),
+            out.load(Ordering::Relaxed)
+                .saturating_add(padded)
+                .saturating_add(META_SLACK),
             Ordering::Relaxed,
         );
 
@@ -378,12 +391,16 @@ fn walk_entries<R: Read>(
         let raw_type = entry.header().as_bytes()[156];
         let et = entry.header().entry_type();
         let differential = if header_only(et) && size != 0 {
-            Some(format!("a {et:?} entry with {size} bytes of data (containerd reads none; the stream would desync)"))
+            Some(format!(
+                "a {et:?} entry with {size} bytes of data (containerd reads none; the stream would desync)"
+            ))
         } else if matches!(
             et,
             tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink
         ) {
-            Some(format!("a {et:?} metadata entry without a valid ustar/GNU header"))
+            Some(format!(
+                "a {et:?} metadata entry without a valid ustar/GNU header"
+            ))
         } else if raw_path.contains(&0) {
             Some("a name with an embedded NUL byte".to_string())
         } else if raw_type == 0 && raw_path.ends_with(b"/") && size != 0 {
@@ -396,24 +413,30 @@ fn walk_entries<R: Read>(
             None => pax_problem(&mut entry).map_err(|e| format!("{path}: PAX header: {e}"))?,
         };
         if let Some(d) = differential {
-            return Err(format!("{shown}: tar entry parsed differently by containerd: {d}"));
+            return Err(format!(
+                "{shown}: tar entry parsed differently by containerd: {d}"
+            ));
         }
         if et == tar::EntryType::XGlobalHeader {
             // Applies to nothing in Go's reader; containerd skips it.
             continue;
         }
         let link_target = match et {
-            tar::EntryType::Symlink | tar::EntryType::Link => entry
-                .link_name_bytes()
-                .map(|l| l.into_owned()),
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                entry.link_name_bytes().map(|l| l.into_owned())
+            }
             _ => None,
         };
         if link_target.as_deref().is_some_and(|l| l.contains(&0)) {
-            return Err(format!("{shown}: tar entry parsed differently by containerd: a link target with an embedded NUL byte"));
+            return Err(format!(
+                "{shown}: tar entry parsed differently by containerd: a link target with an embedded NUL byte"
+            ));
         }
         let link_target = link_target.map(|l| String::from_utf8_lossy(&l).into_owned());
         let mut kind = match et {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                EntryKind::File
+            }
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => EntryKind::Symlink,
             tar::EntryType::Link => EntryKind::HardLink,
@@ -454,7 +477,11 @@ fn walk_entries<R: Read>(
             if hidden == ".wh..opq" {
                 res.index.opaque.insert(dir.to_string());
             } else if !hidden.is_empty() {
-                let target = if dir == "/" { format!("/{hidden}") } else { format!("{dir}/{hidden}") };
+                let target = if dir == "/" {
+                    format!("/{hidden}")
+                } else {
+                    format!("{dir}/{hidden}")
+                };
                 res.index.whiteouts.insert(target);
             }
             continue;
@@ -463,7 +490,9 @@ fn walk_entries<R: Read>(
             // The root itself: containerd never replaces it with a non-directory.
             continue;
         }
-        res.index.entries.insert(path.clone(), kind == EntryKind::Dir);
+        res.index
+            .entries
+            .insert(path.clone(), kind == EntryKind::Dir);
         if kind == EntryKind::Symlink {
             if let Some(t) = &link_target {
                 res.symlinks.push((path.clone(), t.clone()));
@@ -493,7 +522,9 @@ fn walk_entries<R: Read>(
                     image: image.to_string(),
                     layer: Some(layer.digest.clone()),
                     path: Some(path.clone()),
-                    message: format!("file is {size} bytes; only the first {cap} bytes were scanned"),
+                    message: format!(
+                        "file is {size} bytes; only the first {cap} bytes were scanned"
+                    ),
                 });
             }
             Some(buf.as_slice())
@@ -511,7 +542,9 @@ fn walk_entries<R: Read>(
 /// PAX records Go would read differently from tar-rs: a repeated key (Go keeps the last,
 /// tar-rs the first) or GNU sparse records (Go rewrites name and data).
 fn pax_problem<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Option<String>> {
-    let Some(exts) = entry.pax_extensions()? else { return Ok(None) };
+    let Some(exts) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
     let mut seen: Vec<Vec<u8>> = Vec::new();
     for ext in exts {
         let ext = ext?;

@@ -95,6 +95,12 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     });
     if let Some(p) = &ignore {
         policy = policy.with_ignore_file(p)?;
+        // Said out loud: an ignore file in a checked-out tree can waive findings.
+        eprintln!(
+            "using ignore file {} ({} rules)",
+            p.display(),
+            policy.ignores.len()
+        );
     }
     let target = Target::parse(&a.target)?;
     let client = a.registry.client()?;

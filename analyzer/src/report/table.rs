@@ -2,15 +2,15 @@
 
 use std::io::Write;
 
-use super::Report;
+use super::{Report, printable as p};
 use crate::finding::Severity;
 
 /// Write the report as text; `color` adds ANSI colours to severities.
 pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Result<()> {
     for img in &report.images {
-        write!(out, "{}", img.name)?;
-        if let Some(p) = &img.platform {
-            write!(out, " ({p})")?;
+        write!(out, "{}", p(&img.name))?;
+        if let Some(pl) = &img.platform {
+            write!(out, " ({})", p(pl))?;
         }
         writeln!(out)?;
         if let Some(d) = &img.manifest_digest {
@@ -31,10 +31,10 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
         for f in &img.findings {
             let sev = format!("{:<8}", f.severity.as_str().to_uppercase());
             let sev = if color { paint(f.severity, &sev) } else { sev };
-            writeln!(out, "  {sev} {:<32} {}", f.rule_id, f.title)?;
-            writeln!(out, "           at {}", f.location.display())?;
+            writeln!(out, "  {sev} {:<32} {}", f.rule_id, p(&f.title))?;
+            writeln!(out, "           at {}", p(&f.location.display()))?;
             if !f.evidence.is_empty() {
-                writeln!(out, "           evidence: {}", f.evidence)?;
+                writeln!(out, "           evidence: {}", p(&f.evidence))?;
             }
             writeln!(out, "           fingerprint: {}", f.fingerprint)?;
         }
@@ -43,8 +43,8 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
                 out,
                 "  ignored  {:<32} {} ({})",
                 s.finding.rule_id,
-                s.finding.location.display(),
-                s.reason
+                p(&s.finding.location.display()),
+                p(&s.reason)
             )?;
         }
         writeln!(out)?;

@@ -259,10 +259,7 @@ pub fn open_docker_archive(path: &Path) -> Result<Vec<ResolvedImage>> {
             });
         }
         let tag = item.repo_tags.as_ref().and_then(|t| t.first()).cloned();
-        let platform = match (&config.os, &config.architecture) {
-            (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
-            _ => None,
-        };
+        let platform = crate::source::platform_of(&config);
         out.push(ResolvedImage {
             name: match tag {
                 Some(t) => format!("{origin} ({t})"),
@@ -381,6 +378,7 @@ pub async fn open_oci(
         origin: origin.clone(),
     };
     let parts: Vec<Parts> = resolve_parts(&store, (top, None), None, platform, all).await?;
+    let several = parts.len() > 1;
     Ok(parts
         .into_iter()
         .map(|p| {
@@ -390,7 +388,10 @@ pub async fn open_oci(
                 .map(|l| (l.digest.clone(), blob_name(&l.digest)))
                 .collect();
             ResolvedImage {
-                name: origin.clone(),
+                name: match (&p.manifest_digest, several) {
+                    (Some(d), true) => format!("{origin}@{d}"),
+                    _ => origin.clone(),
+                },
                 manifest_digest: p.manifest_digest,
                 index_digest: p.index_digest,
                 platform: p.platform,

@@ -146,6 +146,9 @@ pub(crate) fn verify_doc(bytes: &[u8], digest: &str, origin: &str) -> Result<()>
     Ok(())
 }
 
+/// Most platform images one target may expand to.
+pub const MAX_IMAGES: usize = 64;
+
 /// From a top-level manifest or index to platform images.
 pub(crate) async fn resolve_parts<S: ManifestStore>(
     store: &S,
@@ -156,6 +159,7 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
 ) -> Result<Vec<Parts>> {
     let origin = store.origin();
     let mut out = Vec::new();
+    let mut selected = 0usize;
     let mut stack = vec![(top, top_digest, None::<String>, 0usize)];
     while let Some(((bytes, mt), digest, index_digest, depth)) = stack.pop() {
         match parse_manifest(&bytes, mt.as_deref(), &origin)? {
@@ -167,6 +171,13 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
                     ));
                 }
                 let chosen = select_platforms(&entries, platform, all_platforms);
+                selected += chosen.len();
+                if selected > MAX_IMAGES {
+                    return Err(Error::bad(
+                        &origin,
+                        format!("the index selects more than {MAX_IMAGES} platform images (limit)"),
+                    ));
+                }
                 if chosen.is_empty() {
                     let have: Vec<String> = entries.iter().map(|e| e.platform()).collect();
                     return Err(Error::bad(
@@ -202,13 +213,7 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
                 }
                 let config =
                     ImageConfig::parse(&cbytes, &format!("{origin} config {config_digest}"))?;
-                let platform = match (&config.os, &config.architecture) {
-                    (Some(os), Some(arch)) => Some(match &config.variant {
-                        Some(v) => format!("{os}/{arch}/{v}"),
-                        None => format!("{os}/{arch}"),
-                    }),
-                    _ => None,
-                };
+                let platform = platform_of(&config);
                 let layers = layers
                     .into_iter()
                     .enumerate()
@@ -232,6 +237,17 @@ pub(crate) async fn resolve_parts<S: ManifestStore>(
         }
     }
     Ok(out)
+}
+
+/// `os/arch[/variant]` from an image config.
+pub(crate) fn platform_of(config: &ImageConfig) -> Option<String> {
+    match (&config.os, &config.architecture) {
+        (Some(os), Some(arch)) => Some(match &config.variant {
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
+        }),
+        _ => None,
+    }
 }
 
 pub(crate) fn check(d: &str, origin: &str) -> Result<()> {

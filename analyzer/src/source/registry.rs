@@ -25,6 +25,17 @@ use crate::image::{
 use crate::report::{FetchStats, RateLimit};
 use crate::{Error, Result};
 
+/// Longest a manifest may take to arrive once the server answered.
+const MANIFEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A digest-pinned reference must use sha256, the only algorithm we verify.
+fn check_pin(r: &Reference) -> Result<()> {
+    match r.digest() {
+        Some(d) => check_digest(d, &r.whole()),
+        None => Ok(()),
+    }
+}
+
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Username and password for a registry.
@@ -142,19 +153,34 @@ fn docker_config_credentials(
     Ok(None)
 }
 
+/// The host part of `host[:port]` / `[v6]:port`.
+fn host_part(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Loopback by address, or exactly `localhost`: `127.0.0.1.example.com` is not.
 fn is_loopback(host: &str) -> bool {
-    let h = host
-        .rsplit_once(':')
-        .map(|(h, p)| {
-            if p.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        })
-        .unwrap_or(host);
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    h == "localhost" || h.starts_with("127.") || h == "::1"
+    let h = host_part(host);
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The `realm` parameter of a `WWW-Authenticate: Bearer …` challenge.
+fn challenge_realm(challenge: &str) -> Option<String> {
+    let i = challenge.to_ascii_lowercase().find("realm=")?;
+    let rest = &challenge[i + 6..];
+    let v = match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?,
+        None => rest.split(',').next()?.trim(),
+    };
+    Some(v.to_string())
 }
 
 #[derive(Clone)]
@@ -218,7 +244,7 @@ impl RegistryClient {
                 .opts
                 .insecure_hosts
                 .iter()
-                .any(|h| h == host || host.split(':').next() == Some(h))
+                .any(|h| h == host || h == host_part(host))
         {
             "http"
         } else {
@@ -237,6 +263,8 @@ impl RegistryClient {
                 };
                 oci_client::Client::new(oci_client::client::ClientConfig {
                     protocol,
+                    connect_timeout: Some(Duration::from_secs(15)),
+                    read_timeout: Some(Duration::from_secs(60)),
                     ..Default::default()
                 })
             })
@@ -276,6 +304,22 @@ impl RegistryClient {
             .to_string();
         let creds = self.credentials(registry)?;
         if challenge.to_ascii_lowercase().starts_with("bearer") {
+            // Credentials go to the token service in the challenge: never in clear text
+            // to a host we would not talk plain HTTP to ourselves.
+            if creds.is_some() {
+                let realm = challenge_realm(&challenge).unwrap_or_default();
+                if let Some(rest) = realm.strip_prefix("http://") {
+                    let realm_host = rest.split('/').next().unwrap_or("");
+                    if self.scheme(realm_host) != "http" {
+                        return Err(Error::Auth {
+                            registry: registry.to_string(),
+                            message: format!(
+                                "the token service {realm:?} is plain HTTP; refusing to send credentials to it (use --insecure-registry {realm_host} if that is really intended)"
+                            ),
+                        });
+                    }
+                }
+            }
             let auth = match &creds {
                 Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
                 None => RegistryAuth::Anonymous,
@@ -441,6 +485,7 @@ impl RegistryClient {
     /// HEAD the manifest: digest, media type and rate-limit figures without pulling
     /// (a HEAD does not count against Docker Hub's pull limit).
     pub async fn head(&self, r: &Reference) -> Result<HeadInfo> {
+        check_pin(r)?;
         let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let url = format!("{}/manifests/{reference}", self.base(r));
         let resp = self
@@ -464,6 +509,15 @@ impl RegistryClient {
             }
         };
         check_digest(&digest, &url)?;
+        if let Some(pin) = r.digest()
+            && pin != digest
+        {
+            return Err(Error::DigestMismatch {
+                origin: url,
+                digest: pin.to_string(),
+                actual: digest,
+            });
+        }
         Ok(HeadInfo {
             reference: r.whole(),
             digest,
@@ -488,16 +542,46 @@ impl RegistryClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_bounded(resp, MAX_MANIFEST_BYTES, &url, "manifest").await?;
+        // A manifest is small: a server dribbling it out byte by byte is cut off.
+        let body = tokio::time::timeout(
+            MANIFEST_DEADLINE,
+            read_bounded(resp, MAX_MANIFEST_BYTES, &url, "manifest"),
+        )
+        .await
+        .map_err(|_| Error::Transport {
+            url: url.clone(),
+            message: format!(
+                "manifest not received within {}s",
+                MANIFEST_DEADLINE.as_secs()
+            ),
+        })??;
         if reference.starts_with("sha256:") {
             verify_doc(&body, reference, &url)?;
         }
         Ok((body, mt))
     }
 
-    /// Download one blob into the cache unless it is there already.
-    pub async fn fetch_blob(&self, r: &Reference, digest: &str, limit: u64) -> Result<()> {
+    /// Download one blob into the cache unless it is there already. `size` is the size
+    /// the manifest declares; when known, the blob must be exactly that long.
+    pub async fn fetch_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: Option<u64>,
+        limit: u64,
+    ) -> Result<()> {
         check_digest(digest, &r.whole())?;
+        let limit = match size {
+            Some(n) if n > limit => {
+                return Err(Error::TooLarge {
+                    origin: r.whole(),
+                    what: format!("blob {digest} (declared {n} bytes)"),
+                    limit,
+                });
+            }
+            Some(n) => n,
+            None => limit,
+        };
         if self.cache.contains(digest) {
             self.stat(|s| s.blobs_cached += 1);
             return Ok(());
@@ -519,17 +603,26 @@ impl RegistryClient {
             let mut w = self.cache.writer(digest, &url, limit)?;
             let mut stream = resp.bytes_stream();
             let mut broken = None;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(c) => w.write(&c)?,
-                    Err(e) => {
+            // At least ~64 KiB/s on average, after a minute's grace: slow-drip servers
+            // cannot hold a scan forever.
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_secs(60 + expected_len.unwrap_or(limit).min(limit) / (64 << 10));
+            loop {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(Ok(c))) => w.write(&c)?,
+                    Ok(Some(Err(e))) => {
                         broken = Some(e.to_string());
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        broken = Some(format!("too slow: {} bytes by the deadline", w.written()));
                         break;
                     }
                 }
             }
             if broken.is_none()
-                && let Some(n) = expected_len
+                && let Some(n) = expected_len.or(size)
                 && w.written() < n
             {
                 broken = Some(format!(
@@ -569,6 +662,7 @@ impl RegistryClient {
         platform: &Platform,
         all: bool,
     ) -> Result<Vec<ResolvedImage>> {
+        check_pin(r)?;
         let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let top = self.get_manifest(r, &reference).await?;
         let top_digest = Some(super::sha256_digest(&top.0));
@@ -584,8 +678,8 @@ impl RegistryClient {
         wanted.sort();
         wanted.dedup();
         let failures: Vec<(String, String)> = futures_util::stream::iter(wanted)
-            .map(|(d, _)| async move {
-                let res = self.fetch_blob(r, &d, self.opts.max_blob_bytes).await;
+            .map(|(d, size)| async move {
+                let res = self.fetch_blob(r, &d, size, self.opts.max_blob_bytes).await;
                 (d, res)
             })
             .buffer_unordered(self.opts.concurrency.max(1))
@@ -634,7 +728,7 @@ impl ManifestStore for RegistryStore<'_> {
 
     async fn config(&self, digest: &str) -> Result<Vec<u8>> {
         self.client
-            .fetch_blob(self.reference, digest, MAX_CONFIG_BYTES)
+            .fetch_blob(self.reference, digest, None, MAX_CONFIG_BYTES)
             .await?;
         self.client.cache.read_small(digest, MAX_CONFIG_BYTES)
     }
@@ -828,6 +922,25 @@ mod tests {
         assert!(is_loopback("127.0.0.1:5000"));
         assert!(is_loopback("localhost"));
         assert!(is_loopback("[::1]:5000"));
+        assert!(is_loopback("127.0.0.2:80"));
         assert!(!is_loopback("registry.example:5000"));
+        assert!(!is_loopback("127.0.0.1.nip.io"));
+        assert!(!is_loopback("127.evil.example:5000"));
+        assert!(!is_loopback("localhost.evil.example"));
+    }
+
+    #[test]
+    fn realm_of_a_challenge() {
+        assert_eq!(
+            challenge_realm(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io""#
+            )
+            .as_deref(),
+            Some("https://auth.docker.io/token")
+        );
+        assert_eq!(
+            challenge_realm("Bearer realm=http://x/t,service=s").as_deref(),
+            Some("http://x/t")
+        );
     }
 }
