@@ -475,7 +475,7 @@ fn tar_block(path: &str, size: u64, kind: tar::EntryType) -> Vec<u8> {
 }
 
 fn pad(v: &mut Vec<u8>) {
-    while v.len() % 512 != 0 {
+    while !v.len().is_multiple_of(512) {
         v.push(0);
     }
 }

@@ -455,18 +455,18 @@ fn walk_entries<R: Read>(
                 message: format!("{why}; containerd refuses or rewrites such entries, so the image is hostile or broken"),
             });
         }
-        if kind == EntryKind::HardLink {
-            if let Some(t) = &link_target {
-                let (_, prob) = normalize_path(t.as_bytes());
-                if prob.is_some() && t.contains("..") {
-                    res.issues.push(Issue {
-                        level: IssueLevel::Error,
-                        image: image.to_string(),
-                        layer: Some(layer.digest.clone()),
-                        path: Some(path.clone()),
-                        message: format!("hard link target {t:?} escapes the image root"),
-                    });
-                }
+        if kind == EntryKind::HardLink
+            && let Some(t) = &link_target
+        {
+            let (_, prob) = normalize_path(t.as_bytes());
+            if prob.is_some() && t.contains("..") {
+                res.issues.push(Issue {
+                    level: IssueLevel::Error,
+                    image: image.to_string(),
+                    layer: Some(layer.digest.clone()),
+                    path: Some(path.clone()),
+                    message: format!("hard link target {t:?} escapes the image root"),
+                });
             }
         }
 
@@ -493,10 +493,10 @@ fn walk_entries<R: Read>(
         res.index
             .entries
             .insert(path.clone(), kind == EntryKind::Dir);
-        if kind == EntryKind::Symlink {
-            if let Some(t) = &link_target {
-                res.symlinks.push((path.clone(), t.clone()));
-            }
+        if kind == EntryKind::Symlink
+            && let Some(t) = &link_target
+        {
+            res.symlinks.push((path.clone(), t.clone()));
         }
 
         let meta = EntryMeta {

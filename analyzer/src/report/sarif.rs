@@ -81,18 +81,6 @@ fn percent_encode_path(p: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uris_are_percent_encoded() {
-        assert_eq!(
-            super::percent_encode_path("etc/my file#1?.txt"),
-            "etc/my%20file%231%3F.txt"
-        );
-        assert_eq!(super::percent_encode_path("usr/bin/ü"), "usr/bin/%C3%BC");
-    }
-}
-
 /// Build the SARIF document.
 pub fn to_value(report: &Report) -> Value {
     let mut rules: BTreeMap<String, Value> = BTreeMap::new();
@@ -168,4 +156,16 @@ pub fn to_value(report: &Report) -> Value {
 pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &to_value(report)).map_err(std::io::Error::other)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uris_are_percent_encoded() {
+        assert_eq!(
+            super::percent_encode_path("etc/my file#1?.txt"),
+            "etc/my%20file%231%3F.txt"
+        );
+        assert_eq!(super::percent_encode_path("usr/bin/ü"), "usr/bin/%C3%BC");
+    }
 }
