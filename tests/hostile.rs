@@ -666,3 +666,62 @@ fn terminal_escapes_in_paths_are_neutralised() {
     assert!(r.stdout.contains("\\u{1b}[2J"), "{r}");
     assert!(!r.stdout.lines().any(|l| l.starts_with("PASSED")), "{r}");
 }
+
+/// Thousands of corrupted variants of a real layer (bit flips, truncations, spliced
+/// garbage) through the walk: errors are fine, panics and hangs are not.
+#[test]
+fn mutated_layers_never_panic() {
+    use canary_analyzer::detect::default_detectors;
+    use canary_analyzer::image::{Layer as ImageLayer, Verify};
+    use canary_analyzer::walk::{WalkLimits, walk_layer};
+
+    let detectors = default_detectors();
+    let limits = WalkLimits::default();
+    let mut seed = 0x853c_49e6_748f_ea9bu64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut walked = 0;
+    for comp in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let base = LayerBuilder::new()
+            .dir("etc")
+            .file("etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+            .file("root/.git-credentials", "https://u:p@h\n")
+            .symlink("etc/alias", "passwd")
+            .hardlink("etc/hard", "etc/passwd")
+            .whiteout("var/old")
+            .file(&format!("long/{}", "n".repeat(150)), "x".repeat(3000))
+            .build(comp)
+            .blob;
+        for _ in 0..400 {
+            let mut b = base.clone();
+            match rand() % 3 {
+                0 => {
+                    for _ in 0..1 + rand() % 8 {
+                        let i = (rand() as usize) % b.len();
+                        b[i] ^= 1 << (rand() % 8);
+                    }
+                }
+                1 => b.truncate((rand() as usize) % b.len()),
+                _ => {
+                    let i = (rand() as usize) % b.len();
+                    let junk: Vec<u8> = (0..(rand() % 600)).map(|_| rand() as u8).collect();
+                    b.splice(i..i, junk);
+                }
+            }
+            let layer = ImageLayer {
+                index: 0,
+                digest: digest(&b),
+                media_type: None,
+                size: Some(b.len() as u64),
+                verify: Verify::Done,
+            };
+            let _ = walk_layer("fuzz", &layer, Box::new(std::io::Cursor::new(b)), &detectors, &limits);
+            walked += 1;
+        }
+    }
+    assert_eq!(walked, 1200);
+}
