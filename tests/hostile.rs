@@ -719,7 +719,13 @@ fn mutated_layers_never_panic() {
                 size: Some(b.len() as u64),
                 verify: Verify::Done,
             };
-            let _ = walk_layer("fuzz", &layer, Box::new(std::io::Cursor::new(b)), &detectors, &limits);
+            let _ = walk_layer(
+                "fuzz",
+                &layer,
+                Box::new(std::io::Cursor::new(b)),
+                &detectors,
+                &limits,
+            );
             walked += 1;
         }
     }

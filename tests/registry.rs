@@ -273,6 +273,13 @@ fn token_auth_registry() {
     );
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("authentication to"), "{r}");
+
+    // `docker login`'s file in its default place, ~/.docker/config.json, with a fresh cache.
+    let c2 = Canary::new();
+    let docker_dir = c2.home.path().join(".docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(docker_dir.join("config.json"), reg.docker_config_json()).unwrap();
+    check_found(&c2.scan_json(&target, &[]));
 }
 
 /// skopeo (the reference client) copies the image to a docker-archive; canary finds the
