@@ -26,16 +26,12 @@ use tar::{EntryType, Header};
 
 /// Media type strings used by the builders.
 pub mod media_type {
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub use crate::image::{
+        DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+    };
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     /// Not part of the Docker schema 2 spec, but what containerd and buildx use.
@@ -53,16 +49,7 @@ const CREATED: &str = "2023-11-14T22:13:20Z";
 // ---------------------------------------------------------------------------
 // digests and compression helpers
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
+pub use crate::hex;
 
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
