@@ -52,12 +52,12 @@ fn sample(mt: MediaTypes, c: Compression) -> Image {
         .build()
 }
 
-fn visibility_of(report: &serde_json::Value, path: &str) -> Vec<String> {
+fn visibility_of(report: &serde_json::Value, rule: &str, path: &str) -> Vec<String> {
     report["images"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["location"]["path"] == path)
+        .filter(|f| f["location"]["path"] == path && f["rule_id"] == rule)
         .map(|f| f["location"]["visibility"].as_str().unwrap().to_string())
         .collect()
 }
@@ -72,12 +72,35 @@ fn check_sample_report(r: &common::cli::Run) {
         ids.contains(&"config/env-credential".to_string()),
         "{ids:?}"
     );
-    assert_eq!(visibility_of(&j, "/root/.aws/credentials"), ["deleted"]);
-    let mut git = visibility_of(&j, "/home/app/.git-credentials");
+    const FILE: &str = "file/credential-file";
+    assert_eq!(
+        visibility_of(&j, FILE, "/root/.aws/credentials"),
+        ["deleted"]
+    );
+    let mut git = visibility_of(&j, FILE, "/home/app/.git-credentials");
     git.sort();
     assert_eq!(git, ["replaced", "visible"]);
-    assert_eq!(visibility_of(&j, "/opt/old/.netrc"), ["deleted"]);
-    assert_eq!(visibility_of(&j, "/srv/.pgpass"), ["visible"]);
+    assert_eq!(visibility_of(&j, FILE, "/opt/old/.netrc"), ["deleted"]);
+    assert_eq!(visibility_of(&j, FILE, "/srv/.pgpass"), ["visible"]);
+    // The secret engine sees the same files' contents, with lines, and the same history.
+    assert_eq!(
+        visibility_of(&j, "secret/aws-access-key-id", "/root/.aws/credentials"),
+        ["deleted"]
+    );
+    let mut git = visibility_of(&j, "secret/git-credentials", "/home/app/.git-credentials");
+    git.sort();
+    assert_eq!(git, ["replaced", "visible"]);
+    assert_eq!(
+        visibility_of(&j, "secret/netrc-password", "/opt/old/.netrc"),
+        ["deleted"]
+    );
+    let aws = j["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "secret/aws-access-key-id")
+        .unwrap();
+    assert_eq!(aws["location"]["line"], 2);
     let layers = j["images"][0]["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     assert!(layers.iter().all(|l| l["complete"] == true));
@@ -197,10 +220,26 @@ fn fail_on_and_ignore_file() {
         .unwrap();
     let target = format!("oci:{}", path_str(&dir));
 
-    // Nothing critical: --fail-on critical passes.
-    let r = c.scan_json(&target, &["--fail-on", "critical"]);
+    // An image whose worst finding is high: --fail-on critical passes it, the default fails it.
+    let high_only = c.home.path().join("high-only");
+    ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .file("etc/motd", "hi")
+                .build(Compression::Gzip),
+        )
+        .env("DB_PASSWORD=s3cr3t-Pa55word")
+        .user("app")
+        .build()
+        .write_oci_layout(&high_only, "v1")
+        .unwrap();
+    let high_only = format!("oci:{}", path_str(&high_only));
+    let r = c.scan_json(&high_only, &["--fail-on", "critical"]);
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(r.json()["policy"]["passed"], true);
+    assert_eq!(c.scan_json(&high_only, &[]).code, 1);
+    // The sample image has critical secrets.
+    assert_eq!(c.scan_json(&target, &["--fail-on", "critical"]).code, 1);
 
     // Waive every high finding: by rule, by path glob, and by fingerprint.
     let j = c.scan_json(&target, &[]).json();
@@ -218,7 +257,7 @@ fn fail_on_and_ignore_file() {
         &ignore,
         format!(
             "[[ignore]]\nfingerprint = \"{env_fp}\"\nreason = \"test credential, rotated\"\n\n\
-             [[ignore]]\nrule = \"file/credential-file\"\npath = \"/{{home,srv,root,opt}}/**\"\nreason = \"fixture files\"\n"
+             [[ignore]]\npath = \"/{{home,srv,root,opt}}/**\"\nreason = \"fixture files\"\n"
         ),
     )
     .unwrap();
@@ -226,6 +265,7 @@ fn fail_on_and_ignore_file() {
     assert_eq!(r.code, 0, "{r}");
     let j = r.json();
     assert_eq!(j["summary"]["high"], 0, "{r}");
+    assert_eq!(j["summary"]["critical"], 0, "{r}");
     let sup = j["images"][0]["suppressed"].as_array().unwrap();
     assert!(
         sup.iter()

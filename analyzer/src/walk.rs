@@ -531,8 +531,18 @@ fn walk_entries<R: Read>(
         } else {
             None
         };
+        let mut problems = Vec::new();
         for d in detectors {
-            d.scan_entry(&meta, content, &mut res.findings);
+            d.scan_entry(&meta, content, &mut res.findings, &mut problems);
+        }
+        for message in problems {
+            res.issues.push(Issue {
+                level: IssueLevel::Error,
+                image: image.to_string(),
+                layer: Some(layer.digest.clone()),
+                path: Some(path.clone()),
+                message,
+            });
         }
         // The tar reader skips what was not read when the next entry is requested.
     }

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 
 const CONFIG_RULES: &str = include_str!("../data/config-rules.toml");
 const PASTE_SITES: &str = include_str!("../data/paste-sites.txt");
+const SECRETS: &str = include_str!("../data/secrets.toml");
+const SECRET_ALLOWLIST: &str = include_str!("../data/secret-allowlist.txt");
 
 /// Metadata of one rule.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,13 +31,75 @@ struct Catalog {
     rule: Vec<RuleMeta>,
 }
 
-/// Every rule's metadata, checked once (ids unique and namespaced, severities known).
+/// One secret rule of `data/secrets.toml` (see the header of that file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRule {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    #[serde(default)]
+    pub confidence: Option<String>,
+    pub description: String,
+    pub help: String,
+    /// Regex in the subset YARA-X and Rust's `regex` share.
+    pub regex: String,
+    #[serde(default)]
+    pub nocase: bool,
+    /// Capture group holding the secret (0 = the whole match).
+    #[serde(default)]
+    pub group: usize,
+    /// Minimum Shannon entropy, bits per character, of the secret.
+    #[serde(default)]
+    pub entropy: Option<f64>,
+    /// Structural check run on each hit.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// Only in files whose path matches one of these globs.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretCatalog {
+    rule: Vec<SecretRule>,
+}
+
+/// The secret rule catalog.
+pub fn secret_rules() -> &'static [SecretRule] {
+    static RULES: OnceLock<Vec<SecretRule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let cat: SecretCatalog =
+            toml::from_str(SECRETS).expect("data/secrets.toml is valid (checked by tests)");
+        cat.rule
+    })
+}
+
+/// Documented example secrets (vendor docs, emulators): never reported.
+pub fn secret_allowlist() -> impl Iterator<Item = &'static str> {
+    data_lines(SECRET_ALLOWLIST)
+}
+
+/// Every rule's metadata, checked once (ids unique and namespaced, severities known):
+/// the image-config and file rules, then the secret catalog.
 pub fn rules() -> &'static [RuleMeta] {
     static RULES: OnceLock<Vec<RuleMeta>> = OnceLock::new();
     RULES.get_or_init(|| {
         let cat: Catalog = toml::from_str(CONFIG_RULES)
             .expect("data/config-rules.toml is valid (checked by tests)");
-        cat.rule
+        let mut all = cat.rule;
+        all.extend(secret_rules().iter().map(|r| RuleMeta {
+            id: r.id.clone(),
+            severity: r.severity.clone(),
+            category: "secret".into(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            help: r.help.clone(),
+        }));
+        all
     })
 }
 
@@ -58,7 +122,7 @@ fn data_lines(s: &'static str) -> impl Iterator<Item = &'static str> {
 /// `sha256:` over all rule content: changes whenever any rule or list changes.
 pub fn rules_digest() -> String {
     let mut h = Sha256::new();
-    for part in [CONFIG_RULES, PASTE_SITES] {
+    for part in [CONFIG_RULES, PASTE_SITES, SECRETS, SECRET_ALLOWLIST] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -103,7 +167,20 @@ mod tests {
             );
             assert!(!r.description.is_empty() && !r.help.is_empty() && !r.title.is_empty());
         }
-        assert!(rules().len() >= 10);
+        assert!(rules().len() >= 50);
+        for r in secret_rules() {
+            assert!(
+                !r.positive.is_empty() && !r.negative.is_empty(),
+                "{}: needs examples",
+                r.id
+            );
+            assert!(r.id.starts_with("secret/"), "{}", r.id);
+            assert!(
+                !r.regex.contains("(?"),
+                "{}: no inline flags or non-capturing groups",
+                r.id
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,13 @@ impl Detector for CredentialFileDetector {
         e.kind == EntryKind::File && e.size > 0 && kind_of(e.path).is_some()
     }
 
-    fn scan_entry(&self, e: &EntryMeta<'_>, content: Option<&[u8]>, out: &mut Vec<Finding>) {
+    fn scan_entry(
+        &self,
+        e: &EntryMeta<'_>,
+        content: Option<&[u8]>,
+        out: &mut Vec<Finding>,
+        _problems: &mut Vec<String>,
+    ) {
         let (Some(what), Some(content)) = (kind_of(e.path), content) else {
             return;
         };

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod files;
+pub mod secrets;
 
 use crate::finding::Finding;
 use crate::image::ImageConfig;
@@ -47,8 +48,15 @@ pub trait Detector: Send + Sync {
         false
     }
     /// Called for every entry of every layer; `content` is `Some` for regular files when any
-    /// detector asked for it.
-    fn scan_entry(&self, _entry: &EntryMeta<'_>, _content: Option<&[u8]>, _out: &mut Vec<Finding>) {
+    /// detector asked for it. Trouble scanning (a timeout, say) goes to `problems`, which
+    /// the walk reports against this entry.
+    fn scan_entry(
+        &self,
+        _entry: &EntryMeta<'_>,
+        _content: Option<&[u8]>,
+        _out: &mut Vec<Finding>,
+        _problems: &mut Vec<String>,
+    ) {
     }
     /// Called once per image.
     fn scan_config(&self, _image: &ImageContext<'_>, _out: &mut Vec<Finding>) {}
@@ -59,5 +67,8 @@ pub fn default_detectors() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(config::ConfigDetector::new()),
         Box::new(files::CredentialFileDetector),
+        Box::new(secrets::SecretDetector::new(
+            secrets::SecretEngine::builtin(),
+        )),
     ]
 }

@@ -1,0 +1,669 @@
+//! The secret engine, in the shape of yara-x: the catalog of `canary-rules` is compiled
+//! once into one YARA-X rule set (one pass over each file finds every candidate), then
+//! each hit is checked in Rust: the capture group that is the secret, entropy, a
+//! structural check (checksum, PEM body, JSON), the allowlist of documented examples, and
+//! placeholders. Files under test/fixture/example paths are reported with low confidence.
+
+use regex::bytes::Regex;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::{Detector, EntryKind, EntryMeta};
+use crate::finding::{Category, Confidence, Finding, Location, Severity, Visibility, redact};
+
+/// Longest a single file scan may take before it is abandoned (and reported).
+const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Most hits of one pattern in one file that are checked.
+const MAX_MATCHES_PER_PATTERN: usize = 1000;
+
+/// One catalog rule, compiled.
+pub struct CompiledRule {
+    pub meta: &'static canary_rules::SecretRule,
+    regex: Regex,
+    paths: Option<GlobSet>,
+    severity: Severity,
+    confidence: Confidence,
+}
+
+/// The compiled catalog: YARA-X rules (rule `r<N>` is catalog rule N) plus Rust checks.
+pub struct SecretEngine {
+    yara: yara_x::Rules,
+    rules: Vec<CompiledRule>,
+    allowlist: HashSet<&'static str>,
+}
+
+/// Why a catalog cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("secret rule {id}: {message}")]
+pub struct CatalogError {
+    pub id: String,
+    pub message: String,
+}
+
+fn yara_regex(r: &canary_rules::SecretRule) -> String {
+    let body = r.regex.replace('/', "\\/");
+    format!("/{body}/{}", if r.nocase { "i" } else { "" })
+}
+
+impl SecretEngine {
+    /// Compile a catalog. Slow patterns (no good literal atom) are errors, not a silent 4×
+    /// slowdown.
+    pub fn compile(catalog: &'static [canary_rules::SecretRule]) -> Result<Self, CatalogError> {
+        let mut compiler = yara_x::Compiler::new();
+        compiler.error_on_slow_pattern(true);
+        let mut rules = Vec::with_capacity(catalog.len());
+        for (i, r) in catalog.iter().enumerate() {
+            let err = |message: String| CatalogError {
+                id: r.id.clone(),
+                message,
+            };
+            let src = format!(
+                "rule r{i} {{ strings: $a = {} condition: $a }}",
+                yara_regex(r)
+            );
+            compiler
+                .add_source(src.as_str())
+                .map_err(|e| err(e.to_string()))?;
+            let pattern = if r.nocase {
+                format!("(?i){}", r.regex)
+            } else {
+                r.regex.clone()
+            };
+            let regex = Regex::new(&pattern).map_err(|e| err(e.to_string()))?;
+            if r.group >= regex.captures_len() {
+                return Err(err(format!(
+                    "group {} does not exist in the regex",
+                    r.group
+                )));
+            }
+            let paths = if r.paths.is_empty() {
+                None
+            } else {
+                let mut b = GlobSetBuilder::new();
+                for p in &r.paths {
+                    b.add(Glob::new(p).map_err(|e| err(e.to_string()))?);
+                }
+                Some(b.build().map_err(|e| err(e.to_string()))?)
+            };
+            let severity = r.severity.parse().map_err(err)?;
+            let confidence = match r.confidence.as_deref() {
+                None | Some("high") => Confidence::High,
+                Some("medium") => Confidence::Medium,
+                Some("low") => Confidence::Low,
+                Some(other) => return Err(err(format!("unknown confidence {other:?}"))),
+            };
+            if let Some(c) = &r.check
+                && !CHECKS.contains(&c.as_str())
+            {
+                return Err(err(format!(
+                    "unknown check {c:?} (known: {})",
+                    CHECKS.join(", ")
+                )));
+            }
+            rules.push(CompiledRule {
+                meta: r,
+                regex,
+                paths,
+                severity,
+                confidence,
+            });
+        }
+        Ok(SecretEngine {
+            yara: compiler.build(),
+            rules,
+            allowlist: canary_rules::secret_allowlist().collect(),
+        })
+    }
+
+    /// The built-in catalog, compiled once per process.
+    pub fn builtin() -> &'static SecretEngine {
+        static ENGINE: OnceLock<SecretEngine> = OnceLock::new();
+        ENGINE.get_or_init(|| {
+            SecretEngine::compile(canary_rules::secret_rules())
+                .expect("the built-in secret catalog compiles (checked by tests)")
+        })
+    }
+
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// Scan one file's bytes. `path` is the file's path in the image (for `paths`
+    /// filters and test-fixture confidence). Returns `(rule index, line, secret, evidence,
+    /// confidence)` for every confirmed hit, deduplicated by rule and secret.
+    pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<Vec<Hit>, String> {
+        thread_local! {
+            static SCANNER: RefCell<Option<yara_x::Scanner<'static>>> = const { RefCell::new(None) };
+        }
+        let mut candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        SCANNER.with(|cell| -> Result<(), String> {
+            let mut slot = cell.borrow_mut();
+            let scanner = slot.get_or_insert_with(|| {
+                let mut s = yara_x::Scanner::new(&self.yara);
+                s.set_timeout(SCAN_TIMEOUT);
+                s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
+                s
+            });
+            let results = scanner
+                .scan(data)
+                .map_err(|e| format!("secret scan stopped: {e}"))?;
+            for rule in results.matching_rules() {
+                let Some(i) = rule
+                    .identifier()
+                    .strip_prefix('r')
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                for p in rule.patterns() {
+                    for m in p.matches() {
+                        candidates.push((i, m.range()));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let fixture = is_fixture_path(path);
+        let mut seen = HashSet::new();
+        let mut hits = Vec::new();
+        for (i, range) in candidates {
+            let rule = &self.rules[i];
+            if let Some(g) = &rule.paths
+                && !g.is_match(path)
+                && !g.is_match(path.trim_start_matches('/'))
+            {
+                continue;
+            }
+            let Some(caps) = rule.regex.captures(&data[range.clone()]) else {
+                continue;
+            };
+            let Some(m) = caps.get(rule.meta.group) else {
+                continue;
+            };
+            let secret = &data[range.start + m.start()..range.start + m.end()];
+            let Some(confirmed) = self.confirm(rule, secret, data, range.start) else {
+                continue;
+            };
+            if !seen.insert((i, confirmed.fingerprint_value.clone())) {
+                continue;
+            }
+            let line = 1 + data[..range.start].iter().filter(|&&b| b == b'\n').count() as u64;
+            hits.push(Hit {
+                rule: i,
+                line,
+                fingerprint_value: confirmed.fingerprint_value,
+                evidence: confirmed.evidence,
+                confidence: if fixture {
+                    Confidence::Low
+                } else {
+                    confirmed.confidence.min(rule.confidence)
+                },
+            });
+        }
+        Ok(hits)
+    }
+
+    /// Entropy, allowlist, placeholder and structural checks of one candidate.
+    fn confirm(
+        &self,
+        rule: &CompiledRule,
+        secret: &[u8],
+        data: &[u8],
+        at: usize,
+    ) -> Option<Confirmed> {
+        let text = String::from_utf8_lossy(secret);
+        if self.allowlist.contains(text.as_ref()) || text.contains("EXAMPLE") {
+            return None;
+        }
+        if let Some(min) = rule.meta.entropy
+            && shannon_entropy(secret) < min
+        {
+            return None;
+        }
+        let plain = || Confirmed {
+            fingerprint_value: secret.to_vec(),
+            evidence: redact(&text),
+            confidence: Confidence::High,
+        };
+        match rule.meta.check.as_deref() {
+            None => Some(plain()),
+            Some("not-placeholder") => (!is_placeholder(&text)).then(plain),
+            Some("github-crc32") => github_checksum_ok(&text).then(plain),
+            Some("pem-private-key") => pem_block(data, at),
+            Some("putty-private-key") => {
+                let window = &data[at..data.len().min(at + 8192)];
+                contains(window, b"Private-Lines:").then(|| Confirmed {
+                    fingerprint_value: window.to_vec(),
+                    evidence: "PuTTY private key file".into(),
+                    confidence: if contains(window, b"Encryption: none") {
+                        Confidence::High
+                    } else {
+                        Confidence::Medium
+                    },
+                })
+            }
+            Some("gcp-service-account") => gcp_service_account(data),
+            Some("docker-auth") => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(secret)
+                    .ok()?;
+                let decoded = String::from_utf8(decoded).ok()?;
+                let (user, pass) = decoded.split_once(':')?;
+                (!user.is_empty() && pass.len() >= 3 && !is_placeholder(pass)).then(|| Confirmed {
+                    fingerprint_value: decoded.as_bytes().to_vec(),
+                    evidence: format!("auth for user {user:?}: {}", redact(pass)),
+                    confidence: Confidence::High,
+                })
+            }
+            Some("base64-private-key") => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(secret)
+                    .ok()?;
+                contains(&decoded, b"PRIVATE KEY").then(|| Confirmed {
+                    fingerprint_value: decoded,
+                    evidence: "base64 PEM private key".into(),
+                    confidence: Confidence::High,
+                })
+            }
+            Some("kubernetes-jwt") => {
+                let payload = text.split('.').nth(1)?;
+                let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload.trim_end_matches('='))
+                    .ok()?;
+                let json = String::from_utf8_lossy(&json);
+                (json.contains("kubernetes.io") || json.contains("\"iss\":\"kubernetes"))
+                    .then(plain)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// Checks a rule may name.
+pub const CHECKS: &[&str] = &[
+    "not-placeholder",
+    "github-crc32",
+    "pem-private-key",
+    "putty-private-key",
+    "gcp-service-account",
+    "docker-auth",
+    "base64-private-key",
+    "kubernetes-jwt",
+];
+
+/// A confirmed secret in a file.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Index into [`SecretEngine::rules`].
+    pub rule: usize,
+    pub line: u64,
+    /// What the fingerprint hashes (never shown).
+    pub fingerprint_value: Vec<u8>,
+    /// Redacted.
+    pub evidence: String,
+    pub confidence: Confidence,
+}
+
+struct Confirmed {
+    fingerprint_value: Vec<u8>,
+    evidence: String,
+    confidence: Confidence,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Shannon entropy in bits per byte.
+pub fn shannon_entropy(b: &[u8]) -> f64 {
+    if b.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0usize; 256];
+    for &x in b {
+        counts[x as usize] += 1;
+    }
+    let n = b.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Values people put where a secret goes when they do not have one.
+pub fn is_placeholder(v: &str) -> bool {
+    let l = v.to_ascii_lowercase();
+    let l = l.trim_matches(['"', '\'']);
+    // Whole values that are words, not secrets.
+    const EXACT: &[&str] = &[
+        "password",
+        "passwd",
+        "secret",
+        "test",
+        "testing",
+        "default",
+        "none",
+        "null",
+        "admin",
+        "root",
+        "letmein",
+        "qwerty",
+        "123456",
+        "12345678",
+        "password1",
+        "password123",
+        "pass",
+        "changeit",
+    ];
+    // Pieces that mark a value as a stand-in wherever they appear.
+    const PARTS: &[&str] = &[
+        "changeme",
+        "change_me",
+        "change-me",
+        "example",
+        "sample",
+        "dummy",
+        "placeholder",
+        "redacted",
+        "your_",
+        "your-",
+        "yourpass",
+        "xxxx",
+        "****",
+        "todo",
+        "fixme",
+        "insert",
+        "replace",
+    ];
+    let first = l.chars().next().unwrap_or('x');
+    l.is_empty()
+        || l.starts_with('$')
+        || l.starts_with('<')
+        || l.starts_with("{{")
+        || l.starts_with('%')
+        || l.chars().all(|c| c == first)
+        || EXACT.contains(&l)
+        || PARTS.iter().any(|w| l.contains(w))
+}
+
+/// GitHub's token format: 30 random characters then their CRC32 in 6 base62 digits.
+pub fn github_checksum_ok(token: &str) -> bool {
+    let Some((_, body)) = token.split_once('_') else {
+        return false;
+    };
+    if body.len() != 36 || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (payload, check) = body.split_at(30);
+    let mut v: u64 = 0;
+    for b in check.bytes() {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'Z' => b - b'A' + 10,
+            b'a'..=b'z' => b - b'a' + 36,
+            _ => return false,
+        };
+        v = v * 62 + d as u64;
+    }
+    v == crc32fast::hash(payload.as_bytes()) as u64
+}
+
+/// A PEM block from `at`: its END line must follow and its body must be base64 of a
+/// plausible key. Encrypted keys are reported with medium confidence.
+fn pem_block(data: &[u8], at: usize) -> Option<Confirmed> {
+    let window = &data[at..data.len().min(at + 64 * 1024)];
+    let text = std::str::from_utf8(window).ok().or_else(|| {
+        // Binary around the key: cut at the first invalid byte.
+        let valid = match std::str::from_utf8(window) {
+            Ok(_) => window.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        std::str::from_utf8(&window[..valid]).ok()
+    })?;
+    let first_nl = text.find('\n')?;
+    let header = text[..first_nl].trim_end_matches('\r');
+    let end = text.find("-----END ")?;
+    if end < first_nl {
+        return None;
+    }
+    let mut body = String::new();
+    let mut encrypted = header.contains("ENCRYPTED");
+    for line in text[first_nl + 1..end].lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('=') {
+            continue;
+        }
+        if line.contains(':') {
+            if line.contains("ENCRYPTED") || line.starts_with("DEK-Info") {
+                encrypted = true;
+            }
+            continue;
+        }
+        body.push_str(line);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .ok()?;
+    if decoded.len() < 32 {
+        return None;
+    }
+    Some(Confirmed {
+        fingerprint_value: decoded.clone(),
+        evidence: format!(
+            "{} ({} bytes of key material{})",
+            header.trim(),
+            decoded.len(),
+            if encrypted { ", encrypted" } else { "" }
+        ),
+        confidence: if encrypted {
+            Confidence::Medium
+        } else {
+            Confidence::High
+        },
+    })
+}
+
+/// A service-account key file: JSON with type service_account and a private key.
+fn gcp_service_account(data: &[u8]) -> Option<Confirmed> {
+    if data.len() > 1 << 20 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let key = v.get("private_key")?.as_str()?;
+    if v.get("type")?.as_str()? != "service_account" || !key.contains("PRIVATE KEY") {
+        return None;
+    }
+    let email = v
+        .get("client_email")
+        .and_then(|e| e.as_str())
+        .unwrap_or("?");
+    Some(Confirmed {
+        fingerprint_value: key.as_bytes().to_vec(),
+        evidence: format!("service account {email:?} with its private key"),
+        confidence: Confidence::High,
+    })
+}
+
+fn is_fixture_path(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    [
+        "/test/",
+        "/tests/",
+        "/testdata/",
+        "/fixtures/",
+        "/__tests__/",
+        "/spec/",
+        "/examples/",
+        "/example/",
+        "/docs/",
+        "/doc/",
+    ]
+    .iter()
+    .any(|p| l.contains(p))
+}
+
+/// The detector: every regular file's bytes through the engine.
+pub struct SecretDetector {
+    engine: &'static SecretEngine,
+}
+
+impl SecretDetector {
+    pub fn new(engine: &'static SecretEngine) -> Self {
+        SecretDetector { engine }
+    }
+}
+
+impl Detector for SecretDetector {
+    fn name(&self) -> &'static str {
+        "secrets"
+    }
+
+    fn wants_content(&self, e: &EntryMeta<'_>) -> bool {
+        e.kind == EntryKind::File && e.size > 0
+    }
+
+    fn scan_entry(
+        &self,
+        e: &EntryMeta<'_>,
+        content: Option<&[u8]>,
+        out: &mut Vec<Finding>,
+        problems: &mut Vec<String>,
+    ) {
+        let Some(data) = content else { return };
+        let hits = match self.engine.scan(e.path, data) {
+            Ok(h) => h,
+            Err(msg) => {
+                problems.push(msg);
+                return;
+            }
+        };
+        for h in hits {
+            let rule = &self.engine.rules[h.rule];
+            out.push(Finding {
+                rule_id: rule.meta.id.clone(),
+                category: Category::Secret,
+                severity: rule.severity,
+                confidence: h.confidence,
+                title: rule.meta.title.clone(),
+                fingerprint: Finding::fingerprint_of(&rule.meta.id, e.path, &h.fingerprint_value),
+                location: Location::ImageFile {
+                    layer_index: e.layer_index,
+                    layer_digest: e.layer_digest.to_string(),
+                    path: e.path.to_string(),
+                    line: Some(h.line),
+                    archive_chain: vec![],
+                    visibility: Visibility::Visible,
+                },
+                evidence: h.evidence,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule finds all its positive examples and none of its negative ones, and no
+    /// pattern is slow (compile fails on slow patterns).
+    #[test]
+    fn every_rule_passes_its_own_examples() {
+        let engine = SecretEngine::builtin();
+        let mut failures = Vec::new();
+        for (i, r) in engine.rules().iter().enumerate() {
+            let path = r
+                .meta
+                .paths
+                .first()
+                .map(|p| p.replace("**", "/home/app"))
+                .unwrap_or_else(|| "/app/config".into());
+            for p in &r.meta.positive {
+                match engine.scan(&path, p.as_bytes()) {
+                    Ok(hits) if hits.iter().any(|h| h.rule == i) => {}
+                    other => {
+                        failures.push(format!("{}: missed positive {p:?} ({other:?})", r.meta.id))
+                    }
+                }
+            }
+            for n in &r.meta.negative {
+                if let Ok(hits) = engine.scan(&path, n.as_bytes())
+                    && hits.iter().any(|h| h.rule == i)
+                {
+                    failures.push(format!("{}: fired on negative {n:?}", r.meta.id));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn evidence_never_holds_the_secret() {
+        let engine = SecretEngine::builtin();
+        for r in engine.rules() {
+            for p in &r.meta.positive {
+                for h in engine.scan("/app/x", p.as_bytes()).unwrap_or_default() {
+                    let secret = String::from_utf8_lossy(&h.fingerprint_value).into_owned();
+                    if secret.len() >= 8 {
+                        assert!(
+                            !h.evidence.contains(&secret),
+                            "{}: evidence {:?} shows the secret",
+                            r.meta.id,
+                            h.evidence
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn github_checksum() {
+        assert!(github_checksum_ok(
+            "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"
+        ));
+        assert!(!github_checksum_ok(
+            "ghp_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7y3gm1IM"
+        ));
+        assert!(!github_checksum_ok("ghp_short"));
+    }
+
+    #[test]
+    fn line_numbers_and_fixture_paths() {
+        let engine = SecretEngine::builtin();
+        let data = b"# config\n\nexport GITHUB_TOKEN=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\n";
+        let hits = engine.scan("/etc/profile.d/ci.sh", data).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].line, 3);
+        assert_eq!(hits[0].confidence, Confidence::High);
+        let hits = engine
+            .scan(
+                "/usr/lib/python3/site-packages/pkg/tests/test_auth.py",
+                data,
+            )
+            .unwrap();
+        assert_eq!(
+            hits[0].confidence,
+            Confidence::Low,
+            "still reported, with lower confidence"
+        );
+    }
+
+    #[test]
+    fn binary_content_is_scanned() {
+        let engine = SecretEngine::builtin();
+        let mut data = vec![0u8, 0x7f, b'E', b'L', b'F', 2, 1, 1];
+        data.extend(std::iter::repeat_n(0xffu8, 5000));
+        data.extend_from_slice(b"\0AKIAZ7QWERTYUIOPASDF\0");
+        data.extend(std::iter::repeat_n(0u8, 5000));
+        let hits = engine.scan("/usr/local/bin/tool", &data).unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+}
