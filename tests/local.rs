@@ -406,3 +406,25 @@ fn long_names_gnu_and_pax() {
         assert_eq!(j["images"][0]["layers"][0]["entries"], 2);
     }
 }
+
+#[test]
+fn rules_list_and_explain() {
+    let c = Canary::new();
+    let r = c.run(&["rules", "list", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert!(list.len() >= 50, "{}", list.len());
+    let mut ids: Vec<&str> = list.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "rule ids are unique");
+    let r = c.run(&["rules", "explain", "secret/github-token"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("CRC32") && r.stdout.contains("check: github-crc32"),
+        "{r}"
+    );
+    let r = c.run(&["rules", "explain", "secret/nope"]);
+    assert_eq!(r.code, 2, "{r}");
+}

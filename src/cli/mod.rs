@@ -2,6 +2,7 @@
 
 mod cache;
 mod resolve;
+mod rules;
 mod scan;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Resolve(resolve::ResolveArgs),
     /// Manage the blob cache.
     Cache(cache::CacheArgs),
+    /// List the detection rules, or explain one.
+    Rules(rules::RulesArgs),
 }
 
 /// How to reach registries; shared by the subcommands that talk to one.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Scan(a) => scan::run(a),
         Command::Resolve(a) => resolve::run(a),
         Command::Cache(a) => cache::run(a),
+        Command::Rules(a) => rules::run(a),
     }
 }
 

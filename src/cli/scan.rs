@@ -170,11 +170,18 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     for e in &report.coverage.errors {
         eprintln!("error: {e}");
     }
-    write_report(
+    let written = write_report(
         &report,
         a.format.unwrap_or_else(|| default_format(&a.output)),
         a.output.as_ref(),
-    )?;
+    );
+    match written {
+        // The reader went away (`| head`): the verdict still stands in the exit code.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
+        other => other?,
+    }
     Ok(report.exit_code())
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use super::Report;
+use super::json::json_io_error;
 use crate::finding::{Finding, Location, Severity};
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -154,7 +155,7 @@ pub fn to_value(report: &Report) -> Value {
 
 /// Write SARIF followed by a newline.
 pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &to_value(report)).map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, &to_value(report)).map_err(json_io_error)?;
     writeln!(out)
 }
 
