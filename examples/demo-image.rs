@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
     let base = LayerBuilder::new()
         .dir("etc")
         .file("etc/os-release", "ID=demo\nVERSION_ID=1\n")
-        .file("root/.aws/credentials", "[default]\naws_access_key_id = AKIAZ7QWERTYUIOPASDF\naws_secret_access_key = Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0\n")
+        .file("root/.aws/credentials", "[default]\naws_access_key_id = AKIAZ7QWERTYUIOPASDF\naws_secret_access_key = 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\n")
         .file_mode("usr/local/bin/start.sh", "#!/bin/sh\nexec /app/server\n", 0o755)
         .build(Compression::Gzip);
     let cleanup = LayerBuilder::new()

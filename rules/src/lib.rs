@@ -44,6 +44,12 @@ pub struct SecretRule {
     pub help: String,
     /// Regex in the subset YARA-X and Rust's `regex` share.
     pub regex: String,
+    /// A different, faster pattern for YARA-X to find candidates with, when `regex` has no
+    /// good atom; `regex` then confirms on the hit plus `context_before` bytes before it.
+    #[serde(default)]
+    pub yara: Option<String>,
+    #[serde(default)]
+    pub context_before: usize,
     #[serde(default)]
     pub nocase: bool,
     /// Capture group holding the secret (0 = the whole match).

@@ -45,7 +45,7 @@ pub struct CatalogError {
 }
 
 fn yara_regex(r: &canary_rules::SecretRule) -> String {
-    let body = r.regex.replace('/', "\\/");
+    let body = r.yara.as_deref().unwrap_or(&r.regex).replace('/', "\\/");
     format!("/{body}/{}", if r.nocase { "i" } else { "" })
 }
 
@@ -178,13 +178,14 @@ impl SecretEngine {
             {
                 continue;
             }
-            let Some(caps) = rule.regex.captures(&data[range.clone()]) else {
+            let from = range.start.saturating_sub(rule.meta.context_before);
+            let Some(caps) = rule.regex.captures(&data[from..range.end]) else {
                 continue;
             };
             let Some(m) = caps.get(rule.meta.group) else {
                 continue;
             };
-            let secret = &data[range.start + m.start()..range.start + m.end()];
+            let secret = &data[from + m.start()..from + m.end()];
             let Some(confirmed) = self.confirm(rule, secret, data, range.start) else {
                 continue;
             };
@@ -665,5 +666,59 @@ mod tests {
         data.extend(std::iter::repeat_n(0u8, 5000));
         let hits = engine.scan("/usr/local/bin/tool", &data).unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+}
+
+#[cfg(test)]
+mod throughput {
+    /// Per-rule YARA-X throughput on mixed text and binary data, to find rules whose
+    /// atoms are weak. Run: cargo test --release -p canary-analyzer --lib rule_throughput -- --ignored --nocapture
+    #[test]
+    #[ignore]
+    fn rule_throughput() {
+        let mut data = Vec::with_capacity(64 << 20);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut i = 0u64;
+        while data.len() < 64 << 20 {
+            if (i / 64) % 2 == 0 {
+                data.extend_from_slice(
+                    format!("line {i} key_{} = value {}\n", seed % 9973, seed % 7919).as_bytes(),
+                );
+            } else {
+                data.extend_from_slice(&seed.to_le_bytes());
+            }
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            i += 1;
+        }
+        let extra: Vec<(String, String)> = std::env::var("CANARY_TRY_REGEX")
+            .map(|v| {
+                v.split("||")
+                    .map(|r| (format!("try {r}"), r.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let catalog = canary_rules::secret_rules()
+            .iter()
+            .map(|r| (r.id.clone(), super::yara_regex(r)));
+        for (id, regex) in catalog.chain(extra) {
+            let src = format!("rule r {{ strings: $a = {regex} condition: $a }}");
+            let rules = yara_x::compile(src.as_str()).unwrap();
+            let mut s = yara_x::Scanner::new(&rules);
+            let t = std::time::Instant::now();
+            for chunk in data.chunks(1 << 20) {
+                s.scan(chunk).unwrap();
+            }
+            let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+            println!("{mbs:>10.0} MB/s  {id}");
+        }
+        let engine = super::SecretEngine::builtin();
+        let t = std::time::Instant::now();
+        for chunk in data.chunks(1 << 20) {
+            engine.scan("/bench", chunk).unwrap();
+        }
+        let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+        println!("{mbs:>10.0} MB/s  (the whole catalog, with Rust checks on hits)");
     }
 }
