@@ -36,4 +36,14 @@ fi
 export CANARY_SARIF_SCHEMA="$schema"
 
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads=2
+log=$(mktemp)
+set +e
+cargo test --workspace --locked -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary, the last of
+# which is often a crate's empty doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "TOTAL: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+rm -f "$log"
+exit "$status"

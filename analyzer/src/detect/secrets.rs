@@ -679,8 +679,12 @@ mod throughput {
         let mut data = Vec::with_capacity(64 << 20);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut i = 0u64;
+        if let Ok(path) = std::env::var("CANARY_THROUGHPUT_FILE") {
+            data = std::fs::read(path).unwrap();
+            data.truncate(64 << 20);
+        }
         while data.len() < 64 << 20 {
-            if (i / 64) % 2 == 0 {
+            if (i / 64).is_multiple_of(2) {
                 data.extend_from_slice(
                     format!("line {i} key_{} = value {}\n", seed % 9973, seed % 7919).as_bytes(),
                 );
