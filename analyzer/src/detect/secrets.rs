@@ -170,6 +170,9 @@ impl SecretEngine {
         let fixture = is_fixture_path(path);
         let mut seen = HashSet::new();
         let mut hits = Vec::new();
+        // Lines are counted once, front to back, however many hits there are.
+        candidates.sort_by_key(|(i, r)| (r.start, *i));
+        let (mut counted_to, mut line) = (0usize, 1u64);
         for (i, range) in candidates {
             let rule = &self.rules[i];
             if let Some(g) = &rule.paths
@@ -192,7 +195,11 @@ impl SecretEngine {
             if !seen.insert((i, confirmed.fingerprint_value.clone())) {
                 continue;
             }
-            let line = 1 + data[..range.start].iter().filter(|&&b| b == b'\n').count() as u64;
+            line += data[counted_to..range.start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            counted_to = range.start;
             hits.push(Hit {
                 rule: i,
                 line,
