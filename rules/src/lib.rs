@@ -50,6 +50,10 @@ pub struct SecretRule {
     pub yara: Option<String>,
     #[serde(default)]
     pub context_before: usize,
+    /// Characters of the secret shown in evidence: its fixed, public prefix (`AKIA`,
+    /// `ghp_`); 0 shows none.
+    #[serde(default)]
+    pub reveal: usize,
     #[serde(default)]
     pub nocase: bool,
     /// Capture group holding the secret (0 = the whole match).

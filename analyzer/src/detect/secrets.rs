@@ -13,12 +13,14 @@ use base64::Engine;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{Detector, EntryKind, EntryMeta};
-use crate::finding::{Category, Confidence, Finding, Location, Severity, Visibility, redact};
+use crate::finding::{Category, Confidence, Finding, Location, Severity, Visibility};
 
 /// Longest a single file scan may take before it is abandoned (and reported).
 const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Most hits of one pattern in one file that are checked.
 const MAX_MATCHES_PER_PATTERN: usize = 1000;
+/// Most confirmed secrets reported for one file.
+pub const MAX_HITS_PER_FILE: usize = 200;
 
 /// One catalog rule, compiled.
 pub struct CompiledRule {
@@ -45,7 +47,16 @@ pub struct CatalogError {
 }
 
 fn yara_regex(r: &canary_rules::SecretRule) -> String {
-    let body = r.yara.as_deref().unwrap_or(&r.regex).replace('/', "\\/");
+    let src = r.yara.as_deref().unwrap_or(&r.regex);
+    let mut body = String::with_capacity(src.len() + 8);
+    let mut escaped = false;
+    for c in src.chars() {
+        if c == '/' && !escaped {
+            body.push('\\');
+        }
+        escaped = c == '\\' && !escaped;
+        body.push(c);
+    }
     format!("/{body}/{}", if r.nocase { "i" } else { "" })
 }
 
@@ -73,7 +84,11 @@ impl SecretEngine {
             } else {
                 r.regex.clone()
             };
-            let regex = Regex::new(&pattern).map_err(|e| err(e.to_string()))?;
+            // Bytes and ASCII classes, as YARA-X sees them (a Latin-1 password is a secret too).
+            let regex = regex::bytes::RegexBuilder::new(&pattern)
+                .unicode(false)
+                .build()
+                .map_err(|e| err(e.to_string()))?;
             if r.group >= regex.captures_len() {
                 return Err(err(format!(
                     "group {} does not exist in the regex",
@@ -137,17 +152,21 @@ impl SecretEngine {
     /// confidence)` for every confirmed hit, deduplicated by rule and secret.
     pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<Vec<Hit>, String> {
         thread_local! {
-            static SCANNER: RefCell<Option<yara_x::Scanner<'static>>> = const { RefCell::new(None) };
+            /// The scanner of the engine it was made for (engines are 'static, so their
+            /// address identifies them).
+            static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
         }
         let mut candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
         SCANNER.with(|cell| -> Result<(), String> {
             let mut slot = cell.borrow_mut();
-            let scanner = slot.get_or_insert_with(|| {
+            let me = self as *const SecretEngine as usize;
+            if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
                 let mut s = yara_x::Scanner::new(&self.yara);
                 s.set_timeout(SCAN_TIMEOUT);
                 s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
-                s
-            });
+                *slot = Some((me, s));
+            }
+            let (_, scanner) = slot.as_mut().expect("set just above");
             let results = scanner
                 .scan(data)
                 .map_err(|e| format!("secret scan stopped: {e}"))?;
@@ -173,6 +192,7 @@ impl SecretEngine {
         // Lines are counted once, front to back, however many hits there are.
         candidates.sort_by_key(|(i, r)| (r.start, *i));
         let (mut counted_to, mut line) = (0usize, 1u64);
+        let mut memo = Memo::default();
         for (i, range) in candidates {
             let rule = &self.rules[i];
             if let Some(g) = &rule.paths
@@ -182,14 +202,20 @@ impl SecretEngine {
                 continue;
             }
             let from = range.start.saturating_sub(rule.meta.context_before);
-            let Some(caps) = rule.regex.captures(&data[from..range.end]) else {
+            // One byte past the hit, so a trailing `\b` sees what follows.
+            let to = data.len().min(range.end + 1);
+            let Some(caps) = rule.regex.captures(&data[from..to]) else {
                 continue;
             };
             let Some(m) = caps.get(rule.meta.group) else {
                 continue;
             };
             let secret = &data[from + m.start()..from + m.end()];
-            let Some(confirmed) = self.confirm(rule, secret, data, range.start) else {
+            let whole = caps
+                .get(0)
+                .map_or(secret, |w| &data[from + w.start()..from + w.end()]);
+            let Some(confirmed) = self.confirm(rule, secret, whole, data, range.start, &mut memo)
+            else {
                 continue;
             };
             if !seen.insert((i, confirmed.fingerprint_value.clone())) {
@@ -200,6 +226,10 @@ impl SecretEngine {
                 .filter(|&&b| b == b'\n')
                 .count() as u64;
             counted_to = range.start;
+            if hits.len() == MAX_HITS_PER_FILE {
+                // The detector reports that the list was cut.
+                break;
+            }
             hits.push(Hit {
                 rule: i,
                 line,
@@ -220,8 +250,10 @@ impl SecretEngine {
         &self,
         rule: &CompiledRule,
         secret: &[u8],
+        whole: &[u8],
         data: &[u8],
         at: usize,
+        memo: &mut Memo,
     ) -> Option<Confirmed> {
         let text = String::from_utf8_lossy(secret);
         if self.allowlist.contains(text.as_ref()) || text.contains("EXAMPLE") {
@@ -232,14 +264,31 @@ impl SecretEngine {
         {
             return None;
         }
+        let reveal = rule.meta.reveal;
         let plain = || Confirmed {
             fingerprint_value: secret.to_vec(),
-            evidence: redact(&text),
+            evidence: reveal_prefix(&text, reveal),
             confidence: Confidence::High,
         };
         match rule.meta.check.as_deref() {
             None => Some(plain()),
             Some("not-placeholder") => (!is_placeholder(&text)).then(plain),
+            Some("url-password") => {
+                let (user, pass, host) = url_parts(&String::from_utf8_lossy(whole))?;
+                if pass == user || is_placeholder(&pass) || is_default_credential(&user, &pass) {
+                    return None;
+                }
+                let local =
+                    host == "localhost" || host.starts_with("127.") || host.contains("example");
+                Some(Confirmed {
+                    confidence: if local {
+                        Confidence::Low
+                    } else {
+                        Confidence::High
+                    },
+                    ..plain()
+                })
+            }
             Some("github-crc32") => github_checksum_ok(&text).then(plain),
             Some("pem-private-key") => pem_block(data, at),
             Some("putty-private-key") => {
@@ -254,7 +303,10 @@ impl SecretEngine {
                     },
                 })
             }
-            Some("gcp-service-account") => gcp_service_account(data),
+            Some("gcp-service-account") => memo
+                .gcp
+                .get_or_insert_with(|| gcp_service_account(data))
+                .clone(),
             Some("docker-auth") => {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(secret)
@@ -263,7 +315,7 @@ impl SecretEngine {
                 let (user, pass) = decoded.split_once(':')?;
                 (!user.is_empty() && pass.len() >= 3 && !is_placeholder(pass)).then(|| Confirmed {
                     fingerprint_value: decoded.as_bytes().to_vec(),
-                    evidence: format!("auth for user {user:?}: {}", redact(pass)),
+                    evidence: format!("auth for user {:?}: ********", short(user, 24)),
                     confidence: Confidence::High,
                 })
             }
@@ -294,6 +346,7 @@ impl SecretEngine {
 /// Checks a rule may name.
 pub const CHECKS: &[&str] = &[
     "not-placeholder",
+    "url-password",
     "github-crc32",
     "pem-private-key",
     "putty-private-key",
@@ -316,6 +369,13 @@ pub struct Hit {
     pub confidence: Confidence,
 }
 
+/// Work done once per file, however many candidates need it.
+#[derive(Default)]
+struct Memo {
+    gcp: Option<Option<Confirmed>>,
+}
+
+#[derive(Clone)]
 struct Confirmed {
     fingerprint_value: Vec<u8>,
     evidence: String,
@@ -344,6 +404,47 @@ pub fn shannon_entropy(b: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+/// Evidence for a secret: only the first `n` characters (a rule's fixed, public prefix
+/// such as `AKIA` or `ghp_`), then a fixed mask.
+fn reveal_prefix(secret: &str, n: usize) -> String {
+    let head: String = secret
+        .chars()
+        .take(n.min(secret.chars().count() / 2))
+        .collect();
+    format!("{head}********")
+}
+
+/// At most `n` characters, marked when cut.
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// `scheme://user:password@host…` → (user, password, host).
+fn url_parts(url: &str) -> Option<(String, String, String)> {
+    let rest = url.split_once("://")?.1;
+    let (userinfo, host) = rest.rsplit_once('@')?;
+    let (user, pass) = userinfo.split_once(':')?;
+    let host = host
+        .split([':', '/', '?'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Some((user.to_string(), pass.to_string(), host))
+}
+
+/// Stock credentials of popular images and docs (RabbitMQ's guest, SQLAlchemy's scott).
+fn is_default_credential(user: &str, pass: &str) -> bool {
+    let p = pass.to_ascii_lowercase();
+    matches!(
+        p.as_str(),
+        "guest" | "postgres" | "mysql" | "tiger" | "user" | "pwd" | "pass"
+    ) || (user == "scott" && p == "tiger")
 }
 
 /// Values people put where a secret goes when they do not have one.
@@ -396,7 +497,9 @@ pub fn is_placeholder(v: &str) -> bool {
         || l.starts_with('$')
         || l.starts_with('<')
         || l.starts_with("{{")
-        || l.starts_with('%')
+        || l.starts_with("%s")
+        || l.starts_with("%(")
+        || l.starts_with('{')
         || l.chars().all(|c| c == first)
         || EXACT.contains(&l)
         || PARTS.iter().any(|w| l.contains(w))
@@ -428,6 +531,14 @@ pub fn github_checksum_ok(token: &str) -> bool {
 /// plausible key. Encrypted keys are reported with medium confidence.
 fn pem_block(data: &[u8], at: usize) -> Option<Confirmed> {
     let window = &data[at..data.len().min(at + 64 * 1024)];
+    pem_text(window).or_else(|| {
+        // A key inside a JSON, .env or code string: newlines written as `\n`.
+        let unescaped = String::from_utf8_lossy(window).replace("\\n", "\n");
+        pem_text(unescaped.as_bytes())
+    })
+}
+
+fn pem_text(window: &[u8]) -> Option<Confirmed> {
     let text = std::str::from_utf8(window).ok().or_else(|| {
         // Binary around the key: cut at the first invalid byte.
         let valid = match std::str::from_utf8(window) {
@@ -467,7 +578,7 @@ fn pem_block(data: &[u8], at: usize) -> Option<Confirmed> {
         fingerprint_value: decoded.clone(),
         evidence: format!(
             "{} ({} bytes of key material{})",
-            header.trim(),
+            short(header.trim(), 64),
             decoded.len(),
             if encrypted { ", encrypted" } else { "" }
         ),
@@ -502,6 +613,14 @@ fn gcp_service_account(data: &[u8]) -> Option<Confirmed> {
 
 fn is_fixture_path(path: &str) -> bool {
     let l = path.to_ascii_lowercase();
+    let name = l.rsplit('/').next().unwrap_or("");
+    if name.contains("_test.")
+        || name.starts_with("test_")
+        || name.contains(".spec.")
+        || name.contains(".test.")
+    {
+        return true;
+    }
     [
         "/test/",
         "/tests/",
@@ -553,6 +672,11 @@ impl Detector for SecretDetector {
                 return;
             }
         };
+        if hits.len() == MAX_HITS_PER_FILE {
+            problems.push(format!(
+                "more than {MAX_HITS_PER_FILE} secrets in this file; only the first {MAX_HITS_PER_FILE} are reported"
+            ));
+        }
         for h in hits {
             let rule = &self.engine.rules[h.rule];
             out.push(Finding {
@@ -630,6 +754,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn escaped_pem_in_json_and_npmrc_only_in_npm_config() {
+        let engine = SecretEngine::builtin();
+        let tfstate = br#"{"resources":[{"attributes":{"private_key_pem":"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n"}}]}"#;
+        let hits = engine.scan("/srv/terraform.tfstate", tfstate).unwrap();
+        assert!(
+            hits.iter()
+                .any(|h| engine.rules()[h.rule].meta.id == "secret/private-key"),
+            "{hits:?}"
+        );
+        let code = b"class S:\n    def __init__(self, u, p):\n        self._auth = requests.auth.HTTPBasicAuth(u, p)\n";
+        assert!(
+            engine
+                .scan("/usr/lib/python3/site-packages/s.py", code)
+                .unwrap()
+                .is_empty()
+        );
+        let npmrc = b"//npm.pkg.github.com/:_authToken=9f8e7d6c5b4a39281706f5e4d3c2b1a0\n";
+        assert_eq!(engine.scan("/root/.npmrc", npmrc).unwrap().len(), 1);
     }
 
     #[test]
