@@ -82,6 +82,14 @@ fn blob(c: Compression) -> &'static Vec<u8> {
     })
 }
 
+fn codec_of(name: &str) -> Compression {
+    if name == "gzip" {
+        Compression::Gzip
+    } else {
+        Compression::Zstd
+    }
+}
+
 fn decompress(c: Compression) -> u64 {
     let data = &blob(c)[..];
     // The same decoders over the same 256 KiB input buffer the walk uses, so the ratio
@@ -116,11 +124,7 @@ fn walk(c: Compression, detectors: &[Box<dyn canary_analyzer::detect::Detector>]
 
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn plain_decompression(bencher: divan::Bencher, codec: &str) {
-    let c = if codec == "gzip" {
-        Compression::Gzip
-    } else {
-        Compression::Zstd
-    };
+    let c = codec_of(codec);
     let n = layer_tar().len() as u64;
     blob(c);
     bencher
@@ -132,11 +136,7 @@ fn plain_decompression(bencher: divan::Bencher, codec: &str) {
 /// file's bytes) included. One layer, so one thread.
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn layer_walk(bencher: divan::Bencher, codec: &str) {
-    let c = if codec == "gzip" {
-        Compression::Gzip
-    } else {
-        Compression::Zstd
-    };
+    let c = codec_of(codec);
     let n = layer_tar().len() as u64;
     blob(c);
     let detectors = default_detectors();
@@ -149,11 +149,7 @@ fn layer_walk(bencher: divan::Bencher, codec: &str) {
 /// no file contents beyond the files they name (image config, credential files).
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn layer_walk_without_content_scan(bencher: divan::Bencher, codec: &str) {
-    let c = if codec == "gzip" {
-        Compression::Gzip
-    } else {
-        Compression::Zstd
-    };
+    let c = codec_of(codec);
     let n = layer_tar().len() as u64;
     blob(c);
     let detectors: Vec<Box<dyn canary_analyzer::detect::Detector>> = vec![
