@@ -19,6 +19,8 @@ pub struct ConfigDetector {
     paste_sites: Vec<&'static str>,
     /// Secrets inside commands: group 1 is kept, group 2 is redacted.
     command_secrets: Vec<Regex>,
+    /// Wallet-address candidates; each is checksum-validated before it counts.
+    wallet: Regex,
 }
 
 impl Default for ConfigDetector {
@@ -71,6 +73,9 @@ impl ConfigDetector {
             ),
             build_arg: re(r"^\|\d+\s+(.*?)\s+/bin/(ba)?sh\s+-c"),
             paste_sites: canary_rules::paste_sites().collect(),
+            wallet: re(
+                r"\b([48][1-9A-HJ-NP-Za-km-z]{94}([1-9A-HJ-NP-Za-km-z]{11})?|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,34})\b",
+            ),
             command_secrets: vec![
                 re(
                     r"(?i)(\b[A-Z0-9_]*(?:PASSW(?:OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)[A-Z0-9_]*=['\x22]?)([^\s'\x22]+)",
@@ -344,6 +349,30 @@ fn redact_group(c: &regex::Captures<'_>, group: usize) -> String {
     }
 }
 
+impl ConfigDetector {
+    /// Checksum-valid wallet addresses in one config string.
+    fn check_wallets(&self, field: &str, text: &str, out: &mut Vec<Finding>) {
+        for m in self.wallet.find_iter(text) {
+            let Some(coin) = super::wallet::validate(m.as_str()) else {
+                continue;
+            };
+            let rule = match coin {
+                super::wallet::Coin::Monero => "config/monero-wallet",
+                super::wallet::Coin::Bitcoin => "config/bitcoin-wallet",
+            };
+            // An address is an indicator, not a secret: shown whole.
+            out.push(Self::finding(
+                rule,
+                Confidence::High,
+                format!("{} wallet address in {field}", coin.name()),
+                field.to_string(),
+                m.as_str().to_string(),
+                m.as_str().as_bytes(),
+            ));
+        }
+    }
+}
+
 impl Detector for ConfigDetector {
     fn name(&self) -> &'static str {
         "image-config"
@@ -353,6 +382,25 @@ impl Detector for ConfigDetector {
         let c = &image.config.config;
         if let Some(env) = &c.env {
             self.check_env(env, out);
+            for (i, kv) in env.iter().enumerate() {
+                let name = kv.split('=').next().unwrap_or("");
+                self.check_wallets(&format!("config.Env[{i}] ({name})"), kv, out);
+            }
+        }
+        for (field, argv) in [("config.Entrypoint", &c.entrypoint), ("config.Cmd", &c.cmd)] {
+            if let Some(argv) = argv {
+                self.check_wallets(field, &argv.join(" "), out);
+            }
+        }
+        if let Some(labels) = &c.labels {
+            for (k, v) in labels {
+                self.check_wallets(&format!("config.Labels[{k:?}]"), v, out);
+            }
+        }
+        for (i, h) in image.config.history.iter().enumerate() {
+            if let Some(cb) = &h.created_by {
+                self.check_wallets(&format!("history[{i}].created_by"), cb, out);
+            }
         }
         if let Some(labels) = &c.labels {
             self.check_labels(labels, out);
@@ -604,6 +652,52 @@ mod tests {
             assert!(ids.iter().any(|i| i == want), "missing {want} in {ids:#?}");
         }
         assert!(!ids.iter().any(|i| i.contains("history[3]")), "{ids:#?}");
+    }
+
+    #[test]
+    fn wallets_in_env_and_cmd_are_checksum_validated() {
+        let xmr = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+        let mut cfg = with_env(&[
+            &format!("WALLET={xmr}"),
+            "PAYOUT=1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+        ]);
+        cfg.config.cmd = Some(vec!["./run".into(), "-u".into(), xmr.into()]);
+        // Not addresses: a random base58 run and an address with a broken checksum.
+        cfg.config.labels = Some(
+            [
+                ("x".to_string(), format!("4{}", "B".repeat(94))),
+                (
+                    "y".to_string(),
+                    "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb".to_string(),
+                ),
+            ]
+            .into(),
+        );
+        let f = scan(cfg);
+        let got: Vec<(String, String)> = f
+            .iter()
+            .filter(|f| f.category == Category::Miner)
+            .map(|f| (f.rule_id.clone(), f.location.display()))
+            .collect();
+        assert!(
+            got.contains(&(
+                "config/monero-wallet".into(),
+                "config.Env[0] (WALLET)".into()
+            )),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("config/monero-wallet".into(), "config.Cmd".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(
+                "config/bitcoin-wallet".into(),
+                "config.Env[1] (PAYOUT)".into()
+            )),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
     }
 
     #[test]

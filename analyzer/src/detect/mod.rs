@@ -4,6 +4,7 @@
 pub mod config;
 pub mod files;
 pub mod secrets;
+pub mod wallet;
 
 use crate::finding::Finding;
 use crate::image::ImageConfig;
