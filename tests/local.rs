@@ -52,6 +52,15 @@ fn sample(mt: MediaTypes, c: Compression) -> Image {
         .build()
 }
 
+/// The sample image as an OCI layout under the test's home; returns the `oci:` target.
+fn sample_layout(c: &Canary) -> String {
+    let dir = c.home.path().join("img");
+    sample(MediaTypes::Oci, Compression::Gzip)
+        .write_oci_layout(&dir, "v1")
+        .unwrap();
+    format!("oci:{}", path_str(&dir))
+}
+
 fn visibility_of(report: &serde_json::Value, rule: &str, path: &str) -> Vec<String> {
     report["images"][0]["findings"]
         .as_array()
@@ -214,11 +223,7 @@ fn multi_platform_index_picks_platform_or_all() {
 #[test]
 fn fail_on_and_ignore_file() {
     let c = Canary::new();
-    let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip)
-        .write_oci_layout(&dir, "v1")
-        .unwrap();
-    let target = format!("oci:{}", path_str(&dir));
+    let target = sample_layout(&c);
 
     // An image whose worst finding is high: --fail-on critical passes it, the default fails it.
     let high_only = c.home.path().join("high-only");
@@ -285,11 +290,7 @@ fn fail_on_and_ignore_file() {
 #[test]
 fn table_and_output_file() {
     let c = Canary::new();
-    let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip)
-        .write_oci_layout(&dir, "v1")
-        .unwrap();
-    let target = format!("oci:{}", path_str(&dir));
+    let target = sample_layout(&c);
     let r = c.run(&["scan", "--format", "table", &target]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains("config/env-credential"), "{r}");
@@ -319,16 +320,7 @@ fn sarif_matches_schema_and_github_requirements() {
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
 
     let c = Canary::new();
-    let dir = c.home.path().join("img");
-    sample(MediaTypes::Oci, Compression::Gzip)
-        .write_oci_layout(&dir, "v1")
-        .unwrap();
-    let r = c.run(&[
-        "scan",
-        "--format",
-        "sarif",
-        &format!("oci:{}", path_str(&dir)),
-    ]);
+    let r = c.run(&["scan", "--format", "sarif", &sample_layout(&c)]);
     assert_eq!(r.code, 1, "{r}");
     let sarif: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let errors: Vec<String> = validator
