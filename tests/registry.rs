@@ -54,6 +54,16 @@ fn push(reg: &Registry, repo: &str, tag: &str, img: &Image) {
         .unwrap();
 }
 
+/// `canary scan --format json TARGET` with credentials from the environment.
+fn scan_with_env_credentials(c: &Canary, target: &str, user: &str, pass: &str) -> Run {
+    c.run_with(
+        c.command()
+            .args(["scan", "--format", "json", target])
+            .env("CANARY_REGISTRY_USERNAME", user)
+            .env("CANARY_REGISTRY_PASSWORD", pass),
+    )
+}
+
 fn check_found(r: &Run) {
     assert_eq!(r.code, 1, "{r}");
     let j = r.json();
@@ -198,21 +208,11 @@ fn basic_auth_registry() {
     check_found(&r);
 
     // Environment variables.
-    let r = c.run_with(
-        c.command()
-            .args(["scan", "--format", "json", &target])
-            .env("CANARY_REGISTRY_USERNAME", "alice")
-            .env("CANARY_REGISTRY_PASSWORD", "wonderland-9"),
-    );
+    let r = scan_with_env_credentials(&c, &target, "alice", "wonderland-9");
     check_found(&r);
 
     // Wrong password: 401, said as such.
-    let r = c.run_with(
-        c.command()
-            .args(["scan", "--format", "json", &target])
-            .env("CANARY_REGISTRY_USERNAME", "alice")
-            .env("CANARY_REGISTRY_PASSWORD", "wrong"),
-    );
+    let r = scan_with_env_credentials(&c, &target, "alice", "wrong");
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("credentials rejected"), "{r}");
     assert!(
@@ -248,12 +248,7 @@ fn token_auth_registry() {
     );
 
     let before = reg.token_requests();
-    let r = c.run_with(
-        c.command()
-            .args(["scan", "--format", "json", &target])
-            .env("CANARY_REGISTRY_USERNAME", "bob")
-            .env("CANARY_REGISTRY_PASSWORD", "builder-77"),
-    );
+    let r = scan_with_env_credentials(&c, &target, "bob", "builder-77");
     check_found(&r);
     let tokens = reg.token_requests() - before;
     assert!(
@@ -265,12 +260,7 @@ fn token_auth_registry() {
         "one token is reused for the whole pull (got {tokens} token requests)"
     );
 
-    let r = c.run_with(
-        c.command()
-            .args(["scan", "--format", "json", &target])
-            .env("CANARY_REGISTRY_USERNAME", "bob")
-            .env("CANARY_REGISTRY_PASSWORD", "nope"),
-    );
+    let r = scan_with_env_credentials(&c, &target, "bob", "nope");
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("authentication to"), "{r}");
 
