@@ -15,6 +15,7 @@ pub mod finding;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod image;
+pub mod nested;
 pub mod policy;
 pub mod report;
 pub mod scan;
