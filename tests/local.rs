@@ -74,7 +74,7 @@ fn visibility_of(report: &serde_json::Value, rule: &str, path: &str) -> Vec<Stri
 fn check_sample_report(r: &common::cli::Run) {
     assert_eq!(r.code, 1, "high findings fail the default policy\n{r}");
     let j = r.json();
-    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["schema_version"], "1.1");
     assert_eq!(j["coverage"]["complete"], true, "{r}");
     let ids = rule_ids(&j);
     assert!(
@@ -419,4 +419,154 @@ fn rules_list_and_explain() {
     );
     let r = c.run(&["rules", "explain", "secret/nope"]);
     assert_eq!(r.code, 2, "{r}");
+}
+
+/// `--rules DIR`: a user's YARA rule, secret rule, pool name and IOC hash all fire in a
+/// scan; `rules check` runs their examples; a broken directory fails before any work.
+#[test]
+fn user_rules_directory() {
+    let c = Canary::new();
+    let dir = c.home.path().join("my-rules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dropper = b"\x7fELF\x02\x01\x01\0 acme dropper build 7".to_vec();
+    let digest = {
+        use sha2::Digest;
+        canary_analyzer::hex(&sha2::Sha256::digest(&dropper))
+    };
+    std::fs::write(
+        dir.join("acme.yar"),
+        r#"
+private rule is_elf { condition: uint32(0) == 0x464c457f }
+rule acme_loader {
+  meta:
+    id = "user/acme-loader"
+    family = "acme"
+    severity = "high"
+    description = "The ACME loader our incident team found."
+    positive = "\x7fELF acme-loader-v2"
+    negative = "acme-loader-v2 in a text file"
+  strings:
+    $a = "acme-loader-v2"
+  condition:
+    is_elf and $a
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("acme.toml"),
+        r#"[[rule]]
+id = "secret/acme-api-key"
+title = "ACME API key"
+severity = "critical"
+description = "An ACME internal API key."
+help = "Rotate it in the ACME console."
+regex = '''\b(acmek_[a-z0-9]{24})\b'''
+group = 1
+entropy = 3.5
+reveal = 6
+positive = ["ACME_KEY=acmek_q8w7e6r5t4y3u2i1o0p9a8s7"]
+negative = ["ACME_KEY=acmek_aaaaaaaaaaaaaaaaaaaaaaaa", "acmek_short"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("mining-pools.txt"), "pool.acme-mining.test\n").unwrap();
+    std::fs::write(
+        dir.join("ioc-sha256.txt"),
+        format!("{digest} acme-dropper incident 2026-11\n"),
+    )
+    .unwrap();
+
+    let r = c.run(&["rules", "check", path_str(&dir)]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(
+            "1 YARA rules, 1 secret rules, 1 pool names, 1 IOC hashes; 0 example failures"
+        ),
+        "{r}"
+    );
+
+    let layer = LayerBuilder::new()
+        .file("usr/local/bin/helper", &dropper)
+        .file(
+            "usr/local/bin/loader",
+            b"\x7fELF\x02\x01\x01\0 acme-loader-v2 \0",
+        )
+        .file("srv/app/.env", "ACME_KEY=acmek_z9x8c7v6b5n4m3l2k1j0h9g8\n")
+        .file("srv/app/miner.conf", "url = pool.acme-mining.test:3333\n")
+        .build(Compression::Gzip);
+    let archive = c.home.path().join("img.tar");
+    ImageBuilder::new()
+        .layer(layer)
+        .build()
+        .write_docker_archive(&archive, "acme:1", true)
+        .unwrap();
+    let target = format!("docker-archive:{}", path_str(&archive));
+    let plain = c.scan_json(&target, &[]);
+    let ids = rule_ids(&plain.json());
+    assert!(!ids.iter().any(|i| i.contains("acme")), "{ids:?}");
+    let r = c.scan_json(&target, &["--rules", path_str(&dir)]);
+    let report = r.json();
+    let ids = rule_ids(&report);
+    for want in [
+        "user/acme-loader",
+        "secret/acme-api-key",
+        "miner/pool-host",
+        "miner/known-bad-sha256",
+    ] {
+        assert!(
+            ids.iter().any(|i| i == want),
+            "{want} missing: {ids:?}\n{r}"
+        );
+    }
+    assert_ne!(
+        report["rules_digest"],
+        plain.json()["rules_digest"],
+        "the digest names the user rules too"
+    );
+    assert!(
+        !r.stdout.contains("acmek_z9x8c7v6b5n4m3l2k1j0h9g8"),
+        "redacted"
+    );
+    // SARIF knows the user rules' metadata.
+    let r = c.run(&["scan", &target, "--rules", path_str(&dir), "-f", "sarif"]);
+    assert!(
+        r.stdout
+            .contains("The ACME loader our incident team found."),
+        "{r}"
+    );
+    let r = c.run(&[
+        "rules",
+        "explain",
+        "user/acme-loader",
+        "--rules",
+        path_str(&dir),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+
+    // A failing example is exit 1; a rule that does not compile is exit 2 with its file.
+    std::fs::write(
+        dir.join("acme.toml"),
+        std::fs::read_to_string(dir.join("acme.toml"))
+            .unwrap()
+            .replace("acmek_short", "ACME_KEY=acmek_q8w7e6r5t4y3u2i1o0p9a8s7"),
+    )
+    .unwrap();
+    let r = c.run(&["rules", "check", path_str(&dir)]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout
+            .contains("FAIL secret/acme-api-key: fired on negative"),
+        "{r}"
+    );
+    std::fs::write(dir.join("broken.yar"), "rule x { condition: nope }").unwrap();
+    let r = c.run(&["rules", "check", path_str(&dir)]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("broken.yar"), "{r}");
+    let r = c.scan_json(&target, &["--rules", path_str(&dir)]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("--rules") && r.stderr.contains("broken.yar"),
+        "{r}"
+    );
 }

@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+#[cfg(feature = "fixtures")]
+pub mod corpus;
 pub mod detect;
 mod error;
 pub mod finding;

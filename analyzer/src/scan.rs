@@ -33,6 +33,9 @@ pub struct ScanOptions {
     pub limits: WalkLimits,
     /// Layer workers; 0 = one per core.
     pub threads: usize,
+    /// Digest of the rules in effect when user rules were added (default: the built-in
+    /// rules' digest).
+    pub rules_digest: Option<String>,
 }
 
 /// Everything the scan needs besides the images.
@@ -146,6 +149,9 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                 for issue in &r.issues {
                     push_issue(&mut coverage, issue.clone());
                 }
+                for (k, v) in &r.skipped {
+                    *coverage.skipped.entry(k).or_default() += v;
+                }
             }
             layers.push(LayerSummary {
                 layer: layer.clone(),
@@ -153,6 +159,7 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                 entries: r.entries,
                 compressed_bytes: r.compressed_bytes,
                 uncompressed_bytes: r.uncompressed_bytes,
+                archive_members: r.nested_members,
                 complete: r.error.is_none(),
             });
             // Findings up to where a broken layer stopped still count, at this position.
@@ -222,7 +229,11 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
             version: env!("CARGO_PKG_VERSION"),
         },
         target: input.target.to_string(),
-        rules_digest: canary_rules::rules_digest(),
+        rules_digest: input
+            .options
+            .rules_digest
+            .clone()
+            .unwrap_or_else(canary_rules::rules_digest),
         images: reports,
         summary,
         policy: PolicyOutcome {
@@ -262,11 +273,14 @@ fn set_visibility(f: &mut Finding, indexes: &[&LayerIndex]) {
         layer_index,
         path,
         visibility,
+        archive_chain,
         ..
     } = &mut f.location
     else {
         return;
     };
+    // A member of an archive is as visible as the archive file.
+    let path = archive_chain.first().unwrap_or(path);
     for idx in indexes.iter().skip(*layer_index + 1) {
         if idx.whiteouts.contains(path.as_str())
             || ancestors(path).any(|a| idx.whiteouts.contains(a))

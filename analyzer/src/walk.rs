@@ -30,6 +30,8 @@ pub struct WalkLimits {
     pub ratio_grace: u64,
     /// Most bytes of one file read into memory for content detectors.
     pub max_file_read: usize,
+    /// Archives inside layers (zip/jar, tar, gzip, zstd): depth, size and bomb limits.
+    pub nested: crate::nested::NestedLimits,
 }
 
 impl Default for WalkLimits {
@@ -41,6 +43,7 @@ impl Default for WalkLimits {
             max_ratio: 100,
             ratio_grace: 256 << 20,
             max_file_read: 32 << 20,
+            nested: crate::nested::NestedLimits::default(),
         }
     }
 }
@@ -80,6 +83,10 @@ pub struct LayerResult {
     /// Why the walk stopped before the end of the layer; what was found up to there is
     /// kept.
     pub error: Option<crate::Error>,
+    /// Files (or parts of files) a limit kept from the detectors, by reason.
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
+    /// Archive members scanned.
+    pub nested_members: u64,
 }
 
 struct Counting<R> {
@@ -507,6 +514,7 @@ fn walk_entries<R: Read>(
             size,
             mode: entry.header().mode().unwrap_or(0),
             link_target: link_target.as_deref(),
+            archive_chain: &[],
         };
         let wanted = kind == EntryKind::File && detectors.iter().any(|d| d.wants_content(&meta));
         let content = if wanted {
@@ -517,6 +525,7 @@ fn walk_entries<R: Read>(
                 .read_to_end(&mut buf)
                 .map_err(|e| format!("{path}: {e}"))?;
             if size > cap {
+                *res.skipped.entry("file_truncated").or_default() += 1;
                 res.issues.push(Issue {
                     level: IssueLevel::Warning,
                     image: image.to_string(),
@@ -534,6 +543,65 @@ fn walk_entries<R: Read>(
         let mut problems = Vec::new();
         for d in detectors {
             d.scan_entry(&meta, content, &mut res.findings, &mut problems);
+        }
+        // Archives in the layer: every member through the same detectors, the location
+        // naming the chain. A file cut at `max_file_read` has lost a zip's directory (it
+        // sits at the end), so it is not opened; that it was cut is reported above.
+        if let Some(data) = content
+            && size <= limits.max_file_read as u64
+            && crate::nested::sniff(&path, data).is_some()
+        {
+            let stats =
+                crate::nested::expand(&path, data, &limits.nested, &mut |chain, member, bytes| {
+                    let member_meta = EntryMeta {
+                        path: member,
+                        kind: EntryKind::File,
+                        size: bytes.len() as u64,
+                        mode: 0o644,
+                        link_target: None,
+                        archive_chain: chain,
+                        ..meta
+                    };
+                    let mut member_problems = Vec::new();
+                    for d in detectors {
+                        let wants = d.wants_content(&member_meta);
+                        d.scan_entry(
+                            &member_meta,
+                            wants.then_some(bytes),
+                            &mut res.findings,
+                            &mut member_problems,
+                        );
+                    }
+                    for m in member_problems {
+                        problems.push(format!("{}: {m}", crate::nested::location(chain, member)));
+                    }
+                });
+            for (key, n) in [
+                ("nested_truncated", stats.truncated),
+                ("nested_depth", stats.skipped_depth),
+                ("nested_limit", stats.skipped_limit),
+                ("nested_ratio", stats.stopped_ratio),
+                ("nested_encrypted", stats.skipped_encrypted),
+                ("nested_unsupported", stats.skipped_unsupported),
+                ("nested_corrupt", stats.corrupt),
+            ] {
+                if n > 0 {
+                    *res.skipped.entry(key).or_default() += n;
+                }
+            }
+            res.nested_members += stats.members;
+            for p in stats.problems {
+                res.issues.push(Issue {
+                    level: IssueLevel::Warning,
+                    image: image.to_string(),
+                    layer: Some(layer.digest.clone()),
+                    path: Some(path.clone()),
+                    message: format!("inside the archive: {p}"),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            *res.skipped.entry("detector_problem").or_default() += 1;
         }
         for message in problems {
             res.issues.push(Issue {

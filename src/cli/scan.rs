@@ -48,6 +48,10 @@ pub struct ScanArgs {
     /// each with a reason). Default: `.canaryignore.toml` if present.
     #[arg(long, value_name = "FILE")]
     pub ignore_file: Option<PathBuf>,
+    /// Add the rules in DIR: `*.yar` YARA rules, `*.toml` secret rules, `mining-pools.txt`,
+    /// `ioc-sha256.txt` (`canary rules check DIR` tests them first).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Layer workers (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -102,6 +106,19 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
             policy.ignores.len()
         );
     }
+    // Rules first: a broken rule directory fails before any download.
+    let (detectors, rules_digest) = match &a.rules {
+        None => (canary_analyzer::detect::default_detectors(), None),
+        Some(dir) => {
+            let (engine, user) =
+                canary_analyzer::detect::content::ContentEngine::with_user_rules(dir)
+                    .map_err(|e| anyhow::anyhow!("--rules: {e}"))?;
+            (
+                canary_analyzer::detect::detectors_with(engine),
+                Some(super::rules::combined_digest(&user.digest)),
+            )
+        }
+    };
     let target = Target::parse(&a.target)?;
     let client = a.registry.client()?;
     let show = !a.no_progress && std::io::stderr().is_terminal();
@@ -148,9 +165,9 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
             ProgressBar::hidden()
         },
     };
-    let detectors = canary_analyzer::detect::default_detectors();
     let options = ScanOptions {
         threads: a.threads,
+        rules_digest,
         ..Default::default()
     };
     let report = scan_images(

@@ -359,6 +359,7 @@ impl ConfigDetector {
             let rule = match coin {
                 super::wallet::Coin::Monero => "config/monero-wallet",
                 super::wallet::Coin::Bitcoin => "config/bitcoin-wallet",
+                _ => "config/wallet-address",
             };
             // An address is an indicator, not a secret: shown whole.
             out.push(Self::finding(

@@ -66,13 +66,21 @@ impl Detector for CredentialFileDetector {
             severity: Severity::High,
             confidence: Confidence::Medium,
             title: format!("{what} in the image"),
-            fingerprint: Finding::fingerprint_of(id, e.path, content),
+            fingerprint: Finding::fingerprint_of(
+                id,
+                &if e.archive_chain.is_empty() {
+                    e.path.to_string()
+                } else {
+                    crate::nested::location(e.archive_chain, e.path)
+                },
+                content,
+            ),
             location: Location::ImageFile {
                 layer_index: e.layer_index,
                 layer_digest: e.layer_digest.to_string(),
                 path: e.path.to_string(),
                 line: None,
-                archive_chain: vec![],
+                archive_chain: e.archive_chain.to_vec(),
                 visibility: Visibility::Visible,
             },
             evidence: format!("{} bytes, mode {:o}", e.size, e.mode & 0o7777),

@@ -2,6 +2,7 @@
 //! or each other. [`default_detectors`] is the one place the list is built.
 
 pub mod config;
+pub mod content;
 pub mod files;
 pub mod secrets;
 pub mod wallet;
@@ -31,6 +32,10 @@ pub struct EntryMeta<'a> {
     pub size: u64,
     pub mode: u32,
     pub link_target: Option<&'a str>,
+    /// Archives the entry sits in, outermost first (`["/app/app.jar", "lib/x.zip"]`);
+    /// empty for a file of the layer itself. `path` is then the member's path in the
+    /// innermost archive.
+    pub archive_chain: &'a [String],
 }
 
 /// What a config detector is told about the image.
@@ -65,11 +70,14 @@ pub trait Detector: Send + Sync {
 
 /// The detectors `canary scan` runs, in order.
 pub fn default_detectors() -> Vec<Box<dyn Detector>> {
+    detectors_with(content::ContentEngine::builtin())
+}
+
+/// The detectors, with a given content engine (built-in rules plus a user's).
+pub fn detectors_with(engine: &'static content::ContentEngine) -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(config::ConfigDetector::new()),
         Box::new(files::CredentialFileDetector),
-        Box::new(secrets::SecretDetector::new(
-            secrets::SecretEngine::builtin(),
-        )),
+        Box::new(content::ContentDetector::new(engine)),
     ]
 }

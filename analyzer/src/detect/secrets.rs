@@ -5,38 +5,35 @@
 //! placeholders. Files under test/fixture/example paths are reported with low confidence.
 
 use regex::bytes::Regex;
-use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use base64::Engine;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{Detector, EntryKind, EntryMeta};
-use crate::finding::{Category, Confidence, Finding, Location, Severity, Visibility};
+use crate::finding::{Confidence, Severity};
 
-/// Longest a single file scan may take before it is abandoned (and reported).
-const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-/// Most hits of one pattern in one file that are checked.
-const MAX_MATCHES_PER_PATTERN: usize = 1000;
 /// Most confirmed secrets reported for one file.
 pub const MAX_HITS_PER_FILE: usize = 200;
 
 /// One catalog rule, compiled.
 pub struct CompiledRule {
-    pub meta: &'static canary_rules::SecretRule,
+    pub meta: canary_rules::SecretRule,
     regex: Regex,
     paths: Option<GlobSet>,
-    severity: Severity,
+    pub severity: Severity,
     confidence: Confidence,
 }
 
-/// The compiled catalog: YARA-X rules (rule `r<N>` is catalog rule N) plus Rust checks.
-pub struct SecretEngine {
-    yara: yara_x::Rules,
+/// The secret catalog's Rust half: regexes, checks and the allowlist. Its YARA-X half (rule
+/// `r<N>` in namespace [`NAMESPACE`] is catalog rule N) is compiled into the content
+/// engine's one rule set, so one pass over a file finds miners and secrets alike.
+pub struct SecretCatalog {
     rules: Vec<CompiledRule>,
-    allowlist: HashSet<&'static str>,
+    allowlist: HashSet<String>,
 }
+
+/// The YARA-X namespace of the secret rules.
+pub const NAMESPACE: &str = "secrets";
 
 /// Why a catalog cannot be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +57,15 @@ fn yara_regex(r: &canary_rules::SecretRule) -> String {
     format!("/{body}/{}", if r.nocase { "i" } else { "" })
 }
 
-impl SecretEngine {
-    /// Compile a catalog. Slow patterns (no good literal atom) are errors, not a silent 4×
-    /// slowdown.
-    pub fn compile(catalog: &'static [canary_rules::SecretRule]) -> Result<Self, CatalogError> {
-        let mut compiler = yara_x::Compiler::new();
-        compiler.error_on_slow_pattern(true);
+impl SecretCatalog {
+    /// Compile a catalog, adding its YARA-X rules to `compiler` (which should have slow
+    /// patterns as errors: a weak atom is a silent 4× slowdown otherwise).
+    pub fn compile(
+        catalog: &[canary_rules::SecretRule],
+        allowlist: impl IntoIterator<Item = String>,
+        compiler: &mut yara_x::Compiler<'_>,
+    ) -> Result<Self, CatalogError> {
+        compiler.new_namespace(NAMESPACE);
         let mut rules = Vec::with_capacity(catalog.len());
         for (i, r) in catalog.iter().enumerate() {
             let err = |message: String| CatalogError {
@@ -87,6 +87,7 @@ impl SecretEngine {
             // Bytes and ASCII classes, as YARA-X sees them (a Latin-1 password is a secret too).
             let regex = regex::bytes::RegexBuilder::new(&pattern)
                 .unicode(false)
+                .size_limit(1 << 20)
                 .build()
                 .map_err(|e| err(e.to_string()))?;
             if r.group >= regex.captures_len() {
@@ -120,26 +121,16 @@ impl SecretEngine {
                 )));
             }
             rules.push(CompiledRule {
-                meta: r,
+                meta: r.clone(),
                 regex,
                 paths,
                 severity,
                 confidence,
             });
         }
-        Ok(SecretEngine {
-            yara: compiler.build(),
+        Ok(SecretCatalog {
             rules,
-            allowlist: canary_rules::secret_allowlist().collect(),
-        })
-    }
-
-    /// The built-in catalog, compiled once per process.
-    pub fn builtin() -> &'static SecretEngine {
-        static ENGINE: OnceLock<SecretEngine> = OnceLock::new();
-        ENGINE.get_or_init(|| {
-            SecretEngine::compile(canary_rules::secret_rules())
-                .expect("the built-in secret catalog compiles (checked by tests)")
+            allowlist: allowlist.into_iter().collect(),
         })
     }
 
@@ -147,45 +138,15 @@ impl SecretEngine {
         &self.rules
     }
 
-    /// Scan one file's bytes. `path` is the file's path in the image (for `paths`
-    /// filters and test-fixture confidence). Returns `(rule index, line, secret, evidence,
-    /// confidence)` for every confirmed hit, deduplicated by rule and secret.
-    pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<Vec<Hit>, String> {
-        thread_local! {
-            /// The scanner of the engine it was made for (engines are 'static, so their
-            /// address identifies them).
-            static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
-        }
-        let mut candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        SCANNER.with(|cell| -> Result<(), String> {
-            let mut slot = cell.borrow_mut();
-            let me = self as *const SecretEngine as usize;
-            if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
-                let mut s = yara_x::Scanner::new(&self.yara);
-                s.set_timeout(SCAN_TIMEOUT);
-                s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
-                *slot = Some((me, s));
-            }
-            let (_, scanner) = slot.as_mut().expect("set just above");
-            let results = scanner
-                .scan(data)
-                .map_err(|e| format!("secret scan stopped: {e}"))?;
-            for rule in results.matching_rules() {
-                let Some(i) = rule
-                    .identifier()
-                    .strip_prefix('r')
-                    .and_then(|n| n.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                for p in rule.patterns() {
-                    for m in p.matches() {
-                        candidates.push((i, m.range()));
-                    }
-                }
-            }
-            Ok(())
-        })?;
+    /// Confirm the YARA-X candidates of one file: `(rule index, byte range)` pairs. `path` is
+    /// the file's path in the image (for `paths` filters and test-fixture confidence).
+    /// Returns every confirmed hit, deduplicated by rule and secret, in file order.
+    pub fn confirm_all(
+        &self,
+        path: &str,
+        data: &[u8],
+        mut candidates: Vec<(usize, std::ops::Range<usize>)>,
+    ) -> Vec<Hit> {
         let fixture = is_fixture_path(path);
         let mut seen = HashSet::new();
         let mut hits = Vec::new();
@@ -242,7 +203,7 @@ impl SecretEngine {
                 },
             });
         }
-        Ok(hits)
+        hits
     }
 
     /// Entropy, allowlist, placeholder and structural checks of one candidate.
@@ -359,7 +320,7 @@ pub const CHECKS: &[&str] = &[
 /// A confirmed secret in a file.
 #[derive(Debug, Clone)]
 pub struct Hit {
-    /// Index into [`SecretEngine::rules`].
+    /// Index into [`SecretCatalog::rules`].
     pub rule: usize,
     pub line: u64,
     /// What the fingerprint hashes (never shown).
@@ -637,111 +598,36 @@ fn is_fixture_path(path: &str) -> bool {
     .any(|p| l.contains(p))
 }
 
-/// The detector: every regular file's bytes through the engine.
-pub struct SecretDetector {
-    engine: &'static SecretEngine,
-}
-
-impl SecretDetector {
-    pub fn new(engine: &'static SecretEngine) -> Self {
-        SecretDetector { engine }
-    }
-}
-
-impl Detector for SecretDetector {
-    fn name(&self) -> &'static str {
-        "secrets"
-    }
-
-    fn wants_content(&self, e: &EntryMeta<'_>) -> bool {
-        e.kind == EntryKind::File && e.size > 0
-    }
-
-    fn scan_entry(
-        &self,
-        e: &EntryMeta<'_>,
-        content: Option<&[u8]>,
-        out: &mut Vec<Finding>,
-        problems: &mut Vec<String>,
-    ) {
-        let Some(data) = content else { return };
-        let hits = match self.engine.scan(e.path, data) {
-            Ok(h) => h,
-            Err(msg) => {
-                problems.push(msg);
-                return;
-            }
-        };
-        if hits.len() == MAX_HITS_PER_FILE {
-            problems.push(format!(
-                "more than {MAX_HITS_PER_FILE} secrets in this file; only the first {MAX_HITS_PER_FILE} are reported"
-            ));
-        }
-        for h in hits {
-            let rule = &self.engine.rules[h.rule];
-            out.push(Finding {
-                rule_id: rule.meta.id.clone(),
-                category: Category::Secret,
-                severity: rule.severity,
-                confidence: h.confidence,
-                title: rule.meta.title.clone(),
-                fingerprint: Finding::fingerprint_of(&rule.meta.id, e.path, &h.fingerprint_value),
-                location: Location::ImageFile {
-                    layer_index: e.layer_index,
-                    layer_digest: e.layer_digest.to_string(),
-                    path: e.path.to_string(),
-                    line: Some(h.line),
-                    archive_chain: vec![],
-                    visibility: Visibility::Visible,
-                },
-                evidence: h.evidence,
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::content::ContentEngine;
+
+    fn scan(path: &str, data: &[u8]) -> Result<Vec<Hit>, String> {
+        ContentEngine::builtin().scan(path, data).map(|h| h.secrets)
+    }
 
     /// Every rule finds all its positive examples and none of its negative ones, and no
     /// pattern is slow (compile fails on slow patterns).
     #[test]
     fn every_rule_passes_its_own_examples() {
-        let engine = SecretEngine::builtin();
-        let mut failures = Vec::new();
-        for (i, r) in engine.rules().iter().enumerate() {
-            let path = r
-                .meta
-                .paths
-                .first()
-                .map(|p| p.replace("**", "/home/app"))
-                .unwrap_or_else(|| "/app/config".into());
-            for p in &r.meta.positive {
-                match engine.scan(&path, p.as_bytes()) {
-                    Ok(hits) if hits.iter().any(|h| h.rule == i) => {}
-                    other => {
-                        failures.push(format!("{}: missed positive {p:?} ({other:?})", r.meta.id))
-                    }
-                }
-            }
-            for n in &r.meta.negative {
-                if let Ok(hits) = engine.scan(&path, n.as_bytes())
-                    && hits.iter().any(|h| h.rule == i)
-                {
-                    failures.push(format!("{}: fired on negative {n:?}", r.meta.id));
-                }
-            }
-        }
+        let engine = ContentEngine::builtin();
+        let ids: HashSet<String> = engine
+            .secrets()
+            .rules()
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .collect();
+        let failures = engine.example_failures(Some(&ids));
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
     fn evidence_never_holds_the_secret() {
-        let engine = SecretEngine::builtin();
+        let engine = ContentEngine::builtin().secrets();
         for r in engine.rules() {
             for p in &r.meta.positive {
-                for h in engine.scan("/app/x", p.as_bytes()).unwrap_or_default() {
+                for h in scan("/app/x", p.as_bytes()).unwrap_or_default() {
                     let secret = String::from_utf8_lossy(&h.fingerprint_value).into_owned();
                     if secret.len() >= 8 {
                         assert!(
@@ -758,9 +644,9 @@ mod tests {
 
     #[test]
     fn escaped_pem_in_json_and_npmrc_only_in_npm_config() {
-        let engine = SecretEngine::builtin();
+        let engine = ContentEngine::builtin().secrets();
         let tfstate = br#"{"resources":[{"attributes":{"private_key_pem":"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n"}}]}"#;
-        let hits = engine.scan("/srv/terraform.tfstate", tfstate).unwrap();
+        let hits = scan("/srv/terraform.tfstate", tfstate).unwrap();
         assert!(
             hits.iter()
                 .any(|h| engine.rules()[h.rule].meta.id == "secret/private-key"),
@@ -768,13 +654,12 @@ mod tests {
         );
         let code = b"class S:\n    def __init__(self, u, p):\n        self._auth = requests.auth.HTTPBasicAuth(u, p)\n";
         assert!(
-            engine
-                .scan("/usr/lib/python3/site-packages/s.py", code)
+            scan("/usr/lib/python3/site-packages/s.py", code)
                 .unwrap()
                 .is_empty()
         );
         let npmrc = b"//npm.pkg.github.com/:_authToken=9f8e7d6c5b4a39281706f5e4d3c2b1a0\n";
-        assert_eq!(engine.scan("/root/.npmrc", npmrc).unwrap().len(), 1);
+        assert_eq!(scan("/root/.npmrc", npmrc).unwrap().len(), 1);
     }
 
     #[test]
@@ -790,18 +675,16 @@ mod tests {
 
     #[test]
     fn line_numbers_and_fixture_paths() {
-        let engine = SecretEngine::builtin();
         let data = b"# config\n\nexport GITHUB_TOKEN=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\n";
-        let hits = engine.scan("/etc/profile.d/ci.sh", data).unwrap();
+        let hits = scan("/etc/profile.d/ci.sh", data).unwrap();
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].line, 3);
         assert_eq!(hits[0].confidence, Confidence::High);
-        let hits = engine
-            .scan(
-                "/usr/lib/python3/site-packages/pkg/tests/test_auth.py",
-                data,
-            )
-            .unwrap();
+        let hits = scan(
+            "/usr/lib/python3/site-packages/pkg/tests/test_auth.py",
+            data,
+        )
+        .unwrap();
         assert_eq!(
             hits[0].confidence,
             Confidence::Low,
@@ -811,12 +694,11 @@ mod tests {
 
     #[test]
     fn binary_content_is_scanned() {
-        let engine = SecretEngine::builtin();
         let mut data = vec![0u8, 0x7f, b'E', b'L', b'F', 2, 1, 1];
         data.extend(std::iter::repeat_n(0xffu8, 5000));
         data.extend_from_slice(b"\0AKIAZ7QWERTYUIOPASDF\0");
         data.extend(std::iter::repeat_n(0u8, 5000));
-        let hits = engine.scan("/usr/local/bin/tool", &data).unwrap();
+        let hits = scan("/usr/local/bin/tool", &data).unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
     }
 }
@@ -869,7 +751,7 @@ mod throughput {
             let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
             println!("{mbs:>10.0} MB/s  {id}");
         }
-        let engine = super::SecretEngine::builtin();
+        let engine = crate::detect::content::ContentEngine::builtin();
         let t = std::time::Instant::now();
         for chunk in data.chunks(1 << 20) {
             engine.scan("/bench", chunk).unwrap();

@@ -1,6 +1,9 @@
 //! Cryptocurrency wallet addresses, validated by their checksums so random strings do not
 //! count: Monero (standard, subaddress, integrated; Monero's block base58 with a Keccak-256
-//! checksum) and Bitcoin (base58check P2PKH/P2SH, bech32/bech32m segwit).
+//! checksum), Bitcoin (base58check P2PKH/P2SH, bech32/bech32m segwit), Litecoin, Dogecoin
+//! and Ravencoin (base58check with their version bytes; Litecoin's `ltc1` bech32) and
+//! Ethereum (EIP-55 mixed-case checksum; an all-lowercase address has none and counts only
+//! where the caller says the context is a miner's).
 
 use sha2::{Digest, Sha256};
 use sha3::Keccak256;
@@ -16,6 +19,10 @@ fn b58_digit(c: u8) -> Option<u32> {
 pub enum Coin {
     Monero,
     Bitcoin,
+    Litecoin,
+    Dogecoin,
+    Ravencoin,
+    Ethereum,
 }
 
 impl Coin {
@@ -23,6 +30,10 @@ impl Coin {
         match self {
             Coin::Monero => "Monero",
             Coin::Bitcoin => "Bitcoin",
+            Coin::Litecoin => "Litecoin",
+            Coin::Dogecoin => "Dogecoin",
+            Coin::Ravencoin => "Ravencoin",
+            Coin::Ethereum => "Ethereum",
         }
     }
 }
@@ -94,19 +105,61 @@ fn base58_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A Bitcoin mainnet base58check address (P2PKH `1…`, P2SH `3…`).
-fn is_base58check_btc(s: &str) -> bool {
-    if !(26..=35).contains(&s.len()) || !(s.starts_with('1') || s.starts_with('3')) {
-        return false;
+/// The version byte of a valid 25-byte base58check address.
+fn base58check_version(s: &str) -> Option<u8> {
+    if !(26..=35).contains(&s.len()) {
+        return None;
     }
-    let Some(raw) = base58_decode(s) else {
-        return false;
-    };
-    if raw.len() != 25 || !(raw[0] == 0x00 || raw[0] == 0x05) {
-        return false;
+    let raw = base58_decode(s)?;
+    if raw.len() != 25 {
+        return None;
     }
     let (body, check) = raw.split_at(21);
-    Sha256::digest(Sha256::digest(body))[..4] == *check
+    (Sha256::digest(Sha256::digest(body))[..4] == *check).then_some(raw[0])
+}
+
+/// Which coin a base58check address's version byte says (mainnet P2PKH/P2SH).
+fn base58check_coin(s: &str) -> Option<Coin> {
+    match base58check_version(s)? {
+        0x00 | 0x05 => Some(Coin::Bitcoin),
+        0x30 | 0x32 => Some(Coin::Litecoin),
+        0x1e | 0x16 => Some(Coin::Dogecoin),
+        0x3c | 0x7a => Some(Coin::Ravencoin),
+        _ => None,
+    }
+}
+
+/// An Ethereum address `0x` + 40 hex digits. With mixed case, its EIP-55 checksum must
+/// hold; all one case carries no checksum, so `strict` refuses it.
+pub fn is_ethereum_address(s: &str, strict: bool) -> bool {
+    let Some(hex) = s.strip_prefix("0x") else {
+        return false;
+    };
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let lower = hex.to_ascii_lowercase();
+    if hex == lower || hex == hex.to_ascii_uppercase() {
+        // No checksum: at least refuse the obviously made-up.
+        let first = lower.as_bytes()[0];
+        return !strict && !lower.bytes().all(|b| b == first) && distinct(&lower) >= 8;
+    }
+    let hash = Keccak256::digest(lower.as_bytes());
+    hex.bytes().enumerate().all(|(i, c)| {
+        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
+        if c.is_ascii_digit() {
+            true
+        } else {
+            c.is_ascii_uppercase() == (nibble >= 8)
+        }
+    })
+}
+
+fn distinct(s: &str) -> usize {
+    let mut seen = [false; 256];
+    s.bytes()
+        .filter(|&b| !std::mem::replace(&mut seen[b as usize], true))
+        .count()
 }
 
 fn bech32_polymod(values: &[u8]) -> u32 {
@@ -124,20 +177,35 @@ fn bech32_polymod(values: &[u8]) -> u32 {
     chk
 }
 
-/// A Bitcoin mainnet segwit address (`bc1…`), bech32 (v0) or bech32m (v1+).
-fn is_bech32_btc(s: &str) -> bool {
+/// A mainnet segwit address (`bc1…` Bitcoin, `ltc1…` Litecoin), bech32 (v0) or bech32m
+/// (v1+).
+fn bech32_coin(s: &str) -> Option<Coin> {
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("bc1") {
+        is_bech32(s, "bc").then_some(Coin::Bitcoin)
+    } else if lower.starts_with("ltc1") {
+        is_bech32(s, "ltc").then_some(Coin::Litecoin)
+    } else {
+        None
+    }
+}
+
+fn is_bech32(s: &str, hrp: &str) -> bool {
     const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
     let lower = s.to_ascii_lowercase();
     if lower != s && s.to_ascii_uppercase() != s {
         return false; // mixed case is invalid
     }
-    let Some(data) = lower.strip_prefix("bc1") else {
+    let Some(data) = lower.strip_prefix(hrp).and_then(|r| r.strip_prefix('1')) else {
         return false;
     };
-    if !(14..=74).contains(&lower.len()) || data.len() < 7 {
+    if !(14..=74 + hrp.len() - 2).contains(&lower.len()) || data.len() < 7 {
         return false;
     }
-    let mut values: Vec<u8> = vec![3, 3, 0, 2, 3]; // "bc" expanded: high bits, 0, low bits
+    // The human-readable part expanded: high bits, 0, low bits.
+    let mut values: Vec<u8> = hrp.bytes().map(|b| b >> 5).collect();
+    values.push(0);
+    values.extend(hrp.bytes().map(|b| b & 31));
     let mut d = Vec::with_capacity(data.len());
     for c in data.bytes() {
         match CHARSET.iter().position(|&x| x == c) {
@@ -155,14 +223,67 @@ fn is_bech32_btc(s: &str) -> bool {
 }
 
 /// Which coin `s` is a valid address of, if any.
+/// Ethereum addresses count only when their EIP-55 checksum is present and right.
 pub fn validate(s: &str) -> Option<Coin> {
     if is_monero_address(s) {
         Some(Coin::Monero)
-    } else if is_base58check_btc(s) || is_bech32_btc(s) {
-        Some(Coin::Bitcoin)
+    } else if s.starts_with("0x") {
+        is_ethereum_address(s, true).then_some(Coin::Ethereum)
     } else {
-        None
+        base58check_coin(s).or_else(|| bech32_coin(s))
     }
+}
+
+/// A wallet address found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub coin: Coin,
+    pub address: String,
+    pub offset: usize,
+}
+
+/// Longest run of address characters looked at (Monero integrated addresses are 106).
+const MAX_TOKEN: usize = 110;
+
+/// Checksum-valid wallet addresses in `data`, at most `max`. Tokens are runs of
+/// alphanumerics; each is validated by its shape and checksum. Lowercase Ethereum
+/// addresses (no checksum) count only with `context` (the caller saw miner traits).
+pub fn find_in(data: &[u8], context: bool, max: usize) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() && out.len() < max {
+        if !data[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && data[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        let len = i - start;
+        if !(26..=MAX_TOKEN).contains(&len) {
+            continue;
+        }
+        // Only alphanumerics, so the bytes are ASCII.
+        let tok = std::str::from_utf8(&data[start..i]).unwrap_or_default();
+        let coin = match tok.as_bytes()[0] {
+            b'4' | b'8' if len == 95 || len == 106 => validate(tok),
+            b'0' if len == 42 => is_ethereum_address(tok, !context).then_some(Coin::Ethereum),
+            b'1' | b'3' | b'L' | b'M' | b'D' | b'A' | b'9' | b'R' | b'r' if len <= 35 => {
+                base58check_coin(tok)
+            }
+            b'b' | b'B' | b'l' | b'L' => bech32_coin(tok),
+            _ => None,
+        };
+        if let Some(coin) = coin {
+            out.push(Found {
+                coin,
+                address: tok.to_string(),
+                offset: start,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -231,6 +352,92 @@ mod tests {
             validate("bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"),
             Some(Coin::Bitcoin)
         );
+    }
+}
+
+#[cfg(test)]
+mod more_coins {
+    use super::*;
+
+    /// Encode `version || payload` as base58check (the test's own encoder).
+    fn base58check(version: u8, payload: &[u8; 20]) -> String {
+        let mut raw = vec![version];
+        raw.extend_from_slice(payload);
+        let check = Sha256::digest(Sha256::digest(&raw));
+        raw.extend_from_slice(&check[..4]);
+        let zeros = raw.iter().take_while(|&&b| b == 0).count();
+        let mut digits: Vec<u8> = Vec::new();
+        for &byte in &raw {
+            let mut carry = byte as u32;
+            for d in digits.iter_mut() {
+                carry += (*d as u32) << 8;
+                *d = (carry % 58) as u8;
+                carry /= 58;
+            }
+            while carry > 0 {
+                digits.push((carry % 58) as u8);
+                carry /= 58;
+            }
+        }
+        let mut s = "1".repeat(zeros);
+        s.extend(digits.iter().rev().map(|&d| B58[d as usize] as char));
+        s
+    }
+
+    #[test]
+    fn version_bytes_name_the_coin() {
+        let payload =
+            *b"\x8a\x17\x05\x3c\x91\x42\xee\x10\x6b\x2f\x90\x01\x77\xaa\x5d\xc3\x08\x66\x4e\x21";
+        for (version, coin) in [
+            (0x00, Coin::Bitcoin),
+            (0x30, Coin::Litecoin),
+            (0x1e, Coin::Dogecoin),
+            (0x3c, Coin::Ravencoin),
+        ] {
+            let a = base58check(version, &payload);
+            assert_eq!(validate(&a), Some(coin), "{a}");
+            let mut broken = a.clone().into_bytes();
+            let last = broken.len() - 1;
+            broken[last] = if broken[last] == b'2' { b'3' } else { b'2' };
+            assert_eq!(validate(std::str::from_utf8(&broken).unwrap()), None);
+        }
+        assert_eq!(validate(&base58check(0x6f, &payload)), None, "testnet");
+    }
+
+    #[test]
+    fn ethereum_eip55() {
+        // EIP-55's own test vectors.
+        for a in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+        ] {
+            assert_eq!(validate(a), Some(Coin::Ethereum), "{a}");
+        }
+        assert_eq!(validate("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"), None);
+        let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+        assert_eq!(validate(lower), None, "no checksum");
+        assert_eq!(
+            find_in(lower.as_bytes(), true, 5).len(),
+            1,
+            "counts next to a miner"
+        );
+        assert!(find_in(lower.as_bytes(), false, 5).is_empty());
+        assert!(find_in(b"0x0000000000000000000000000000000000000000", true, 5).is_empty());
+    }
+
+    #[test]
+    fn find_in_text_and_binary() {
+        let xmr = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+        let mut data = b"\x7fELF\0\0--user=".to_vec();
+        data.extend_from_slice(xmr.as_bytes());
+        data.extend_from_slice(b"\0 bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4 sha512-");
+        data.extend_from_slice(&[b'A'; 95]);
+        let found = find_in(&data, false, 10);
+        let coins: Vec<Coin> = found.iter().map(|f| f.coin).collect();
+        assert_eq!(coins, [Coin::Monero, Coin::Bitcoin]);
+        assert_eq!(found[0].offset, 13);
+        assert_eq!(find_in(&data, false, 1).len(), 1, "bounded");
     }
 }
 

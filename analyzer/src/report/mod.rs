@@ -11,7 +11,7 @@ use crate::finding::{Finding, Severity};
 use crate::image::Layer;
 
 /// Version of the JSON report format (`docs/json-report.md`).
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// How serious a scan issue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,6 +75,8 @@ pub struct LayerSummary {
     pub entries: u64,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
+    /// Members of archives inside the layer that were scanned.
+    pub archive_members: u64,
     /// False when the layer could not be walked to the end.
     pub complete: bool,
 }
@@ -135,6 +137,10 @@ pub struct Coverage {
     pub complete: bool,
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
+    /// How many files (or archive members) a limit kept from the detectors, by reason:
+    /// `file_truncated` (only the first `max_file_read` bytes scanned), `nested_*` (archive
+    /// members not opened: depth, size, count, ratio, encryption, method), `scan_error`.
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Registry traffic figures.

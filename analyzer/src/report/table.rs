@@ -61,6 +61,15 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
     for w in &report.coverage.warnings {
         writeln!(out, "warning: {w}")?;
     }
+    if !report.coverage.skipped.is_empty() {
+        let parts: Vec<String> = report
+            .coverage
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        writeln!(out, "Not fully scanned (limits): {}", parts.join(", "))?;
+    }
     let verdict = if !report.coverage.complete {
         "INCOMPLETE: the scan did not cover the whole image".to_string()
     } else if report.policy.passed {

@@ -1,0 +1,144 @@
+//! A full static scan of a realistic image against plain decompression of the same
+//! layers: one layer per Debian package installed on this machine (ELF libraries and
+//! binaries, Python and Perl modules, docs, locale and timezone data, Java and Node
+//! runtimes), ≥ 500 MiB of files, every detector on (YARA-X secrets and miners, nested
+//! archives, IOC hashing, wallets). Both run over the layers one after another on one
+//! thread, so the ratio is the cost per byte; `canary scan` runs layers in parallel.
+//!
+//! Run: `cargo bench -p canary-analyzer --features fixtures --bench realistic`
+//! (`CANARY_BENCH_MB` sets the size, default 512). `docs/performance.md` has the figures.
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use canary_analyzer::corpus;
+use canary_analyzer::detect::default_detectors;
+use canary_analyzer::fixtures::Compression;
+use canary_analyzer::image::{Layer, Verify};
+use canary_analyzer::walk::{WalkLimits, walk_layer};
+
+fn main() {
+    divan::main();
+}
+
+/// Big packages that make the image realistic in mix (after the clean-control base set).
+const EXTRA: &[&str] = &[
+    "libperl5.36",
+    "libicu72",
+    "python3.11",
+    "libpython3.11-dev",
+    "gcc-12",
+    "cpp-12",
+    "libstdc++-12-dev",
+    "openjdk-17-jre-headless",
+    "nodejs",
+    "libllvm14",
+    "libz3-4",
+    "valgrind",
+    "postgresql-15",
+    "mariadb-server-core",
+    "libgl1-mesa-dri",
+    "adwaita-icon-theme",
+    "libgtk2.0-common",
+    "libx265-199",
+    "erlang-base",
+    "rabbitmq-server",
+    "kubectl",
+];
+
+fn target_bytes() -> u64 {
+    std::env::var("CANARY_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(512)
+        << 20
+}
+
+/// The layers' blobs for one codec, built once.
+fn layers(c: Compression) -> &'static (Vec<Vec<u8>>, u64) {
+    static GZ: OnceLock<(Vec<Vec<u8>>, u64)> = OnceLock::new();
+    static ZST: OnceLock<(Vec<Vec<u8>>, u64)> = OnceLock::new();
+    let cell = match c {
+        Compression::Gzip => &GZ,
+        _ => &ZST,
+    };
+    cell.get_or_init(|| {
+        let (layers, names, bytes) = corpus::debian_layers(EXTRA, target_bytes(), 64 << 20, c);
+        let blobs: Vec<Vec<u8>> = layers.into_iter().map(|l| l.blob).collect();
+        let packed: usize = blobs.iter().map(Vec::len).sum();
+        eprintln!(
+            "{} layers from {} packages: {} MiB of files, {} MiB as {c:?} blobs",
+            blobs.len(),
+            names.len(),
+            bytes >> 20,
+            packed >> 20
+        );
+        let tar_bytes = blobs.iter().map(|b| inflate(c, b)).sum();
+        (blobs, tar_bytes)
+    })
+}
+
+fn codec_of(name: &str) -> Compression {
+    match name {
+        "gzip" => Compression::Gzip,
+        _ => Compression::Zstd,
+    }
+}
+
+/// The same decoders over the same 256 KiB input buffer the walk uses.
+fn inflate(c: Compression, data: &[u8]) -> u64 {
+    let input = std::io::BufReader::with_capacity(256 << 10, data);
+    let mut r: Box<dyn Read> = match c {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        _ => Box::new(zstd::Decoder::with_buffer(input).expect("zstd")),
+    };
+    std::io::copy(&mut r, &mut std::io::sink()).expect("decompress")
+}
+
+fn decompress_all(c: Compression) -> u64 {
+    layers(c).0.iter().map(|b| inflate(c, b)).sum()
+}
+
+fn walk_all(c: Compression, detectors: &[Box<dyn canary_analyzer::detect::Detector>]) -> usize {
+    let mut findings = 0;
+    for (i, data) in layers(c).0.iter().enumerate() {
+        let data: &'static [u8] = &data[..];
+        let layer = Layer {
+            index: i,
+            digest: format!("sha256:bench{i}"),
+            media_type: None,
+            size: Some(data.len() as u64),
+            verify: Verify::Done,
+        };
+        let r = walk_layer(
+            "bench",
+            &layer,
+            Box::new(data),
+            detectors,
+            &WalkLimits::default(),
+        );
+        assert!(r.error.is_none(), "{:?}", r.error);
+        findings += r.findings.len();
+    }
+    findings
+}
+
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+fn plain_decompression(bencher: divan::Bencher, codec: &str) {
+    let c = codec_of(codec);
+    let n = layers(c).1;
+    bencher
+        .counter(divan::counter::BytesCount::new(n))
+        .bench(|| decompress_all(c));
+}
+
+/// Every detector of `canary scan`.
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+fn full_static_scan(bencher: divan::Bencher, codec: &str) {
+    let c = codec_of(codec);
+    let n = layers(c).1;
+    let detectors = default_detectors();
+    bencher
+        .counter(divan::counter::BytesCount::new(n))
+        .bench(|| walk_all(c, &detectors));
+}

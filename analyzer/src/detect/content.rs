@@ -1,0 +1,905 @@
+//! The content engine, in the shape of yara-x (compile once, scan many): every content rule
+//! — the secret catalog, the miner family rules, pool hostnames, stratum URLs and user
+//! rules — is compiled into one YARA-X rule set, so each file is read by one pass; Rust
+//! then checks the hits (secret checks in [`super::secrets`], pool-host boundaries, stratum
+//! URL parsing, wallet checksums) and hashes executables against the IOC list.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+use super::secrets::{CatalogError, Hit, MAX_HITS_PER_FILE, SecretCatalog};
+use super::wallet;
+use super::{Detector, EntryKind, EntryMeta};
+use crate::finding::{Category, Confidence, Finding, Location, Severity, Visibility};
+
+/// Longest a single file scan may take before it is abandoned (and reported).
+const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Most hits of one pattern in one file that are checked.
+const MAX_MATCHES_PER_PATTERN: usize = 1000;
+/// Most wallet addresses reported for one file.
+const MAX_WALLETS_PER_FILE: usize = 20;
+/// Namespaces of the YARA-X rule set.
+const NS_MINERS: &str = "miners";
+const NS_USER: &str = "user";
+const NS_LISTS: &str = "lists";
+
+/// Why the rule set cannot be compiled: names the rule or file.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Secret(#[from] CatalogError),
+    #[error("{origin}: {message}")]
+    Yara { origin: String, message: String },
+}
+
+/// A YARA rule of ours or a user's, with its metadata read once.
+#[derive(Debug, Clone)]
+pub struct YaraRule {
+    pub meta: canary_rules::YaraRuleMeta,
+    pub severity: Severity,
+    /// Where the rule came from (`miners.yar` or a user file).
+    pub origin: String,
+}
+
+/// Everything the engine is built from.
+pub struct RuleSources<'a> {
+    pub secrets: Vec<canary_rules::SecretRule>,
+    pub allowlist: Vec<String>,
+    /// `(origin, source, is_builtin)`.
+    pub yara: Vec<(String, &'a str, bool)>,
+    pub pools: Vec<String>,
+    pub pool_ports: Vec<(u16, bool)>,
+    pub iocs: Vec<canary_rules::Ioc>,
+}
+
+impl RuleSources<'static> {
+    /// The built-in rules.
+    pub fn builtin() -> Self {
+        RuleSources {
+            secrets: canary_rules::secret_rules().to_vec(),
+            allowlist: canary_rules::secret_allowlist()
+                .map(str::to_string)
+                .collect(),
+            yara: vec![("miners.yar".into(), canary_rules::miner_yara(), true)],
+            pools: canary_rules::mining_pools().map(str::to_string).collect(),
+            pool_ports: canary_rules::pool_ports().collect(),
+            iocs: canary_rules::iocs().to_vec(),
+        }
+    }
+}
+
+impl<'a> RuleSources<'a> {
+    /// Add a user rule directory.
+    pub fn add_user(&mut self, user: &'a canary_rules::UserRules) {
+        self.secrets.extend(user.secrets.iter().cloned());
+        self.yara.extend(
+            user.yara
+                .iter()
+                .map(|(o, s)| (o.clone(), s.as_str(), false)),
+        );
+        self.pools.extend(user.pools.iter().cloned());
+        self.iocs.extend(user.iocs.iter().cloned());
+    }
+}
+
+/// The compiled rule set.
+pub struct ContentEngine {
+    yara: yara_x::Rules,
+    secrets: SecretCatalog,
+    /// YARA rules by `namespace:identifier`.
+    yara_rules: HashMap<String, usize>,
+    yara_list: Vec<YaraRule>,
+    pools: Vec<String>,
+    ports: HashMap<u16, bool>,
+    iocs: HashMap<[u8; 32], canary_rules::Ioc>,
+}
+
+/// A miner-side hit in one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerHit {
+    pub rule_id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub line: u64,
+    /// Shown to the user: indicators, not secrets.
+    pub evidence: String,
+    /// What the fingerprint hashes.
+    pub fingerprint_value: Vec<u8>,
+}
+
+/// What one scan of one file found.
+#[derive(Debug, Default)]
+pub struct FileHits {
+    pub secrets: Vec<Hit>,
+    pub miners: Vec<MinerHit>,
+    /// The secret list was cut at [`MAX_HITS_PER_FILE`].
+    pub secrets_truncated: bool,
+}
+
+/// Hostname characters (a pool name preceded or followed by one is part of another name).
+fn host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Files that start programs on a schedule or at boot.
+pub fn is_persistence_path(path: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "/etc/cron",
+        "/var/spool/cron/",
+        "/etc/anacrontab",
+        "/etc/systemd/",
+        "/lib/systemd/system/",
+        "/usr/lib/systemd/system/",
+        "/etc/supervisor",
+        "/etc/init.d/",
+        "/etc/rc.local",
+        "/etc/profile.d/",
+        "/etc/profile",
+        "/etc/bash.bashrc",
+        "/etc/ld.so.preload",
+        "/etc/s6-overlay/",
+        "/etc/services.d/",
+        "/etc/cont-init.d/",
+    ];
+    let name = path.rsplit('/').next().unwrap_or("");
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || matches!(
+            name,
+            ".bashrc" | ".profile" | ".bash_profile" | "supervisord.conf"
+        )
+        || path.contains("/.config/systemd/user/")
+}
+
+fn printable_evidence(b: &[u8], max: usize) -> String {
+    let s: String = String::from_utf8_lossy(&b[..b.len().min(max)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if b.len() > max {
+        format!("{}…", s.trim_end())
+    } else {
+        s.trim().to_string()
+    }
+}
+
+fn line_at(data: &[u8], offset: usize) -> u64 {
+    1 + data[..offset.min(data.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+}
+
+fn is_executable_content(data: &[u8]) -> bool {
+    data.starts_with(b"\x7fELF") || data.starts_with(b"MZ") || data.starts_with(b"#!")
+}
+
+impl ContentEngine {
+    /// Compile a rule set. Slow patterns (no good literal atom) are errors, not a silent
+    /// 4× slowdown, in our rules and users' alike.
+    pub fn compile(src: &RuleSources<'_>) -> Result<ContentEngine, EngineError> {
+        let mut compiler = yara_x::Compiler::new();
+        compiler.error_on_slow_pattern(true);
+        let secrets =
+            SecretCatalog::compile(&src.secrets, src.allowlist.iter().cloned(), &mut compiler)?;
+        for (origin, text, builtin) in &src.yara {
+            compiler.new_namespace(if *builtin { NS_MINERS } else { NS_USER });
+            compiler
+                .add_source(yara_x::SourceCode::from(*text).with_origin(origin.as_str()))
+                .map_err(|e| EngineError::Yara {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        // Pool hostnames and stratum URLs: candidates for the Rust checks below.
+        let mut pools: Vec<String> = src
+            .pools
+            .iter()
+            .map(|p| p.trim().to_ascii_lowercase())
+            .filter(|p| p.len() >= 4 && p.contains('.'))
+            .collect();
+        pools.sort();
+        pools.dedup();
+        let mut lists = String::from(
+            "rule stratum { strings: $s = /stratum2?(\\+(tcp|ssl|tls))?:\\/\\/[A-Za-z0-9._\\-]{1,253}(:[0-9]{1,5})?/ condition: $s }\n",
+        );
+        if !pools.is_empty() {
+            lists.push_str("rule pools { strings:\n");
+            for (i, p) in pools.iter().enumerate() {
+                if p.bytes().any(|b| !(host_char(b) || b == b'.')) {
+                    return Err(EngineError::Yara {
+                        origin: "mining-pools.txt".into(),
+                        message: format!("{p:?} is not a hostname"),
+                    });
+                }
+                lists.push_str(&format!("  $p{i} = \"{p}\"\n"));
+            }
+            lists.push_str("condition: any of them }\n");
+        }
+        compiler.new_namespace(NS_LISTS);
+        compiler
+            .add_source(lists.as_str())
+            .map_err(|e| EngineError::Yara {
+                origin: "mining-pools.txt".into(),
+                message: e.to_string(),
+            })?;
+        let yara = compiler.build();
+
+        let mut yara_rules = HashMap::new();
+        let mut yara_list = Vec::new();
+        let mut ids: HashSet<String> = canary_rules::rules()
+            .iter()
+            .filter(|r| !r.id.starts_with("miner/") && !r.id.starts_with("packer/"))
+            .map(|r| r.id.clone())
+            .collect();
+        ids.extend(src.secrets.iter().map(|r| r.id.clone()));
+        for rule in yara.iter() {
+            let ns = rule.namespace();
+            if (ns != NS_MINERS && ns != NS_USER) || rule.is_private() {
+                continue;
+            }
+            let origin = if ns == NS_MINERS {
+                "miners.yar"
+            } else {
+                "user rules"
+            };
+            let pairs: Vec<(&str, Vec<u8>)> = rule
+                .metadata()
+                .map(|(k, v)| {
+                    let bytes = match v {
+                        yara_x::MetaValue::String(s) => s.as_bytes().to_vec(),
+                        yara_x::MetaValue::Bytes(b) => b.to_vec(),
+                        yara_x::MetaValue::Integer(i) => i.to_string().into_bytes(),
+                        yara_x::MetaValue::Float(f) => f.to_string().into_bytes(),
+                        yara_x::MetaValue::Bool(b) => b.to_string().into_bytes(),
+                    };
+                    (k, bytes)
+                })
+                .collect();
+            let meta = canary_rules::YaraRuleMeta::from_pairs(rule.identifier(), pairs).map_err(
+                |message| EngineError::Yara {
+                    origin: origin.into(),
+                    message,
+                },
+            )?;
+            if !ids.insert(meta.id.clone()) {
+                return Err(EngineError::Yara {
+                    origin: origin.into(),
+                    message: format!("rule id {:?} is used twice", meta.id),
+                });
+            }
+            let severity = meta.severity.parse().map_err(|message| EngineError::Yara {
+                origin: origin.into(),
+                message,
+            })?;
+            yara_rules.insert(format!("{ns}:{}", rule.identifier()), yara_list.len());
+            yara_list.push(YaraRule {
+                meta,
+                severity,
+                origin: origin.into(),
+            });
+        }
+        Ok(ContentEngine {
+            yara,
+            secrets,
+            yara_rules,
+            yara_list,
+            pools,
+            ports: src.pool_ports.iter().copied().collect(),
+            iocs: src.iocs.iter().map(|i| (i.sha256, i.clone())).collect(),
+        })
+    }
+
+    /// The built-in rules, compiled once per process.
+    pub fn builtin() -> &'static ContentEngine {
+        static ENGINE: OnceLock<ContentEngine> = OnceLock::new();
+        ENGINE.get_or_init(|| {
+            ContentEngine::compile(&RuleSources::builtin())
+                .expect("the built-in rules compile (checked by tests)")
+        })
+    }
+
+    pub fn secrets(&self) -> &SecretCatalog {
+        &self.secrets
+    }
+
+    pub fn yara_rules(&self) -> &[YaraRule] {
+        &self.yara_list
+    }
+
+    /// The built-in rules plus a user rule directory (`--rules DIR`), compiled once for the
+    /// process; the user rules' metadata becomes known to reports and `rules explain`.
+    pub fn with_user_rules(
+        dir: &std::path::Path,
+    ) -> Result<(&'static ContentEngine, &'static canary_rules::UserRules), String> {
+        let user: &'static canary_rules::UserRules = Box::leak(Box::new(
+            canary_rules::UserRules::load(dir).map_err(|e| e.to_string())?,
+        ));
+        let mut src = RuleSources::builtin();
+        src.add_user(user);
+        let engine = ContentEngine::compile(&src).map_err(|e| e.to_string())?;
+        let builtin_secrets = canary_rules::secret_rules().len();
+        let mut metas: Vec<canary_rules::RuleMeta> = engine
+            .yara_list
+            .iter()
+            .filter(|r| r.origin != "miners.yar")
+            .map(|r| r.meta.rule_meta())
+            .collect();
+        metas.extend(engine.secrets.rules()[builtin_secrets..].iter().map(|r| {
+            canary_rules::RuleMeta {
+                id: r.meta.id.clone(),
+                severity: r.meta.severity.clone(),
+                category: "secret".into(),
+                title: r.meta.title.clone(),
+                description: r.meta.description.clone(),
+                help: r.meta.help.clone(),
+            }
+        }));
+        canary_rules::register_user_rules(metas);
+        Ok((Box::leak(Box::new(engine)), user))
+    }
+
+    /// Run every rule's own examples: positives must be found, negatives must not fire.
+    /// With `only` set, just the rules whose ids are in it.
+    pub fn example_failures(&'static self, only: Option<&HashSet<String>>) -> Vec<String> {
+        let wanted = |id: &str| only.is_none_or(|o| o.contains(id));
+        let mut failures = Vec::new();
+        for (i, r) in self.secrets.rules().iter().enumerate() {
+            if !wanted(&r.meta.id) {
+                continue;
+            }
+            let path = r
+                .meta
+                .paths
+                .first()
+                .map(|p| p.replace("**", "/home/app"))
+                .unwrap_or_else(|| "/app/config".into());
+            if r.meta.positive.is_empty() || r.meta.negative.is_empty() {
+                failures.push(format!(
+                    "{}: needs positive and negative examples",
+                    r.meta.id
+                ));
+            }
+            for p in &r.meta.positive {
+                match self.scan(&path, p.as_bytes()) {
+                    Ok(h) if h.secrets.iter().any(|h| h.rule == i) => {}
+                    Ok(_) => failures.push(format!("{}: missed positive {p:?}", r.meta.id)),
+                    Err(e) => failures.push(format!("{}: {e}", r.meta.id)),
+                }
+            }
+            for n in &r.meta.negative {
+                if let Ok(h) = self.scan(&path, n.as_bytes())
+                    && h.secrets.iter().any(|h| h.rule == i)
+                {
+                    failures.push(format!("{}: fired on negative {n:?}", r.meta.id));
+                }
+            }
+        }
+        for r in &self.yara_list {
+            if !wanted(&r.meta.id) {
+                continue;
+            }
+            if r.meta.positive.is_empty() || r.meta.negative.is_empty() {
+                failures.push(format!(
+                    "{}: needs `positive` and `negative` examples in its meta",
+                    r.meta.id
+                ));
+            }
+            let fired = |data: &[u8]| {
+                self.scan("/app/x", data)
+                    .map(|h| h.miners.iter().any(|m| m.rule_id == r.meta.id))
+            };
+            for p in &r.meta.positive {
+                if !matches!(fired(p), Ok(true)) {
+                    failures.push(format!(
+                        "{}: missed positive {:?}",
+                        r.meta.id,
+                        String::from_utf8_lossy(p)
+                    ));
+                }
+            }
+            for n in &r.meta.negative {
+                if matches!(fired(n), Ok(true)) {
+                    failures.push(format!(
+                        "{}: fired on negative {:?}",
+                        r.meta.id,
+                        String::from_utf8_lossy(n)
+                    ));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Scan one file's bytes. `path` is the file's path in the image.
+    pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<FileHits, String> {
+        thread_local! {
+            /// The scanner of the engine it was made for (engines are 'static, so their
+            /// address identifies them).
+            static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
+        }
+        let mut secret_candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        // (rule index, first match offset, first match bytes)
+        let mut yara_hits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+        let mut stratum: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut pool_hits: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        SCANNER.with(|cell| -> Result<(), String> {
+            let mut slot = cell.borrow_mut();
+            let me = self as *const ContentEngine as usize;
+            if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
+                let mut s = yara_x::Scanner::new(&self.yara);
+                s.set_timeout(SCAN_TIMEOUT);
+                s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
+                *slot = Some((me, s));
+            }
+            let (_, scanner) = slot.as_mut().expect("set just above");
+            let results = scanner
+                .scan(data)
+                .map_err(|e| format!("content scan stopped: {e}"))?;
+            for rule in results.matching_rules() {
+                let ns = rule.namespace();
+                let id = rule.identifier();
+                if ns == super::secrets::NAMESPACE {
+                    let Some(i) = id.strip_prefix('r').and_then(|n| n.parse::<usize>().ok()) else {
+                        continue;
+                    };
+                    for p in rule.patterns() {
+                        for m in p.matches() {
+                            secret_candidates.push((i, m.range()));
+                        }
+                    }
+                } else if ns == NS_LISTS {
+                    for p in rule.patterns() {
+                        let which = p
+                            .identifier()
+                            .strip_prefix("$p")
+                            .and_then(|n| n.parse::<usize>().ok());
+                        for m in p.matches() {
+                            match which {
+                                Some(i) => pool_hits.push((i, m.range())),
+                                None => stratum.push(m.range()),
+                            }
+                        }
+                    }
+                } else if let Some(&i) = self.yara_rules.get(&format!("{ns}:{id}")) {
+                    // The first match of the rule is its evidence; a rule with only a
+                    // condition (no strings) points at the file's start.
+                    let first = rule
+                        .patterns()
+                        .flat_map(|p| p.matches().next().map(|m| (m.range(), m.data().to_vec())))
+                        .min_by_key(|(r, _)| r.start);
+                    match first {
+                        Some((r, bytes)) => yara_hits.push((i, r.start, bytes)),
+                        None => yara_hits.push((i, 0, Vec::new())),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+
+        let secrets = self.secrets.confirm_all(path, data, secret_candidates);
+        let mut hits = FileHits {
+            secrets_truncated: secrets.len() == MAX_HITS_PER_FILE,
+            secrets,
+            miners: Vec::new(),
+        };
+        self.miner_hits(path, data, yara_hits, stratum, pool_hits, &mut hits.miners);
+        Ok(hits)
+    }
+
+    fn miner_hits(
+        &self,
+        path: &str,
+        data: &[u8],
+        yara_hits: Vec<(usize, usize, Vec<u8>)>,
+        stratum: Vec<std::ops::Range<usize>>,
+        pool_hits: Vec<(usize, std::ops::Range<usize>)>,
+        out: &mut Vec<MinerHit>,
+    ) {
+        let persistence = is_persistence_path(path);
+        let mut miner_traits = false;
+        for (i, at, bytes) in yara_hits {
+            let rule = &self.yara_list[i];
+            let packer = rule.meta.id.starts_with("packer/");
+            miner_traits |= !packer && rule.severity >= Severity::High;
+            let meta = rule.meta.rule_meta();
+            out.push(MinerHit {
+                rule_id: rule.meta.id.clone(),
+                title: meta.title,
+                severity: rule.severity,
+                line: line_at(data, at),
+                evidence: if bytes.is_empty() {
+                    format!("rule {} matched", rule.meta.name)
+                } else {
+                    format!("matched {:?}", printable_evidence(&bytes, 96))
+                },
+                fingerprint_value: rule.meta.id.as_bytes().to_vec(),
+            });
+        }
+
+        // Pool hostnames, whole names only (`x.nanopool.org`, not `notnanopool.org`).
+        let mut hosts: Vec<(String, usize)> = Vec::new();
+        for (i, r) in pool_hits {
+            let before_ok = r.start == 0 || !host_char(data[r.start - 1]);
+            let after_ok = r.end >= data.len() || !host_char(data[r.end]);
+            if before_ok && after_ok && !hosts.iter().any(|(h, _)| *h == self.pools[i]) {
+                hosts.push((self.pools[i].clone(), r.start));
+            }
+        }
+        let mut stratum_hosts = HashSet::new();
+        let mut seen_urls = HashSet::new();
+        for r in stratum {
+            let url = String::from_utf8_lossy(&data[r.clone()]).into_owned();
+            let Some((_, rest)) = url.split_once("://") else {
+                continue;
+            };
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_ascii_lowercase(), p.parse::<u16>().ok()),
+                None => (rest.to_ascii_lowercase(), None),
+            };
+            if host.is_empty() || !seen_urls.insert(url.clone()) {
+                continue;
+            }
+            let known_pool = self
+                .pools
+                .iter()
+                .find(|p| host == **p || host.ends_with(&format!(".{p}")));
+            if let Some(p) = known_pool {
+                stratum_hosts.insert(p.clone());
+            }
+            miner_traits = true;
+            let severity = if known_pool.is_some() || persistence {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
+            let port_note = match port.and_then(|p| self.ports.get(&p).map(|amb| (p, amb))) {
+                Some((p, false)) => format!(", port {p} is a common pool port"),
+                _ => String::new(),
+            };
+            out.push(MinerHit {
+                rule_id: "miner/stratum-url".into(),
+                title: "Stratum mining-pool URL".into(),
+                severity,
+                line: line_at(data, r.start),
+                evidence: format!(
+                    "{}{}{}",
+                    printable_evidence(url.as_bytes(), 120),
+                    if known_pool.is_some() {
+                        " (a known pool)"
+                    } else {
+                        ""
+                    },
+                    port_note
+                ),
+                fingerprint_value: url.into_bytes(),
+            });
+        }
+        for (host, at) in hosts {
+            if stratum_hosts.contains(&host) {
+                continue;
+            }
+            // `host:port` with a pool port makes a mention a configuration.
+            let after = &data[(at + host.len()).min(data.len())..];
+            let port = after
+                .strip_prefix(b":")
+                .map(|rest| {
+                    rest.iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .fold(0u32, |n, &d| {
+                            n.saturating_mul(10).saturating_add((d - b'0') as u32)
+                        })
+                })
+                .and_then(|p| u16::try_from(p).ok());
+            let pool_port = port.is_some_and(|p| self.ports.get(&p) == Some(&false));
+            let severity = if miner_traits || pool_port || persistence {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.push(MinerHit {
+                rule_id: "miner/pool-host".into(),
+                title: "Mining-pool hostname".into(),
+                severity,
+                line: line_at(data, at),
+                evidence: match port {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.clone(),
+                },
+                fingerprint_value: host.into_bytes(),
+            });
+            miner_traits |= pool_port;
+        }
+
+        // Where the coins go: wallets next to miner traits (a wallet alone is a donation
+        // address in a README as often as not).
+        if miner_traits {
+            for w in wallet::find_in(data, true, MAX_WALLETS_PER_FILE) {
+                out.push(MinerHit {
+                    rule_id: "miner/wallet-address".into(),
+                    title: format!("{} wallet address next to miner traits", w.coin.name()),
+                    severity: Severity::High,
+                    line: line_at(data, w.offset),
+                    // An address is an indicator, not a secret: shown whole.
+                    evidence: w.address.clone(),
+                    fingerprint_value: w.address.into_bytes(),
+                });
+            }
+        }
+
+        if !self.iocs.is_empty() && is_executable_content(data) {
+            let digest: [u8; 32] = Sha256::digest(data).into();
+            if let Some(ioc) = self.iocs.get(&digest) {
+                out.push(MinerHit {
+                    rule_id: "miner/known-bad-sha256".into(),
+                    title: format!("File matches a known-bad SHA-256 ({})", ioc.family),
+                    severity: Severity::Critical,
+                    line: 1,
+                    evidence: format!("sha256:{} listed by {}", crate::hex(&digest), ioc.source),
+                    fingerprint_value: digest.to_vec(),
+                });
+                miner_traits = true;
+            }
+        }
+
+        if persistence && miner_traits {
+            let what = out
+                .iter()
+                .filter(|h| h.severity >= Severity::High)
+                .map(|h| h.rule_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(MinerHit {
+                rule_id: "miner/persistence".into(),
+                title: "Miner started from cron, systemd, supervisord or an init script".into(),
+                severity: Severity::Critical,
+                line: out.iter().map(|h| h.line).min().unwrap_or(1),
+                evidence: format!("{path} starts or configures a miner ({what})"),
+                fingerprint_value: path.as_bytes().to_vec(),
+            });
+        }
+    }
+}
+
+/// The detector: every regular file's bytes through the content engine.
+pub struct ContentDetector {
+    engine: &'static ContentEngine,
+}
+
+impl ContentDetector {
+    pub fn new(engine: &'static ContentEngine) -> Self {
+        ContentDetector { engine }
+    }
+}
+
+impl Detector for ContentDetector {
+    fn name(&self) -> &'static str {
+        "content"
+    }
+
+    fn wants_content(&self, e: &EntryMeta<'_>) -> bool {
+        e.kind == EntryKind::File && e.size > 0
+    }
+
+    fn scan_entry(
+        &self,
+        e: &EntryMeta<'_>,
+        content: Option<&[u8]>,
+        out: &mut Vec<Finding>,
+        problems: &mut Vec<String>,
+    ) {
+        let Some(data) = content else { return };
+        let hits = match self.engine.scan(e.path, data) {
+            Ok(h) => h,
+            Err(msg) => {
+                problems.push(msg);
+                return;
+            }
+        };
+        if hits.secrets_truncated {
+            problems.push(format!(
+                "more than {MAX_HITS_PER_FILE} secrets in this file; only the first {MAX_HITS_PER_FILE} are reported"
+            ));
+        }
+        // Where the fingerprint says the finding is: the chain too, for archive members.
+        let fp_path = if e.archive_chain.is_empty() {
+            e.path.to_string()
+        } else {
+            crate::nested::location(e.archive_chain, e.path)
+        };
+        let location = |line: u64| Location::ImageFile {
+            layer_index: e.layer_index,
+            layer_digest: e.layer_digest.to_string(),
+            path: e.path.to_string(),
+            line: Some(line),
+            archive_chain: e.archive_chain.to_vec(),
+            visibility: Visibility::Visible,
+        };
+        for h in hits.secrets {
+            let rule = &self.engine.secrets().rules()[h.rule];
+            out.push(Finding {
+                rule_id: rule.meta.id.clone(),
+                category: Category::Secret,
+                severity: rule.severity,
+                confidence: h.confidence,
+                title: rule.meta.title.clone(),
+                fingerprint: Finding::fingerprint_of(&rule.meta.id, &fp_path, &h.fingerprint_value),
+                location: location(h.line),
+                evidence: h.evidence,
+            });
+        }
+        for h in hits.miners {
+            out.push(Finding {
+                category: if h.rule_id.starts_with("packer/") {
+                    Category::Malware
+                } else {
+                    Category::Miner
+                },
+                severity: h.severity,
+                confidence: Confidence::High,
+                title: h.title,
+                fingerprint: Finding::fingerprint_of(&h.rule_id, &fp_path, &h.fingerprint_value),
+                location: location(h.line),
+                evidence: h.evidence,
+                rule_id: h.rule_id,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn miners(path: &str, data: &[u8]) -> Vec<MinerHit> {
+        ContentEngine::builtin().scan(path, data).unwrap().miners
+    }
+
+    fn ids(hits: &[MinerHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.rule_id.as_str()).collect()
+    }
+
+    /// Every YARA rule finds its positive examples and not its negative ones, and YARA-X
+    /// reads the same metadata as `canary-rules` does from the source text.
+    #[test]
+    fn every_yara_rule_passes_its_own_examples() {
+        let engine = ContentEngine::builtin();
+        let from_text = canary_rules::miner_rules();
+        assert_eq!(engine.yara_rules().len(), from_text.len());
+        for r in engine.yara_rules() {
+            let text = from_text
+                .iter()
+                .find(|m| m.name == r.meta.name)
+                .expect("same rules");
+            assert_eq!(&r.meta, text, "metadata of {}", r.meta.name);
+        }
+        let yara_ids: HashSet<String> = engine
+            .yara_rules()
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .collect();
+        let failures = engine.example_failures(Some(&yara_ids));
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn stratum_urls_pool_hosts_and_wallets() {
+        let wallet = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+        let script =
+            format!("#!/bin/sh\n./x -o stratum+tcp://pool.supportxmr.com:3333 -u {wallet} -p w1\n");
+        let hits = miners("/opt/run.sh", script.as_bytes());
+        let url = hits
+            .iter()
+            .find(|h| h.rule_id == "miner/stratum-url")
+            .expect("stratum URL found");
+        assert_eq!(url.severity, Severity::Critical, "known pool: {url:?}");
+        assert_eq!(url.line, 2);
+        assert!(url.evidence.contains("port 3333"), "{url:?}");
+        assert!(
+            !ids(&hits).contains(&"miner/pool-host"),
+            "the pool is reported once, as the URL: {hits:?}"
+        );
+        let w = hits
+            .iter()
+            .find(|h| h.rule_id == "miner/wallet-address")
+            .expect("wallet next to the miner");
+        assert_eq!(w.evidence, wallet);
+        assert!(w.title.starts_with("Monero"));
+
+        // A wallet alone (a donation address in a README) is not a miner.
+        let readme = format!("Donations welcome: {wallet}\n");
+        assert!(miners("/usr/share/doc/x/README", readme.as_bytes()).is_empty());
+
+        // Pool names match as whole hostnames only.
+        assert!(miners("/a", b"see notsupportxmr.com and supportxmr.community").is_empty());
+        let mention = miners(
+            "/usr/share/doc/x/pools.txt",
+            b"pools: xmr-eu1.nanopool.org\n",
+        );
+        assert_eq!(ids(&mention), ["miner/pool-host"]);
+        assert_eq!(mention[0].severity, Severity::Medium);
+        let config = miners("/app/conf", b"host = xmr-eu1.nanopool.org:14433\n");
+        assert_eq!(config[0].severity, Severity::High, "{config:?}");
+    }
+
+    #[test]
+    fn miners_in_cron_and_units_are_persistence() {
+        let cron = b"*/5 * * * * root /tmp/.x/kworker -o stratum+tcp://203.0.113.9:4444 -u x\n";
+        let hits = miners("/etc/cron.d/sync", cron);
+        assert!(ids(&hits).contains(&"miner/persistence"), "{hits:?}");
+        let url = hits
+            .iter()
+            .find(|h| h.rule_id == "miner/stratum-url")
+            .unwrap();
+        assert_eq!(url.severity, Severity::Critical, "a miner started by cron");
+        let plain = miners("/opt/notes.txt", cron);
+        assert!(!ids(&plain).contains(&"miner/persistence"));
+        assert!(is_persistence_path("/etc/systemd/system/x.service"));
+        assert!(is_persistence_path("/root/.bashrc"));
+        assert!(!is_persistence_path("/usr/bin/cron"));
+    }
+
+    #[test]
+    fn known_bad_hashes_match_executables_only() {
+        let elf = b"\x7fELF\x02\x01\x01 a made-up payload".to_vec();
+        let digest: [u8; 32] = Sha256::digest(&elf).into();
+        let user = canary_rules::UserRules {
+            iocs: vec![canary_rules::Ioc {
+                sha256: digest,
+                family: "testminer".into(),
+                source: "unit test".into(),
+            }],
+            ..Default::default()
+        };
+        let mut src = RuleSources::builtin();
+        src.add_user(&user);
+        let engine: &'static ContentEngine =
+            Box::leak(Box::new(ContentEngine::compile(&src).unwrap()));
+        let hits = engine.scan("/usr/bin/x", &elf).unwrap().miners;
+        assert_eq!(ids(&hits), ["miner/known-bad-sha256"]);
+        assert!(hits[0].evidence.contains(&crate::hex(&digest)));
+    }
+
+    #[test]
+    fn user_yara_rules_need_metadata_and_unique_ids() {
+        let bad = "rule x { strings: $a = \"evil-marker\" condition: $a }";
+        let user = canary_rules::UserRules {
+            yara: vec![("my.yar".into(), bad.into())],
+            ..Default::default()
+        };
+        let mut src = RuleSources::builtin();
+        src.add_user(&user);
+        let err = ContentEngine::compile(&src)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("id"), "{err}");
+
+        let good = "rule x { meta: id = \"user/evil\" severity = \"high\" description = \"d\" strings: $a = \"evil-marker\" condition: $a }";
+        let user = canary_rules::UserRules {
+            yara: vec![("my.yar".into(), good.into())],
+            ..Default::default()
+        };
+        let mut src = RuleSources::builtin();
+        src.add_user(&user);
+        let engine: &'static ContentEngine =
+            Box::leak(Box::new(ContentEngine::compile(&src).unwrap()));
+        let hits = engine.scan("/a", b"xx evil-marker yy").unwrap().miners;
+        assert_eq!(ids(&hits), ["user/evil"]);
+
+        let slow = "rule s { meta: id = \"user/slow\" severity = \"low\" description = \"d\" strings: $a = /[A-Za-z0-9+\\/]{40}/ condition: $a }";
+        let user = canary_rules::UserRules {
+            yara: vec![("slow.yar".into(), slow.into())],
+            ..Default::default()
+        };
+        let mut src = RuleSources::builtin();
+        src.add_user(&user);
+        let err = ContentEngine::compile(&src)
+            .err()
+            .expect("slow pattern refused")
+            .to_string();
+        assert!(err.contains("slow.yar"), "{err}");
+    }
+}
