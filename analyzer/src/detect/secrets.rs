@@ -24,6 +24,13 @@ pub struct CompiledRule {
     confidence: Confidence,
 }
 
+impl CompiledRule {
+    /// Catch-all rules (`secret/generic-*`) that yield to a specific rule on the same value.
+    fn is_generic(&self) -> bool {
+        self.meta.id.starts_with("secret/generic-")
+    }
+}
+
 /// The secret catalog's Rust half: regexes, checks and the allowlist. Its YARA-X half (rule
 /// `r<N>` in namespace [`NAMESPACE`] is catalog rule N) is compiled into the content
 /// engine's one rule set, so one pass over a file finds miners and secrets alike.
@@ -203,6 +210,15 @@ impl SecretCatalog {
                 },
             });
         }
+        // A value a specific rule named is not also a generic password.
+        let specific: HashSet<Vec<u8>> = hits
+            .iter()
+            .filter(|h| !self.rules[h.rule].is_generic())
+            .map(|h| h.fingerprint_value.clone())
+            .collect();
+        hits.retain(|h| {
+            !self.rules[h.rule].is_generic() || !specific.contains(&h.fingerprint_value)
+        });
         hits
     }
 
@@ -660,6 +676,19 @@ mod tests {
         );
         let npmrc = b"//npm.pkg.github.com/:_authToken=9f8e7d6c5b4a39281706f5e4d3c2b1a0\n";
         assert_eq!(scan("/root/.npmrc", npmrc).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_specific_rule_wins_over_the_generic_one() {
+        let jaas = b"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"svc\" password=\"Tq8vZ3mKx7Lp2Wn9Rb4Yc6\";\n";
+        let hits = scan("/etc/kafka/client.properties", jaas).unwrap();
+        let engine = ContentEngine::builtin().secrets();
+        let ids: Vec<&str> = hits
+            .iter()
+            .map(|h| engine.rules()[h.rule].meta.id.as_str())
+            .collect();
+        assert!(ids.contains(&"secret/kafka-jaas-password"), "{ids:?}");
+        assert!(!ids.contains(&"secret/generic-password"), "{ids:?}");
     }
 
     #[test]
