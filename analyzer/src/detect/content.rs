@@ -520,15 +520,26 @@ impl ContentEngine {
         }
 
         // Pool hostnames, whole names only (`x.nanopool.org`, not `notnanopool.org`).
+        // A name inside a stratum URL is reported as the URL; of two listed names on the
+        // same bytes (`pool.supportxmr.com`, `supportxmr.com`) the longer one.
+        let mut pool_hits: Vec<_> = pool_hits
+            .into_iter()
+            .filter(|(_, r)| {
+                let before_ok = r.start == 0 || !host_char(data[r.start - 1]);
+                let after_ok = r.end >= data.len() || !host_char(data[r.end]);
+                before_ok
+                    && after_ok
+                    && !stratum.iter().any(|s| s.start <= r.start && r.end <= s.end)
+            })
+            .collect();
+        pool_hits.sort_by_key(|(_, r)| (r.end, std::cmp::Reverse(r.len())));
+        pool_hits.dedup_by_key(|(_, r)| r.end);
         let mut hosts: Vec<(String, usize)> = Vec::new();
         for (i, r) in pool_hits {
-            let before_ok = r.start == 0 || !host_char(data[r.start - 1]);
-            let after_ok = r.end >= data.len() || !host_char(data[r.end]);
-            if before_ok && after_ok && !hosts.iter().any(|(h, _)| *h == self.pools[i]) {
+            if !hosts.iter().any(|(h, _)| *h == self.pools[i]) {
                 hosts.push((self.pools[i].clone(), r.start));
             }
         }
-        let mut stratum_hosts = HashSet::new();
         let mut seen_urls = HashSet::new();
         for r in stratum {
             let url = String::from_utf8_lossy(&data[r.clone()]).into_owned();
@@ -546,9 +557,6 @@ impl ContentEngine {
                 .pools
                 .iter()
                 .find(|p| host == **p || host.ends_with(&format!(".{p}")));
-            if let Some(p) = known_pool {
-                stratum_hosts.insert(p.clone());
-            }
             miner_traits = true;
             let severity = if known_pool.is_some() || persistence {
                 Severity::Critical
@@ -578,9 +586,6 @@ impl ContentEngine {
             });
         }
         for (host, at) in hosts {
-            if stratum_hosts.contains(&host) {
-                continue;
-            }
             // `host:port` with a pool port makes a mention a configuration.
             let after = &data[(at + host.len()).min(data.len())..];
             let port = after
