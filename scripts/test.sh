@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Canary's whole test suite on a Debian machine, installing what the tests need:
-# Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl, and the
+# Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl and
+# ssh-keygen (the detection tests' bait certificates and public keys), and the
 # SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the SARIF
 # structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
 set -euo pipefail
@@ -14,6 +15,7 @@ command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] ||
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then

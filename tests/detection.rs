@@ -95,7 +95,7 @@ fn clean_controls_raise_nothing_at_medium_or_above() {
     std::fs::create_dir_all(&work).unwrap();
     let bait = corpus::bait_layer(&work).expect("bait files (openssl, ssh-keygen)");
     let (mut layers, packages, bytes) =
-        corpus::debian_layers(&[], 48 << 20, 6 << 20, Compression::Gzip);
+        corpus::debian_layers(&[], 96 << 20, 4 << 20, Compression::Gzip);
     assert!(
         packages.len() >= 10 && bytes >= 24 << 20,
         "a real package tree: {packages:?}, {bytes} bytes"

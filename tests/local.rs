@@ -25,7 +25,7 @@ fn sample(mt: MediaTypes, c: Compression) -> Image {
         )
         .file(
             "opt/old/.netrc",
-            "machine example.org login bob password hunter22\n",
+            "machine git.corp.internal login bob password hunter22\n",
         )
         .symlink("etc/alias", "os-release")
         .hardlink("etc/os-release.hard", "etc/os-release")

@@ -908,3 +908,94 @@ mod tests {
         assert!(err.contains("slow.yar"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod throughput {
+    /// YARA-X throughput of each part of the content rule set, and of each miner rule,
+    /// on real files of this machine (or `CANARY_THROUGHPUT_FILE`), to find weak atoms.
+    /// Run: cargo test --release -p canary-analyzer --lib content_rule_throughput -- --ignored --nocapture
+    #[test]
+    #[ignore]
+    fn content_rule_throughput() {
+        let mut data = Vec::with_capacity(96 << 20);
+        if let Ok(path) = std::env::var("CANARY_THROUGHPUT_FILE") {
+            data = std::fs::read(path).unwrap();
+        } else {
+            let mut dirs = vec![
+                std::path::PathBuf::from("/usr/lib/x86_64-linux-gnu"),
+                std::path::PathBuf::from("/usr/share/perl"),
+                std::path::PathBuf::from("/usr/lib/python3"),
+                std::path::PathBuf::from("/usr/share/doc"),
+            ];
+            while let Some(d) = dirs.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                let mut es: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                es.sort();
+                for p in es {
+                    let Ok(m) = std::fs::symlink_metadata(&p) else {
+                        continue;
+                    };
+                    if m.is_dir() {
+                        dirs.push(p);
+                    } else if m.is_file() && m.len() < 8 << 20 && data.len() < 96 << 20 {
+                        data.extend(std::fs::read(&p).unwrap_or_default());
+                    }
+                }
+            }
+        }
+        let files: Vec<&[u8]> = data.chunks(256 << 10).collect();
+        let time = |name: &str, src: &str| {
+            let mut c = yara_x::Compiler::new();
+            c.add_source(src).unwrap();
+            let rules = c.build();
+            let mut s = yara_x::Scanner::new(&rules);
+            let t = std::time::Instant::now();
+            for f in &files {
+                s.scan(f).unwrap();
+            }
+            let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+            println!("{mbs:>10.0} MB/s  {name}");
+        };
+        let miners = canary_rules::miner_yara();
+        time("miners.yar (all)", miners);
+        let starts: Vec<usize> = miners
+            .match_indices("\nrule ")
+            .map(|(i, _)| i + 1)
+            .collect();
+        for (k, &s) in starts.iter().enumerate() {
+            let e = starts.get(k + 1).copied().unwrap_or(miners.len());
+            let name = miners[s + 5..].split_whitespace().next().unwrap_or("?");
+            time(name, &miners[s..e]);
+        }
+        let pools: Vec<String> = canary_rules::mining_pools()
+            .enumerate()
+            .map(|(i, p)| format!("$p{i} = \"{p}\""))
+            .collect();
+        time(
+            "pool hostnames",
+            &format!(
+                "rule p {{ strings: {} condition: any of them }}",
+                pools.join("\n")
+            ),
+        );
+        let engine = super::ContentEngine::builtin();
+        let mut s = yara_x::Scanner::new(&engine.yara);
+        let t = std::time::Instant::now();
+        for f in &files {
+            s.scan(f).unwrap();
+        }
+        let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+        println!("{mbs:>10.0} MB/s  (the whole rule set, YARA-X alone)");
+        let t = std::time::Instant::now();
+        for f in &files {
+            engine.scan("/bench", f).unwrap();
+        }
+        let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+        println!(
+            "{mbs:>10.0} MB/s  (the whole engine with Rust checks, {} MB)",
+            data.len() >> 20
+        );
+    }
+}

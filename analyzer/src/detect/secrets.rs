@@ -266,6 +266,18 @@ impl SecretCatalog {
                     ..plain()
                 })
             }
+            Some("netrc") => {
+                // Documentation writes its examples for RFC 2606's reserved names; man
+                // pages as `example\&.org` (troff's zero-width escape).
+                let whole = String::from_utf8_lossy(whole);
+                let host = whole
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .replace("\\&", "")
+                    .to_ascii_lowercase();
+                (!is_placeholder(&text) && !is_documentation_host(&host)).then(plain)
+            }
             Some("github-crc32") => github_checksum_ok(&text).then(plain),
             Some("pem-private-key") => pem_block(data, at),
             Some("putty-private-key") => {
@@ -320,9 +332,23 @@ impl SecretCatalog {
     }
 }
 
+/// Hosts reserved for documentation (RFC 2606, RFC 6761), and any host with an
+/// `example` label (`example.orga` in apt's own man page). Takes `[scheme://]host[:port][/path]`.
+fn is_documentation_host(host: &str) -> bool {
+    let h = host.split_once("://").map_or(host, |(_, rest)| rest);
+    let h = h
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('.');
+    h.split('.').any(|label| label == "example")
+        || [".test", ".invalid"].iter().any(|t| h.ends_with(t))
+}
+
 /// Checks a rule may name.
 pub const CHECKS: &[&str] = &[
     "not-placeholder",
+    "netrc",
     "url-password",
     "github-crc32",
     "pem-private-key",
