@@ -40,6 +40,8 @@ pub enum EngineError {
 pub struct YaraRule {
     pub meta: canary_rules::YaraRuleMeta,
     pub severity: Severity,
+    /// The finding title, made once from the metadata.
+    pub title: String,
     /// Where the rule came from (`miners.yar` or a user file).
     pub origin: String,
 }
@@ -276,6 +278,7 @@ impl ContentEngine {
             })?;
             yara_rules.insert(format!("{ns}:{}", rule.identifier()), yara_list.len());
             yara_list.push(YaraRule {
+                title: meta.rule_meta().title,
                 meta,
                 severity,
                 origin: origin.into(),
@@ -504,10 +507,9 @@ impl ContentEngine {
             let rule = &self.yara_list[i];
             let packer = rule.meta.id.starts_with("packer/");
             miner_traits |= !packer && rule.severity >= Severity::High;
-            let meta = rule.meta.rule_meta();
             out.push(MinerHit {
                 rule_id: rule.meta.id.clone(),
-                title: meta.title,
+                title: rule.title.clone(),
                 severity: rule.severity,
                 line: line_at(data, at),
                 evidence: if bytes.is_empty() {
@@ -762,6 +764,23 @@ mod tests {
         ContentEngine::builtin().scan(path, data).unwrap().miners
     }
 
+    /// The built-in rules plus `user`, compiled (leaked: engines are 'static).
+    fn compile_with(user: &canary_rules::UserRules) -> Result<&'static ContentEngine, String> {
+        let mut src = RuleSources::builtin();
+        src.add_user(user);
+        ContentEngine::compile(&src)
+            .map(|e| &*Box::leak(Box::new(e)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// User rules holding one YARA file.
+    fn yara_file(name: &str, text: &str) -> canary_rules::UserRules {
+        canary_rules::UserRules {
+            yara: vec![(name.into(), text.into())],
+            ..Default::default()
+        }
+    }
+
     fn ids(hits: &[MinerHit]) -> Vec<&str> {
         hits.iter().map(|h| h.rule_id.as_str()).collect()
     }
@@ -858,10 +877,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let mut src = RuleSources::builtin();
-        src.add_user(&user);
-        let engine: &'static ContentEngine =
-            Box::leak(Box::new(ContentEngine::compile(&src).unwrap()));
+        let engine = compile_with(&user).unwrap();
         let hits = engine.scan("/usr/bin/x", &elf).unwrap().miners;
         assert_eq!(ids(&hits), ["miner/known-bad-sha256"]);
         assert!(hits[0].evidence.contains(&crate::hex(&digest)));
@@ -870,41 +886,20 @@ mod tests {
     #[test]
     fn user_yara_rules_need_metadata_and_unique_ids() {
         let bad = "rule x { strings: $a = \"evil-marker\" condition: $a }";
-        let user = canary_rules::UserRules {
-            yara: vec![("my.yar".into(), bad.into())],
-            ..Default::default()
-        };
-        let mut src = RuleSources::builtin();
-        src.add_user(&user);
-        let err = ContentEngine::compile(&src)
+        let err = compile_with(&yara_file("my.yar", bad))
             .err()
-            .expect("refused")
-            .to_string();
+            .expect("refused");
         assert!(err.contains("id"), "{err}");
 
         let good = "rule x { meta: id = \"user/evil\" severity = \"high\" description = \"d\" strings: $a = \"evil-marker\" condition: $a }";
-        let user = canary_rules::UserRules {
-            yara: vec![("my.yar".into(), good.into())],
-            ..Default::default()
-        };
-        let mut src = RuleSources::builtin();
-        src.add_user(&user);
-        let engine: &'static ContentEngine =
-            Box::leak(Box::new(ContentEngine::compile(&src).unwrap()));
+        let engine = compile_with(&yara_file("my.yar", good)).unwrap();
         let hits = engine.scan("/a", b"xx evil-marker yy").unwrap().miners;
         assert_eq!(ids(&hits), ["user/evil"]);
 
         let slow = "rule s { meta: id = \"user/slow\" severity = \"low\" description = \"d\" strings: $a = /[A-Za-z0-9+\\/]{40}/ condition: $a }";
-        let user = canary_rules::UserRules {
-            yara: vec![("slow.yar".into(), slow.into())],
-            ..Default::default()
-        };
-        let mut src = RuleSources::builtin();
-        src.add_user(&user);
-        let err = ContentEngine::compile(&src)
+        let err = compile_with(&yara_file("slow.yar", slow))
             .err()
-            .expect("slow pattern refused")
-            .to_string();
+            .expect("slow pattern refused");
         assert!(err.contains("slow.yar"), "{err}");
     }
 }
