@@ -710,12 +710,7 @@ impl Detector for ContentDetector {
                 "more than {MAX_HITS_PER_FILE} secrets in this file; only the first {MAX_HITS_PER_FILE} are reported"
             ));
         }
-        // Where the fingerprint says the finding is: the chain too, for archive members.
-        let fp_path = if e.archive_chain.is_empty() {
-            e.path.to_string()
-        } else {
-            crate::nested::location(e.archive_chain, e.path)
-        };
+        let fp_path = e.fingerprint_path();
         let location = |line: u64| Location::ImageFile {
             layer_index: e.layer_index,
             layer_digest: e.layer_digest.to_string(),

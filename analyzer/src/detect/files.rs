@@ -66,15 +66,7 @@ impl Detector for CredentialFileDetector {
             severity: Severity::High,
             confidence: Confidence::Medium,
             title: format!("{what} in the image"),
-            fingerprint: Finding::fingerprint_of(
-                id,
-                &if e.archive_chain.is_empty() {
-                    e.path.to_string()
-                } else {
-                    crate::nested::location(e.archive_chain, e.path)
-                },
-                content,
-            ),
+            fingerprint: Finding::fingerprint_of(id, &e.fingerprint_path(), content),
             location: Location::ImageFile {
                 layer_index: e.layer_index,
                 layer_digest: e.layer_digest.to_string(),

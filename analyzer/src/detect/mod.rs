@@ -38,6 +38,18 @@ pub struct EntryMeta<'a> {
     pub archive_chain: &'a [String],
 }
 
+impl EntryMeta<'_> {
+    /// The path a finding's fingerprint names: `path`, or for an archive member the whole
+    /// chain (`/app/app.jar!/lib/x.jar!/key.pem`), so members of different archives differ.
+    pub fn fingerprint_path(&self) -> String {
+        if self.archive_chain.is_empty() {
+            self.path.to_string()
+        } else {
+            crate::nested::location(self.archive_chain, self.path)
+        }
+    }
+}
+
 /// What a config detector is told about the image.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageContext<'a> {
