@@ -58,7 +58,7 @@ fn main() -> std::io::Result<()> {
 
     let bait = corpus::bait_layer(&out)?;
     let (mut layers, packages, bytes) =
-        corpus::debian_layers(&[], clean_mb << 20, 24 << 20, Compression::Gzip);
+        corpus::debian_layers(&[], clean_mb << 20, 24 << 20, false, Compression::Gzip);
     layers.push(bait.build(Compression::Gzip));
     let mut b = ImageBuilder::new();
     for l in layers {

@@ -95,7 +95,7 @@ fn clean_controls_raise_nothing_at_medium_or_above() {
     std::fs::create_dir_all(&work).unwrap();
     let bait = corpus::bait_layer(&work).expect("bait files (openssl, ssh-keygen)");
     let (mut layers, packages, bytes) =
-        corpus::debian_layers(&[], 96 << 20, 4 << 20, Compression::Gzip);
+        corpus::debian_layers(&[], 96 << 20, 4 << 20, false, Compression::Gzip);
     assert!(
         packages.len() >= 10 && bytes >= 24 << 20,
         "a real package tree: {packages:?}, {bytes} bytes"
@@ -136,4 +136,82 @@ fn clean_controls_raise_nothing_at_medium_or_above() {
         loud.join("\n")
     );
     assert_eq!(r.code, 0, "{r}");
+}
+
+/// Decompressing on a thread of its own (what `canary scan` does with a spare core)
+/// finds exactly what the one-thread walk finds, archives inside layers included, and
+/// still checks the blob's digest.
+#[test]
+fn decoding_ahead_walks_every_planted_layer_alike() {
+    use canary_analyzer::detect::default_detectors;
+    use canary_analyzer::image::{Layer, Verify};
+    use canary_analyzer::walk::{LayerResult, WalkLimits, walk_layer, walk_layer_decoding_ahead};
+
+    let detectors = default_detectors();
+    let limits = WalkLimits::default();
+    let seen = |r: &LayerResult| {
+        let mut f: Vec<String> = r
+            .findings
+            .iter()
+            .map(|f| format!("{} {} {}", f.rule_id, f.fingerprint, f.location.display()))
+            .collect();
+        f.sort();
+        let error = r.error.as_ref().map(|e| e.to_string());
+        (
+            f,
+            error,
+            r.entries,
+            r.uncompressed_bytes,
+            r.nested_members,
+            r.skipped.clone(),
+        )
+    };
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let (image, _) = corpus::planted_image(c);
+        let mut findings = 0;
+        for (i, blob) in image.layers.iter().enumerate() {
+            for tamper in [false, true] {
+                let mut bytes = blob.bytes.clone();
+                if tamper {
+                    // A byte after the compressed stream: only the digest can tell.
+                    bytes.push(0);
+                }
+                let layer = Layer {
+                    index: i,
+                    digest: blob.digest.clone(),
+                    media_type: None,
+                    size: Some(bytes.len() as u64),
+                    verify: Verify::Blob(blob.digest.clone()),
+                };
+                let walk = |ahead: bool| {
+                    let f = if ahead {
+                        walk_layer_decoding_ahead
+                    } else {
+                        walk_layer
+                    };
+                    f(
+                        "planted",
+                        &layer,
+                        Box::new(std::io::Cursor::new(bytes.clone())),
+                        &detectors,
+                        &limits,
+                    )
+                };
+                let (one, two) = (walk(false), walk(true));
+                assert_eq!(
+                    seen(&one),
+                    seen(&two),
+                    "{c:?} layer {i}, tampered: {tamper}"
+                );
+                assert_eq!(
+                    one.error.is_some(),
+                    tamper,
+                    "{c:?} layer {i}: {:?}",
+                    one.error
+                );
+                findings += two.findings.len();
+            }
+        }
+        assert!(findings > 100, "{c:?}: {findings} findings");
+    }
 }

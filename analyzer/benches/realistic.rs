@@ -2,8 +2,16 @@
 //! layers: one layer per Debian package installed on this machine (ELF libraries and
 //! binaries, Python and Perl modules, docs, locale and timezone data, Java and Node
 //! runtimes), ≥ 500 MiB of files, every detector on (YARA-X secrets and miners, nested
-//! archives, IOC hashing, wallets). Both run over the layers one after another on one
-//! thread, so the ratio is the cost per byte; `canary scan` runs layers in parallel.
+//! archives, IOC hashing, wallets).
+//!
+//! - `plain_decompression`: every layer decoded once, one after another, on one thread:
+//!   what pulling and unpacking the image costs (containerd applies layers in order, and
+//!   a gzip or zstd stream decodes on one core).
+//! - `full_static_scan`: the same walk, one layer after another on one thread: the cost
+//!   per byte.
+//! - `canary_scan`: the scan as `canary scan` runs it: [`scan_images`], one worker per
+//!   core, a spare core decoding ahead once fewer layers are left than cores.
+//! - `canary_scan_one_layer`: the same, with the whole image in one layer.
 //!
 //! Run: `cargo bench -p canary-analyzer --features fixtures --bench realistic`
 //! (`CANARY_BENCH_MB` sets the size, default 512). `docs/performance.md` has the figures.
@@ -12,9 +20,12 @@ use std::io::Read;
 use std::sync::OnceLock;
 
 use canary_analyzer::corpus;
-use canary_analyzer::detect::default_detectors;
+use canary_analyzer::detect::{Detector, default_detectors};
+use canary_analyzer::finding::Severity;
 use canary_analyzer::fixtures::Compression;
-use canary_analyzer::image::{Layer, Verify};
+use canary_analyzer::image::{BlobOpener, ImageConfig, Layer, ResolvedImage, Verify};
+use canary_analyzer::policy::Policy;
+use canary_analyzer::scan::{NoProgress, ScanInput, ScanOptions, scan_images};
 use canary_analyzer::walk::{WalkLimits, walk_layer};
 
 fn main() {
@@ -54,16 +65,13 @@ fn target_bytes() -> u64 {
         << 20
 }
 
-/// The layers' blobs for one codec, built once.
-fn layers(c: Compression) -> &'static (Vec<Vec<u8>>, u64) {
-    static GZ: OnceLock<(Vec<Vec<u8>>, u64)> = OnceLock::new();
-    static ZST: OnceLock<(Vec<Vec<u8>>, u64)> = OnceLock::new();
-    let cell = match c {
-        Compression::Gzip => &GZ,
-        _ => &ZST,
-    };
+/// The layers' blobs for one codec, built once; `one_layer` puts every package in one.
+fn layers_of(c: Compression, one_layer: bool) -> &'static (Vec<Vec<u8>>, u64) {
+    static CELLS: [OnceLock<(Vec<Vec<u8>>, u64)>; 4] = [const { OnceLock::new() }; 4];
+    let cell = &CELLS[usize::from(c == Compression::Gzip) * 2 + usize::from(one_layer)];
     cell.get_or_init(|| {
-        let (layers, names, bytes) = corpus::debian_layers(EXTRA, target_bytes(), 64 << 20, c);
+        let (layers, names, bytes) =
+            corpus::debian_layers(EXTRA, target_bytes(), 64 << 20, one_layer, c);
         let blobs: Vec<Vec<u8>> = layers.into_iter().map(|l| l.blob).collect();
         let packed: usize = blobs.iter().map(Vec::len).sum();
         eprintln!(
@@ -76,6 +84,10 @@ fn layers(c: Compression) -> &'static (Vec<Vec<u8>>, u64) {
         let tar_bytes = blobs.iter().map(|b| inflate(c, b)).sum();
         (blobs, tar_bytes)
     })
+}
+
+fn layers(c: Compression) -> &'static (Vec<Vec<u8>>, u64) {
+    layers_of(c, false)
 }
 
 fn codec_of(name: &str) -> Compression {
@@ -141,4 +153,81 @@ fn full_static_scan(bencher: divan::Bencher, codec: &str) {
     bencher
         .counter(divan::counter::BytesCount::new(n))
         .bench(|| walk_all(c, &detectors));
+}
+
+/// Layers served from memory, as the blob cache serves them from disk.
+struct InMemory(&'static [Vec<u8>]);
+
+impl BlobOpener for InMemory {
+    fn open(&self, layer: &Layer) -> canary_analyzer::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(&self.0[layer.index][..]))
+    }
+}
+
+fn scan_all(blobs: &'static [Vec<u8>], detectors: &[Box<dyn Detector>]) -> usize {
+    let image = ResolvedImage {
+        name: "bench".into(),
+        manifest_digest: None,
+        index_digest: None,
+        platform: None,
+        config_digest: None,
+        config: ImageConfig::default(),
+        layers: (0..blobs.len())
+            .map(|i| Layer {
+                index: i,
+                digest: format!("sha256:bench{i}"),
+                media_type: None,
+                size: Some(blobs[i].len() as u64),
+                verify: Verify::Done,
+            })
+            .collect(),
+        opener: Box::new(InMemory(blobs)),
+    };
+    let report = scan_images(
+        std::slice::from_ref(&image),
+        ScanInput {
+            target: "bench",
+            detectors,
+            policy: &Policy::new(Severity::Critical),
+            options: &ScanOptions::default(),
+            progress: &NoProgress,
+            fetch: Default::default(),
+            issues: Vec::new(),
+            started: std::time::Instant::now(),
+        },
+    );
+    assert!(report.coverage.complete, "{:?}", report.coverage);
+    report.images[0].findings.len()
+}
+
+/// `canary scan` on this machine: one worker per core (see the module doc).
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+fn canary_scan(bencher: divan::Bencher, codec: &str) {
+    let c = codec_of(codec);
+    let (blobs, n) = layers(c);
+    let detectors = default_detectors();
+    bencher
+        .counter(divan::counter::BytesCount::new(*n))
+        .bench(|| scan_all(blobs, &detectors));
+}
+
+/// The same image in one layer: one core walks, the other decompresses ahead of it.
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+fn canary_scan_one_layer(bencher: divan::Bencher, codec: &str) {
+    let c = codec_of(codec);
+    let (blobs, n) = layers_of(c, true);
+    let detectors = default_detectors();
+    bencher
+        .counter(divan::counter::BytesCount::new(*n))
+        .bench(|| scan_all(blobs, &detectors));
+}
+
+/// Plain decompression of that one layer, for its ratio.
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+fn plain_decompression_one_layer(bencher: divan::Bencher, codec: &str) {
+    let c = codec_of(codec);
+    let (blobs, n) = layers_of(c, true);
+    bencher
+        .counter(divan::counter::BytesCount::new(*n))
+        .bench(|| blobs.iter().map(|b| inflate(c, b)).sum::<u64>());
 }

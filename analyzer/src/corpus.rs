@@ -46,16 +46,17 @@ pub const CLEAN_PACKAGES: &[&str] = &[
     "vim-runtime",
 ];
 
-/// The files of one installed Debian package (regular files only; symlinks and
+/// Add the files of one installed Debian package (regular files only; symlinks and
 /// directories come from other packages' layers or don't matter here), read from this
-/// machine, up to `max_bytes`. Returns the layer builder and the bytes it holds, or
-/// `None` if the package is not installed.
-pub fn debian_package(name: &str, max_bytes: u64) -> Option<(LayerBuilder, u64)> {
-    let out = Command::new("dpkg").args(["-L", name]).output().ok()?;
+/// machine, up to `max_bytes`, to `layer`. Returns the bytes added: 0 if the package is
+/// not installed.
+pub fn add_debian_package(layer: &mut LayerBuilder, name: &str, max_bytes: u64) -> u64 {
+    let Ok(out) = Command::new("dpkg").args(["-L", name]).output() else {
+        return 0;
+    };
     if !out.status.success() {
-        return None;
+        return 0;
     }
-    let mut layer = LayerBuilder::new();
     let mut total = 0u64;
     for path in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -69,37 +70,45 @@ pub fn debian_package(name: &str, max_bytes: u64) -> Option<(LayerBuilder, u64)>
         };
         use std::os::unix::fs::PermissionsExt;
         total += bytes.len() as u64;
-        layer = layer.file_mode(
+        *layer = std::mem::take(layer).file_mode(
             path.trim_start_matches('/'),
             bytes,
             meta.permissions().mode() & 0o7777,
         );
     }
-    (total > 0).then_some((layer, total))
+    total
 }
 
 /// Layers of Debian packages (one per package, in [`CLEAN_PACKAGES`] order, then
-/// `extra`), until `target_bytes` of file content. Returns the layers and the package
-/// names used.
+/// `extra`), until `target_bytes` of file content, at most `per_package` bytes from
+/// each. Returns the layers and the package names used. With `one_layer`, every package
+/// goes into one layer.
 pub fn debian_layers(
     extra: &[&str],
     target_bytes: u64,
     per_package: u64,
+    one_layer: bool,
     c: Compression,
 ) -> (Vec<Layer>, Vec<String>, u64) {
     let mut layers = Vec::new();
     let mut names = Vec::new();
     let mut total = 0u64;
+    let mut layer = LayerBuilder::new();
     for name in CLEAN_PACKAGES.iter().chain(extra) {
         if total >= target_bytes {
             break;
         }
-        let budget = per_package.min(target_bytes - total);
-        if let Some((l, n)) = debian_package(name, budget) {
-            layers.push(l.build(c));
+        let n = add_debian_package(&mut layer, name, per_package.min(target_bytes - total));
+        if n > 0 {
             names.push(name.to_string());
             total += n;
+            if !one_layer {
+                layers.push(std::mem::take(&mut layer).build(c));
+            }
         }
+    }
+    if one_layer {
+        layers.push(layer.build(c));
     }
     (layers, names, total)
 }

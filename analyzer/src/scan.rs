@@ -15,7 +15,9 @@ use crate::report::{
     Coverage, FetchStats, ImageReport, Issue, IssueLevel, LayerSummary, PolicyOutcome, Report,
     SCHEMA_VERSION, Summary, Suppressed, Tool,
 };
-use crate::walk::{LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer};
+use crate::walk::{
+    LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer, walk_layer_decoding_ahead,
+};
 
 /// Receives progress; the binary draws bars with it on a TTY.
 pub trait Progress: Sync {
@@ -69,13 +71,13 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
         .filter_map(|&(i, l)| images[i].layers[l].size)
         .sum();
     input.progress.start(jobs.len(), total_bytes);
-    let threads = match input.options.threads {
+    let cores = match input.options.threads {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         n => n,
-    }
-    .min(jobs.len().max(1));
+    };
+    let threads = cores.min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<HashMap<String, LayerResult>> = Mutex::new(HashMap::new());
     std::thread::scope(|s| {
@@ -86,8 +88,15 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     let Some(&(i, l)) = jobs.get(j) else { break };
                     let img = &images[i];
                     let layer = &img.layers[l];
+                    // Fewer layers left than cores: this layer's decompression gets
+                    // a core of its own.
+                    let walk = if jobs.len() - j < cores {
+                        walk_layer_decoding_ahead
+                    } else {
+                        walk_layer
+                    };
                     let r = match img.opener.open(layer) {
-                        Ok(blob) => walk_layer(
+                        Ok(blob) => walk(
                             &img.name,
                             layer,
                             blob,

@@ -110,6 +110,21 @@ enum Decoder {
     Plain(Raw),
 }
 
+/// What the walk reads decoded bytes from.
+enum Source {
+    Inline(Decoder),
+    Piped(Piped),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Inline(d) => d.read(buf),
+            Source::Piped(p) => p.read(buf),
+        }
+    }
+}
+
 impl Read for Decoder {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
@@ -130,6 +145,88 @@ impl Decoder {
     }
 }
 
+/// Decoded bytes of a layer coming from the thread that decodes it (see
+/// [`walk_layer_decoding_ahead`]); the end of the stream comes after that thread also
+/// read the blob's trailing bytes, so a digest mismatch there is still an error here.
+struct Piped {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    /// Emptied chunks go back to the decoding thread, so no chunk is allocated twice.
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+/// Decoded chunk size, and chunks in flight: about 1 MiB ahead of the walk at most.
+const PIPE_CHUNK: usize = 256 << 10;
+const PIPE_DEPTH: usize = 3;
+const PIPE_STEP: usize = 32 << 10;
+
+impl Read for Piped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            let next = match self.rx.recv() {
+                Ok(next) => next?,
+                // The decoding thread is done: the stream ended.
+                Err(_) => return Ok(0),
+            };
+            let old = std::mem::replace(&mut self.chunk, next);
+            self.pos = 0;
+            // The decoding thread may be gone; then the chunk is just freed.
+            let _ = self.spent.send(old);
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decode `dec` to its end into chunks for [`Piped`], then read the blob's trailing
+/// bytes. Stops as soon as the walk drops its end (an error or a limit there).
+fn decode_ahead(
+    mut dec: Decoder,
+    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut chunk = spent.try_recv().unwrap_or_default();
+        chunk.resize(PIPE_CHUNK, 0);
+        let mut n = 0;
+        let end = loop {
+            // Small steps: a decoder error drops what its failing call decoded, so this
+            // keeps what comes before a corrupt spot close to what the one-thread walk sees.
+            let step = (n + PIPE_STEP).min(chunk.len());
+            match dec.read(&mut chunk[n..step]) {
+                Ok(0) => break Ok(true),
+                Ok(k) => {
+                    n += k;
+                    if n == chunk.len() {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        chunk.truncate(n);
+        if n > 0 && tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+        match end {
+            Ok(false) => {}
+            Ok(true) => break,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+    let mut raw = dec.into_raw();
+    if let Err(e) = std::io::copy(&mut raw, &mut std::io::sink()) {
+        let _ = tx.send(Err(e));
+    }
+}
+
 /// Slack allowed between one entry's data and the next yielded entry: the next header,
 /// plus GNU long-name/long-link and PAX bodies, which the tar reader holds in memory.
 /// Go's archive/tar (containerd) caps those bodies at 1 MiB too.
@@ -138,7 +235,7 @@ const META_SLACK: u64 = (1 << 20) + 4 * 512;
 /// Counts uncompressed bytes, stops decompression bombs, and bounds how far the tar
 /// reader may read past the data of the entry last handed out.
 struct BombGuard {
-    inner: Decoder,
+    inner: Source,
     compressed: Arc<AtomicU64>,
     /// Uncompressed bytes produced so far.
     out: Arc<AtomicU64>,
@@ -230,6 +327,31 @@ pub fn walk_layer(
     detectors: &[Box<dyn Detector>],
     limits: &WalkLimits,
 ) -> LayerResult {
+    walk(image, layer, blob, detectors, limits, false)
+}
+
+/// [`walk_layer`], with the blob decompressed on a thread of its own about 1 MiB ahead
+/// of the walk: one layer then takes about the longer of decompression and scanning
+/// instead of their sum. For a spare core (an image with fewer layers than cores, or
+/// the last layer of a scan). The result is the same.
+pub fn walk_layer_decoding_ahead(
+    image: &str,
+    layer: &Layer,
+    blob: Box<dyn Read + Send>,
+    detectors: &[Box<dyn Detector>],
+    limits: &WalkLimits,
+) -> LayerResult {
+    walk(image, layer, blob, detectors, limits, true)
+}
+
+fn walk(
+    image: &str,
+    layer: &Layer,
+    blob: Box<dyn Read + Send>,
+    detectors: &[Box<dyn Detector>],
+    limits: &WalkLimits,
+    ahead: bool,
+) -> LayerResult {
     let layer_err = |message: String| crate::Error::Layer {
         image: image.to_string(),
         digest: layer.digest.clone(),
@@ -274,10 +396,31 @@ pub fn walk_layer(
         },
         Compression::None => Decoder::Plain(raw),
     };
+    let mut decoding = None;
+    let source = match decoder {
+        Decoder::Gzip(_) | Decoder::Zstd(_) if ahead => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_DEPTH);
+            let (spent_tx, spent_rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("canary-decode".into())
+                .spawn(move || decode_ahead(decoder, tx, spent_rx));
+            match spawned {
+                Ok(handle) => decoding = Some(handle),
+                Err(e) => return failed(layer_err(format!("cannot start a decoding thread: {e}"))),
+            }
+            Source::Piped(Piped {
+                rx,
+                spent: spent_tx,
+                chunk: Vec::new(),
+                pos: 0,
+            })
+        }
+        decoder => Source::Inline(decoder),
+    };
     let out = Arc::new(AtomicU64::new(0));
     let window_end = Arc::new(AtomicU64::new(META_SLACK));
     let guard = BombGuard {
-        inner: decoder,
+        inner: source,
         compressed: compressed.clone(),
         out: out.clone(),
         window_end: window_end.clone(),
@@ -307,9 +450,12 @@ pub fn walk_layer(
         &window_end,
         &mut res,
     );
-    res.compressed_bytes = compressed.load(Ordering::Relaxed);
-    res.uncompressed_bytes = out.load(Ordering::Relaxed);
     if let Err(message) = walked {
+        // Dropping the stream ends the decoding thread at its next chunk.
+        drop(archive);
+        let _ = join_decoding(decoding);
+        res.compressed_bytes = compressed.load(Ordering::Relaxed);
+        res.uncompressed_bytes = out.load(Ordering::Relaxed);
         res.error = Some(layer_err(message));
         return res;
     }
@@ -326,14 +472,19 @@ pub fn walk_layer(
             Stream::Unchecked(g) => g,
         };
         std::io::copy(&mut guard, sink)?;
-        let mut raw = guard.inner.into_raw();
-        std::io::copy(&mut raw, sink)?;
+        // A decoding thread read the trailing bytes already.
+        if let Source::Inline(decoder) = guard.inner {
+            std::io::copy(&mut decoder.into_raw(), sink)?;
+        }
         Ok(())
     })();
+    let joined = join_decoding(decoding);
     res.compressed_bytes = compressed.load(Ordering::Relaxed);
     res.uncompressed_bytes = out.load(Ordering::Relaxed);
     if let Err(e) = drained {
         res.error = Some(layer_err(format!("after the last entry: {e}")));
+    } else if let Err(message) = joined {
+        res.error = Some(layer_err(message));
     }
     res
 }
@@ -350,6 +501,15 @@ fn header_only(t: tar::EntryType) -> bool {
             | tar::EntryType::Directory
             | tar::EntryType::Fifo
     )
+}
+
+/// Wait for a decoding thread, so nothing of a layer's walk outlives it. A panic there
+/// would have looked like the end of the stream to the walk, so it is an error.
+fn join_decoding(handle: Option<std::thread::JoinHandle<()>>) -> Result<(), String> {
+    match handle.map(|h| h.join()) {
+        Some(Err(_)) => Err("the decompressor failed (panicked) mid-layer".to_string()),
+        _ => Ok(()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
