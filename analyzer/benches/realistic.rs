@@ -9,9 +9,11 @@
 //!   a gzip or zstd stream decodes on one core).
 //! - `full_static_scan`: the same walk, one layer after another on one thread: the cost
 //!   per byte.
-//! - `canary_scan`: the scan as `canary scan` runs it: [`scan_images`], one worker per
-//!   core, a spare core decoding ahead once fewer layers are left than cores.
-//! - `canary_scan_one_layer`: the same, with the whole image in one layer.
+//! - `canary_scan`: the scan as `canary scan` runs it: [`scan_images`], one layer worker
+//!   per core; once fewer layers are left than cores, the idle cores scan files of the
+//!   layers still being walked.
+//! - `canary_scan_one_layer`: the same, with the whole image in one layer (one core
+//!   decompresses and reads the layer and scans files, the others scan files).
 //!
 //! Run: `cargo bench -p canary-analyzer --features fixtures --bench realistic`
 //! (`CANARY_BENCH_MB` sets the size, default 512). `docs/performance.md` has the figures.
@@ -135,7 +137,7 @@ fn walk_all(c: Compression, detectors: &[Box<dyn canary_analyzer::detect::Detect
     findings
 }
 
-#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn plain_decompression(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
     let n = layers(c).1;
@@ -145,7 +147,7 @@ fn plain_decompression(bencher: divan::Bencher, codec: &str) {
 }
 
 /// Every detector of `canary scan`.
-#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn full_static_scan(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
     let n = layers(c).1;
@@ -201,7 +203,7 @@ fn scan_all(blobs: &'static [Vec<u8>], detectors: &[Box<dyn Detector>]) -> usize
 }
 
 /// `canary scan` on this machine: one worker per core (see the module doc).
-#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn canary_scan(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
     let (blobs, n) = layers(c);
@@ -211,8 +213,8 @@ fn canary_scan(bencher: divan::Bencher, codec: &str) {
         .bench(|| scan_all(blobs, &detectors));
 }
 
-/// The same image in one layer: one core walks, the other decompresses ahead of it.
-#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+/// The same image in one layer.
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn canary_scan_one_layer(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
     let (blobs, n) = layers_of(c, true);
@@ -223,7 +225,7 @@ fn canary_scan_one_layer(bencher: divan::Bencher, codec: &str) {
 }
 
 /// Plain decompression of that one layer, for its ratio.
-#[divan::bench(args = ["gzip", "zstd"], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn plain_decompression_one_layer(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
     let (blobs, n) = layers_of(c, true);

@@ -15,9 +15,7 @@ use crate::report::{
     Coverage, FetchStats, ImageReport, Issue, IssueLevel, LayerSummary, PolicyOutcome, Report,
     SCHEMA_VERSION, Summary, Suppressed, Tool,
 };
-use crate::walk::{
-    LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer, walk_layer_decoding_ahead,
-};
+use crate::walk::{LayerIndex, LayerResult, WalkLimits, normalize_path, walk_layer_parallel};
 
 /// Receives progress; the binary draws bars with it on a TTY.
 pub trait Progress: Sync {
@@ -88,20 +86,16 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     let Some(&(i, l)) = jobs.get(j) else { break };
                     let img = &images[i];
                     let layer = &img.layers[l];
-                    // Fewer layers left than cores: this layer's decompression gets
-                    // a core of its own.
-                    let walk = if jobs.len() - j < cores {
-                        walk_layer_decoding_ahead
-                    } else {
-                        walk_layer
-                    };
+                    // Fewer layers left than cores: the idle cores help this layer.
+                    let spare = cores.saturating_sub(jobs.len() - j);
                     let r = match img.opener.open(layer) {
-                        Ok(blob) => walk(
+                        Ok(blob) => walk_layer_parallel(
                             &img.name,
                             layer,
                             blob,
                             input.detectors,
                             &input.options.limits,
+                            spare,
                         ),
                         Err(e) => LayerResult {
                             error: Some(e),

@@ -110,21 +110,6 @@ enum Decoder {
     Plain(Raw),
 }
 
-/// What the walk reads decoded bytes from.
-enum Source {
-    Inline(Decoder),
-    Piped(Piped),
-}
-
-impl Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Source::Inline(d) => d.read(buf),
-            Source::Piped(p) => p.read(buf),
-        }
-    }
-}
-
 impl Read for Decoder {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
@@ -145,88 +130,6 @@ impl Decoder {
     }
 }
 
-/// Decoded bytes of a layer coming from the thread that decodes it (see
-/// [`walk_layer_decoding_ahead`]); the end of the stream comes after that thread also
-/// read the blob's trailing bytes, so a digest mismatch there is still an error here.
-struct Piped {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    /// Emptied chunks go back to the decoding thread, so no chunk is allocated twice.
-    spent: std::sync::mpsc::Sender<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-/// Decoded chunk size, and chunks in flight: about 1 MiB ahead of the walk at most.
-const PIPE_CHUNK: usize = 256 << 10;
-const PIPE_DEPTH: usize = 3;
-const PIPE_STEP: usize = 32 << 10;
-
-impl Read for Piped {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            let next = match self.rx.recv() {
-                Ok(next) => next?,
-                // The decoding thread is done: the stream ended.
-                Err(_) => return Ok(0),
-            };
-            let old = std::mem::replace(&mut self.chunk, next);
-            self.pos = 0;
-            // The decoding thread may be gone; then the chunk is just freed.
-            let _ = self.spent.send(old);
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Decode `dec` to its end into chunks for [`Piped`], then read the blob's trailing
-/// bytes. Stops as soon as the walk drops its end (an error or a limit there).
-fn decode_ahead(
-    mut dec: Decoder,
-    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
-    spent: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    loop {
-        let mut chunk = spent.try_recv().unwrap_or_default();
-        chunk.resize(PIPE_CHUNK, 0);
-        let mut n = 0;
-        let end = loop {
-            // Small steps: a decoder error drops what its failing call decoded, so this
-            // keeps what comes before a corrupt spot close to what the one-thread walk sees.
-            let step = (n + PIPE_STEP).min(chunk.len());
-            match dec.read(&mut chunk[n..step]) {
-                Ok(0) => break Ok(true),
-                Ok(k) => {
-                    n += k;
-                    if n == chunk.len() {
-                        break Ok(false);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        chunk.truncate(n);
-        if n > 0 && tx.send(Ok(chunk)).is_err() {
-            return;
-        }
-        match end {
-            Ok(false) => {}
-            Ok(true) => break,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        }
-    }
-    let mut raw = dec.into_raw();
-    if let Err(e) = std::io::copy(&mut raw, &mut std::io::sink()) {
-        let _ = tx.send(Err(e));
-    }
-}
-
 /// Slack allowed between one entry's data and the next yielded entry: the next header,
 /// plus GNU long-name/long-link and PAX bodies, which the tar reader holds in memory.
 /// Go's archive/tar (containerd) caps those bodies at 1 MiB too.
@@ -235,7 +138,7 @@ const META_SLACK: u64 = (1 << 20) + 4 * 512;
 /// Counts uncompressed bytes, stops decompression bombs, and bounds how far the tar
 /// reader may read past the data of the entry last handed out.
 struct BombGuard {
-    inner: Source,
+    inner: Decoder,
     compressed: Arc<AtomicU64>,
     /// Uncompressed bytes produced so far.
     out: Arc<AtomicU64>,
@@ -327,30 +230,21 @@ pub fn walk_layer(
     detectors: &[Box<dyn Detector>],
     limits: &WalkLimits,
 ) -> LayerResult {
-    walk(image, layer, blob, detectors, limits, false)
+    walk_layer_parallel(image, layer, blob, detectors, limits, 0)
 }
 
-/// [`walk_layer`], with the blob decompressed on a thread of its own about 1 MiB ahead
-/// of the walk: one layer then takes about the longer of decompression and scanning
-/// instead of their sum. For a spare core (an image with fewer layers than cores, or
-/// the last layer of a scan). The result is the same.
-pub fn walk_layer_decoding_ahead(
+/// [`walk_layer`] using `spare_cores` more cores: that many helper threads run the
+/// detectors over the files the walk reads, while the walk decompresses and reads on
+/// (and scans a file itself when the helpers are all busy). For an image with fewer
+/// layers than cores, or the last layers of a scan. The result is the same as
+/// [`walk_layer`]'s, in the same order.
+pub fn walk_layer_parallel(
     image: &str,
     layer: &Layer,
     blob: Box<dyn Read + Send>,
     detectors: &[Box<dyn Detector>],
     limits: &WalkLimits,
-) -> LayerResult {
-    walk(image, layer, blob, detectors, limits, true)
-}
-
-fn walk(
-    image: &str,
-    layer: &Layer,
-    blob: Box<dyn Read + Send>,
-    detectors: &[Box<dyn Detector>],
-    limits: &WalkLimits,
-    ahead: bool,
+    spare_cores: usize,
 ) -> LayerResult {
     let layer_err = |message: String| crate::Error::Layer {
         image: image.to_string(),
@@ -396,31 +290,10 @@ fn walk(
         },
         Compression::None => Decoder::Plain(raw),
     };
-    let mut decoding = None;
-    let source = match decoder {
-        Decoder::Gzip(_) | Decoder::Zstd(_) if ahead => {
-            let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_DEPTH);
-            let (spent_tx, spent_rx) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("canary-decode".into())
-                .spawn(move || decode_ahead(decoder, tx, spent_rx));
-            match spawned {
-                Ok(handle) => decoding = Some(handle),
-                Err(e) => return failed(layer_err(format!("cannot start a decoding thread: {e}"))),
-            }
-            Source::Piped(Piped {
-                rx,
-                spent: spent_tx,
-                chunk: Vec::new(),
-                pos: 0,
-            })
-        }
-        decoder => Source::Inline(decoder),
-    };
     let out = Arc::new(AtomicU64::new(0));
     let window_end = Arc::new(AtomicU64::new(META_SLACK));
     let guard = BombGuard {
-        inner: source,
+        inner: decoder,
         compressed: compressed.clone(),
         out: out.clone(),
         window_end: window_end.clone(),
@@ -440,20 +313,65 @@ fn walk(
         ..Default::default()
     };
     let mut archive = tar::Archive::new(stream);
-    let walked = walk_entries(
-        &mut archive,
+    let ctx = LayerCtx {
         image,
         layer,
         detectors,
         limits,
-        &out,
-        &window_end,
-        &mut res,
-    );
+    };
+    let walked = std::thread::scope(|s| {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let mut jobs = None;
+        if spare_cores > 0 {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(4 * spare_cores);
+            let rx = Arc::new(std::sync::Mutex::new(rx));
+            for _ in 0..spare_cores {
+                let (rx, done_tx) = (rx.clone(), done_tx.clone());
+                let helper = move || {
+                    loop {
+                        // The lock is held while waiting, by one idle helper at a time.
+                        let next = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = next else { return };
+                        let outcome = scan_file(ctx, &job);
+                        if done_tx.send((job, outcome)).is_err() {
+                            return;
+                        }
+                    }
+                };
+                // Without a thread, the walk scans those files itself.
+                let _ = std::thread::Builder::new()
+                    .name("canary-scan".into())
+                    .spawn_scoped(s, helper);
+            }
+            jobs = Some(tx);
+        }
+        drop(done_tx);
+        let mut files = FileScans {
+            ctx,
+            jobs,
+            done,
+            outcomes: Vec::new(),
+            spare: Vec::new(),
+            in_flight: 0,
+        };
+        let walked = walk_entries(
+            &mut archive,
+            image,
+            layer,
+            detectors,
+            limits,
+            &out,
+            &window_end,
+            &mut res,
+            &mut files,
+        );
+        files.finish(&mut res);
+        walked
+    });
     if let Err(message) = walked {
-        // Dropping the stream ends the decoding thread at its next chunk.
-        drop(archive);
-        let _ = join_decoding(decoding);
         res.compressed_bytes = compressed.load(Ordering::Relaxed);
         res.uncompressed_bytes = out.load(Ordering::Relaxed);
         res.error = Some(layer_err(message));
@@ -472,19 +390,14 @@ fn walk(
             Stream::Unchecked(g) => g,
         };
         std::io::copy(&mut guard, sink)?;
-        // A decoding thread read the trailing bytes already.
-        if let Source::Inline(decoder) = guard.inner {
-            std::io::copy(&mut decoder.into_raw(), sink)?;
-        }
+        let mut raw = guard.inner.into_raw();
+        std::io::copy(&mut raw, sink)?;
         Ok(())
     })();
-    let joined = join_decoding(decoding);
     res.compressed_bytes = compressed.load(Ordering::Relaxed);
     res.uncompressed_bytes = out.load(Ordering::Relaxed);
     if let Err(e) = drained {
         res.error = Some(layer_err(format!("after the last entry: {e}")));
-    } else if let Err(message) = joined {
-        res.error = Some(layer_err(message));
     }
     res
 }
@@ -503,15 +416,6 @@ fn header_only(t: tar::EntryType) -> bool {
     )
 }
 
-/// Wait for a decoding thread, so nothing of a layer's walk outlives it. A panic there
-/// would have looked like the end of the stream to the walk, so it is an error.
-fn join_decoding(handle: Option<std::thread::JoinHandle<()>>) -> Result<(), String> {
-    match handle.map(|h| h.join()) {
-        Some(Err(_)) => Err("the decompressor failed (panicked) mid-layer".to_string()),
-        _ => Ok(()),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn walk_entries<R: Read>(
     archive: &mut tar::Archive<R>,
@@ -522,8 +426,8 @@ fn walk_entries<R: Read>(
     out: &AtomicU64,
     window_end: &AtomicU64,
     res: &mut LayerResult,
+    files: &mut FileScans<'_>,
 ) -> Result<(), String> {
-    let mut buf: Vec<u8> = Vec::new();
     let mut last_path = String::from("(start of layer)");
     let entries = archive
         .entries()
@@ -666,19 +570,20 @@ fn walk_entries<R: Read>(
             res.symlinks.push((path.clone(), t.clone()));
         }
 
+        let mode = entry.header().mode().unwrap_or(0);
         let meta = EntryMeta {
             layer_index: layer.index,
             layer_digest: &layer.digest,
             path: &path,
             kind,
             size,
-            mode: entry.header().mode().unwrap_or(0),
+            mode,
             link_target: link_target.as_deref(),
             archive_chain: &[],
         };
         let wanted = kind == EntryKind::File && detectors.iter().any(|d| d.wants_content(&meta));
         let content = if wanted {
-            buf.clear();
+            let mut buf = files.buffer();
             let cap = limits.max_file_read as u64;
             (&mut entry)
                 .take(cap)
@@ -696,85 +601,236 @@ fn walk_entries<R: Read>(
                     ),
                 });
             }
-            Some(buf.as_slice())
+            Some(buf)
         } else {
             None
         };
-        let mut problems = Vec::new();
-        for d in detectors {
-            d.scan_entry(&meta, content, &mut res.findings, &mut problems);
-        }
-        // Archives in the layer: every member through the same detectors, the location
-        // naming the chain. A file cut at `max_file_read` has lost a zip's directory (it
-        // sits at the end), so it is not opened; that it was cut is reported above.
-        if let Some(data) = content
-            && size <= limits.max_file_read as u64
-            && crate::nested::sniff(&path, data).is_some()
-        {
-            let stats =
-                crate::nested::expand(&path, data, &limits.nested, &mut |chain, member, bytes| {
-                    let member_meta = EntryMeta {
-                        path: member,
-                        kind: EntryKind::File,
-                        size: bytes.len() as u64,
-                        mode: 0o644,
-                        link_target: None,
-                        archive_chain: chain,
-                        ..meta
-                    };
-                    let mut member_problems = Vec::new();
-                    for d in detectors {
-                        let wants = d.wants_content(&member_meta);
-                        d.scan_entry(
-                            &member_meta,
-                            wants.then_some(bytes),
-                            &mut res.findings,
-                            &mut member_problems,
-                        );
-                    }
-                    for m in member_problems {
-                        problems.push(format!("{}: {m}", crate::nested::location(chain, member)));
-                    }
-                });
-            for (key, n) in [
-                ("nested_truncated", stats.truncated),
-                ("nested_depth", stats.skipped_depth),
-                ("nested_limit", stats.skipped_limit),
-                ("nested_ratio", stats.stopped_ratio),
-                ("nested_encrypted", stats.skipped_encrypted),
-                ("nested_unsupported", stats.skipped_unsupported),
-                ("nested_corrupt", stats.corrupt),
-            ] {
-                if n > 0 {
-                    *res.skipped.entry(key).or_default() += n;
-                }
-            }
-            res.nested_members += stats.members;
-            for p in stats.problems {
-                res.issues.push(Issue {
-                    level: IssueLevel::Warning,
-                    image: image.to_string(),
-                    layer: Some(layer.digest.clone()),
-                    path: Some(path.clone()),
-                    message: format!("inside the archive: {p}"),
-                });
-            }
-        }
-        if !problems.is_empty() {
-            *res.skipped.entry("detector_problem").or_default() += 1;
-        }
-        for message in problems {
-            res.issues.push(Issue {
-                level: IssueLevel::Error,
-                image: image.to_string(),
-                layer: Some(layer.digest.clone()),
-                path: Some(path.clone()),
-                message,
-            });
-        }
+        files.submit(FileJob {
+            seq: res.entries,
+            path,
+            kind,
+            size,
+            mode,
+            link_target,
+            content,
+        });
         // The tar reader skips what was not read when the next entry is requested.
     }
     Ok(())
+}
+
+/// One entry's detector work, owned, so that another thread can do it.
+struct FileJob {
+    /// The entry's number in the layer: results are merged in this order.
+    seq: u64,
+    path: String,
+    kind: EntryKind,
+    size: u64,
+    mode: u32,
+    link_target: Option<String>,
+    /// The bytes read for the content detectors, when one of them wanted them.
+    content: Option<Vec<u8>>,
+}
+
+/// What the detectors made of one entry.
+#[derive(Default)]
+struct FileOutcome {
+    findings: Vec<Finding>,
+    issues: Vec<Issue>,
+    skipped: std::collections::BTreeMap<&'static str, u64>,
+    nested_members: u64,
+}
+
+/// What every entry of one layer shares.
+#[derive(Clone, Copy)]
+struct LayerCtx<'a> {
+    image: &'a str,
+    layer: &'a Layer,
+    detectors: &'a [Box<dyn Detector>],
+    limits: &'a WalkLimits,
+}
+
+/// Every detector over one entry, and over the members of an archive it is.
+fn scan_file(ctx: LayerCtx<'_>, job: &FileJob) -> FileOutcome {
+    let LayerCtx {
+        image,
+        layer,
+        detectors,
+        limits,
+    } = ctx;
+    let mut out = FileOutcome::default();
+    let path = &job.path;
+    let size = job.size;
+    let content = job.content.as_deref();
+    let meta = EntryMeta {
+        layer_index: layer.index,
+        layer_digest: &layer.digest,
+        path,
+        kind: job.kind,
+        size,
+        mode: job.mode,
+        link_target: job.link_target.as_deref(),
+        archive_chain: &[],
+    };
+    let mut problems = Vec::new();
+    for d in detectors {
+        d.scan_entry(&meta, content, &mut out.findings, &mut problems);
+    }
+    // Archives in the layer: every member through the same detectors, the location
+    // naming the chain. A file cut at `max_file_read` has lost a zip's directory (it
+    // sits at the end), so it is not opened; that it was cut is reported above.
+    if let Some(data) = content
+        && size <= limits.max_file_read as u64
+        && crate::nested::sniff(path, data).is_some()
+    {
+        let stats =
+            crate::nested::expand(path, data, &limits.nested, &mut |chain, member, bytes| {
+                let member_meta = EntryMeta {
+                    path: member,
+                    kind: EntryKind::File,
+                    size: bytes.len() as u64,
+                    mode: 0o644,
+                    link_target: None,
+                    archive_chain: chain,
+                    ..meta
+                };
+                let mut member_problems = Vec::new();
+                for d in detectors {
+                    let wants = d.wants_content(&member_meta);
+                    d.scan_entry(
+                        &member_meta,
+                        wants.then_some(bytes),
+                        &mut out.findings,
+                        &mut member_problems,
+                    );
+                }
+                for m in member_problems {
+                    problems.push(format!("{}: {m}", crate::nested::location(chain, member)));
+                }
+            });
+        for (key, n) in [
+            ("nested_truncated", stats.truncated),
+            ("nested_depth", stats.skipped_depth),
+            ("nested_limit", stats.skipped_limit),
+            ("nested_ratio", stats.stopped_ratio),
+            ("nested_encrypted", stats.skipped_encrypted),
+            ("nested_unsupported", stats.skipped_unsupported),
+            ("nested_corrupt", stats.corrupt),
+        ] {
+            if n > 0 {
+                *out.skipped.entry(key).or_default() += n;
+            }
+        }
+        out.nested_members += stats.members;
+        for p in stats.problems {
+            out.issues.push(Issue {
+                level: IssueLevel::Warning,
+                image: image.to_string(),
+                layer: Some(layer.digest.clone()),
+                path: Some(path.clone()),
+                message: format!("inside the archive: {p}"),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        *out.skipped.entry("detector_problem").or_default() += 1;
+    }
+    for message in problems {
+        out.issues.push(Issue {
+            level: IssueLevel::Error,
+            image: image.to_string(),
+            layer: Some(layer.digest.clone()),
+            path: Some(path.clone()),
+            message,
+        });
+    }
+    out
+}
+
+/// Runs [`scan_file`] over a layer's entries: on the walking thread, and on helper
+/// threads when the walk has spare cores. The results are merged in entry order either
+/// way, so they do not depend on the threads.
+struct FileScans<'a> {
+    ctx: LayerCtx<'a>,
+    /// Jobs for the helpers; `None` without helpers.
+    jobs: Option<std::sync::mpsc::SyncSender<FileJob>>,
+    /// Finished jobs from the helpers (their buffers come back with them).
+    done: std::sync::mpsc::Receiver<(FileJob, FileOutcome)>,
+    outcomes: Vec<(u64, FileOutcome)>,
+    /// Content buffers of finished jobs, to read the next files into.
+    spare: Vec<Vec<u8>>,
+    /// Content bytes handed to the helpers and not back yet.
+    in_flight: usize,
+}
+
+/// Most file bytes queued for or held by the helpers of one walk: a layer of big files
+/// costs this much memory more, not a queue's worth of `max_file_read`.
+const IN_FLIGHT_BYTES: usize = 64 << 20;
+/// Buffers bigger than this are freed after use rather than kept for the next file.
+const KEEP_BUFFER: usize = 1 << 20;
+
+impl FileScans<'_> {
+    fn collect(&mut self, job: FileJob, outcome: FileOutcome) {
+        self.outcomes.push((job.seq, outcome));
+        if let Some(mut b) = job.content
+            && b.capacity() <= KEEP_BUFFER
+        {
+            b.clear();
+            self.spare.push(b);
+        }
+    }
+
+    fn collect_done(&mut self, job: FileJob, outcome: FileOutcome) {
+        self.in_flight -= job.content.as_ref().map_or(0, Vec::len);
+        self.collect(job, outcome);
+    }
+
+    /// An empty buffer for the next file's bytes.
+    fn buffer(&mut self) -> Vec<u8> {
+        while let Ok((job, outcome)) = self.done.try_recv() {
+            self.collect_done(job, outcome);
+        }
+        self.spare.pop().unwrap_or_default()
+    }
+
+    fn submit(&mut self, job: FileJob) {
+        use std::sync::mpsc::TrySendError;
+        // Helpers take the entries with content (the costly ones). When they are busy
+        // and their queue is full, or hold enough bytes, the walk scans the entry itself.
+        let len = job.content.as_ref().map_or(0, Vec::len);
+        let job = match &self.jobs {
+            Some(tx) if job.content.is_some() && self.in_flight + len <= IN_FLIGHT_BYTES => {
+                match tx.try_send(job) {
+                    Ok(()) => {
+                        self.in_flight += len;
+                        return;
+                    }
+                    Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+                }
+            }
+            _ => job,
+        };
+        let outcome = scan_file(self.ctx, &job);
+        self.collect(job, outcome);
+    }
+
+    /// Wait for the helpers and add every entry's results to `res`, in entry order.
+    fn finish(mut self, res: &mut LayerResult) {
+        // Closing the queue ends the helpers once it is empty, and `done` with them.
+        self.jobs = None;
+        while let Ok((job, outcome)) = self.done.recv() {
+            self.collect_done(job, outcome);
+        }
+        self.outcomes.sort_by_key(|(seq, _)| *seq);
+        for (_, o) in self.outcomes {
+            res.findings.extend(o.findings);
+            res.issues.extend(o.issues);
+            for (k, n) in o.skipped {
+                *res.skipped.entry(k).or_default() += n;
+            }
+            res.nested_members += o.nested_members;
+        }
+    }
 }
 
 /// PAX records Go would read differently from tar-rs: a repeated key (Go keeps the last,
