@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Canary's whole test suite on a Debian machine, installing what the tests need:
 # Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl and
-# ssh-keygen (the detection tests' bait certificates and public keys), and the
+# ssh-keygen (the detection tests' bait certificates and public keys), gcc and glibc's
+# static libc (the sandbox tests' probe program), and the
 # SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the SARIF
 # structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
 set -euo pipefail
@@ -18,6 +19,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# The sandbox tests build a static probe: glibc's static libc.
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

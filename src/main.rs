@@ -7,6 +7,12 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // The sandbox's init: a fresh process of ours, started by the sandbox itself.
+    let mut raw = std::env::args_os().skip(1);
+    if raw.next().as_deref() == Some(std::ffi::OsStr::new(canary_sandbox::INIT_SUBCOMMAND)) {
+        let config = raw.next().unwrap_or_default();
+        std::process::exit(canary_sandbox::init_main(std::path::Path::new(&config)));
+    }
     let args = cli::Cli::parse();
     let code = match cli::run(args) {
         Ok(code) => code,

@@ -1,5 +1,36 @@
 //! Runtime analysis of an image's entrypoint in an isolated sandbox.
 //!
-//! Not built yet: the runtime-sandbox issue fills this crate (rootfs from the analyzer's
-//! layer walk, Linux namespaces, seccomp, a syscall tracer and a sinkhole network). It is
-//! the only crate of the workspace allowed `unsafe`, each block with a `// SAFETY:` line.
+//! What is here: running a command on a prepared root filesystem, isolated the way the
+//! runtime-sandbox issue asks — new user, mount, pid, net, uts, ipc and cgroup
+//! namespaces, `pivot_root` onto an overlay whose writable upper layer is a size-limited
+//! tmpfs, a fresh `/proc`, a minimal `/dev`, no network but loopback, `no_new_privs`, a
+//! seccomp deny-list, open-file and core limits, a wall-clock budget, and the whole
+//! process tree killed at the end. Still to come: the rootfs built from image layers,
+//! cgroup limits (CPU, memory, pids), the syscall tracer, the sinkhole network, bait and
+//! runtime rules.
+//!
+//! How a run is laid out (each arrow a `fork`, each box a process):
+//!
+//! ```text
+//! supervisor (the caller)                              host namespaces
+//!  └─ init: `canary __sandbox-init CONFIG` (exec'd)    host namespaces; writes the id maps
+//!      └─ ns child: new user ns, then mount/pid/net/uts/ipc/cgroup ns
+//!          └─ pid 1 of the new pid ns: mounts, pivot_root, limits, seccomp, execve
+//! ```
+//!
+//! The init is a fresh process (the caller may have threads), so everything after a
+//! `fork` is ordinary Rust. Each child dies with its parent (`PR_SET_PDEATHSIG`), and the
+//! pid namespace dies with its pid 1: killing the init kills every process of the run.
+//!
+//! This is the only crate of the workspace allowed `unsafe`, each block with a
+//! `// SAFETY:` line.
+
+mod filter;
+mod init;
+mod run;
+
+pub use init::init_main;
+pub use run::{Exit, Limits, Outcome, RunSpec, SandboxError, run};
+
+/// The hidden subcommand of the `canary` binary that runs [`init_main`].
+pub const INIT_SUBCOMMAND: &str = "__sandbox-init";

@@ -1,0 +1,461 @@
+//! The sandbox init: runs in a fresh process (`canary __sandbox-init CONFIG`), so that
+//! every `fork` below happens in a single-threaded process and the children may run
+//! ordinary Rust until `execve`.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Instant;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::run::{Exit, InitConfig, InitStatus};
+
+/// Entry point of `canary __sandbox-init CONFIG`. Returns the process exit code (the
+/// supervisor reads the outcome from the status file, not from this code).
+pub fn init_main(config_path: &Path) -> i32 {
+    let started = Instant::now();
+    let config: InitConfig = match std::fs::read(config_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("canary sandbox init: {}: {e}", config_path.display());
+            return 125;
+        }
+    };
+    let status = supervise(&config, started);
+    match serde_json::to_vec(&status) {
+        Ok(json) if std::fs::write(&config.status_path, &json).is_ok() => 0,
+        _ => 125,
+    }
+}
+
+/// A pipe whose ends close on `execve`, so the entrypoint inherits neither.
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn setup_failed(message: String) -> InitStatus {
+    InitStatus {
+        exit: Exit::SetupFailed { message },
+        exec_after_ns: None,
+        notes: Vec::new(),
+    }
+}
+
+/// Start the namespaced child, map its ids, and wait for the entrypoint to end.
+fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
+    let (ready_r, ready_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return setup_failed(e),
+    };
+    let (go_r, go_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return setup_failed(e),
+    };
+    // Setup errors come back through `err`; it closes without a byte at `execve`.
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return setup_failed(e),
+    };
+    // How the entrypoint ended, from the ns child (which never execs).
+    let (status_r, status_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return setup_failed(e),
+    };
+    let host_uid = nix::unistd::geteuid();
+    let host_gid = nix::unistd::getegid();
+    let root = host_uid.is_root();
+    let mut notes = Vec::new();
+    if !root && (config.spec.uid != 0 || config.spec.gid != 0) {
+        notes.push(format!(
+            "ran as uid 0 instead of {}:{}: without root on the host only one id can be mapped",
+            config.spec.uid, config.spec.gid
+        ));
+    }
+
+    // SAFETY: this process is single-threaded (a fresh exec of the init), so the child
+    // may allocate and run ordinary code after the fork.
+    let child = match unsafe { fork() } {
+        Err(e) => return setup_failed(format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
+            drop((ready_r, go_w, err_r, status_r));
+            let code = ns_child(config, root, ready_w, go_r, err_w, status_w);
+            std::process::exit(code);
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop((ready_w, go_r, err_w, status_w));
+
+    // The child has its user namespace: give it ids. As root the first 65,536 ids map
+    // to themselves; otherwise the one id we have becomes root inside.
+    let mut ready = [0u8; 1];
+    let mut ready_r = std::fs::File::from(ready_r);
+    if ready_r.read_exact(&mut ready).is_err() {
+        let _ = waitpid(child, None);
+        return setup_failed(read_all(err_r).unwrap_or_else(|| "the sandbox child died".into()));
+    }
+    let maps = if root {
+        ("0 0 65536\n".to_string(), "0 0 65536\n".to_string(), None)
+    } else {
+        (
+            format!("0 {host_uid} 1\n"),
+            format!("0 {host_gid} 1\n"),
+            Some("deny"),
+        )
+    };
+    let proc_dir = format!("/proc/{child}");
+    let written = (|| -> std::io::Result<()> {
+        if let Some(d) = maps.2 {
+            std::fs::write(format!("{proc_dir}/setgroups"), d)?;
+        }
+        std::fs::write(format!("{proc_dir}/uid_map"), &maps.0)?;
+        std::fs::write(format!("{proc_dir}/gid_map"), &maps.1)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return setup_failed(format!("writing the user namespace's id maps: {e}"));
+    }
+    let mut go_w = std::fs::File::from(go_w);
+    let _ = go_w.write_all(b"g");
+    drop(go_w);
+
+    // EOF with nothing read: the entrypoint's execve happened.
+    let setup_error = read_all(err_r);
+    let exec_after_ns = setup_error
+        .is_none()
+        .then(|| started.elapsed().as_nanos() as u64);
+    let ended = read_all(status_r);
+    let _ = waitpid(child, None);
+    let exit = match (setup_error, ended) {
+        (Some(message), _) => Exit::SetupFailed { message },
+        (None, Some(s)) => parse_exit(&s).unwrap_or(Exit::SetupFailed {
+            message: format!("unreadable exit status {s:?}"),
+        }),
+        (None, None) => Exit::SetupFailed {
+            message: "the sandbox child died without an exit status".into(),
+        },
+    };
+    InitStatus {
+        exit,
+        exec_after_ns,
+        notes,
+    }
+}
+
+/// Everything a pipe delivers until EOF, or `None` if it delivered nothing.
+fn read_all(fd: OwnedFd) -> Option<String> {
+    let mut s = String::new();
+    let _ = std::fs::File::from(fd).read_to_string(&mut s);
+    (!s.is_empty()).then_some(s)
+}
+
+fn parse_exit(s: &str) -> Option<Exit> {
+    let (kind, n) = s.trim().split_once(' ')?;
+    let n: i32 = n.parse().ok()?;
+    match kind {
+        "exit" => Some(Exit::Exited { code: n }),
+        "signal" => Some(Exit::Signaled { signal: n }),
+        _ => None,
+    }
+}
+
+fn kill_me_when_parent_dies() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+}
+
+/// Die when the parent dies; if it already has, die now.
+fn die_with_parent(parent: Pid) {
+    kill_me_when_parent_dies();
+    if nix::unistd::getppid() != parent {
+        std::process::exit(125);
+    }
+}
+
+/// [`die_with_parent`] for pid 1, whose parent is out of sight: the parent holds the
+/// only write end of `lifeline`, which reads as hung up once it is gone.
+fn die_with(lifeline: OwnedFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    kill_me_when_parent_dies();
+    let mut fds = [PollFd::new(
+        std::os::fd::AsFd::as_fd(&lifeline),
+        PollFlags::POLLIN,
+    )];
+    let gone = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0);
+    if gone {
+        std::process::exit(125);
+    }
+}
+
+/// In the child: the user namespace, then the others, then pid 1.
+fn ns_child(
+    config: &InitConfig,
+    root: bool,
+    ready_w: OwnedFd,
+    go_r: OwnedFd,
+    err_w: OwnedFd,
+    status_w: OwnedFd,
+) -> i32 {
+    let mut err_w = std::fs::File::from(err_w);
+    let parent = nix::unistd::getppid();
+    die_with_parent(parent);
+    let fail = |err_w: &mut std::fs::File, msg: String| {
+        let _ = err_w.write_all(msg.as_bytes());
+        125
+    };
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
+        return fail(&mut err_w, format!("new user namespace: {e}"));
+    }
+    let _ = std::fs::File::from(ready_w).write_all(b"r");
+    let mut go = [0u8; 1];
+    if std::fs::File::from(go_r).read_exact(&mut go).is_err() {
+        return 125;
+    }
+    // Now root inside the user namespace, with every capability there (and none
+    // outside it).
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if let Err(e) = unshare(flags) {
+        return fail(
+            &mut err_w,
+            format!("new mount/pid/net/uts/ipc/cgroup namespaces: {e}"),
+        );
+    }
+    // Pid 1 cannot see its parent (it sits outside the new pid namespace), so it learns
+    // of its parent's death from this pipe: the write end is only ours.
+    let (lifeline_r, lifeline_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(&mut err_w, e),
+    };
+    // SAFETY: still single-threaded (the fork above copied one thread).
+    let pid1 = match unsafe { fork() } {
+        Err(e) => return fail(&mut err_w, format!("fork into the pid namespace: {e}")),
+        Ok(ForkResult::Child) => {
+            drop(lifeline_w);
+            die_with(lifeline_r);
+            let msg = match pid1_main(config, root) {
+                Ok(never) => match never {},
+                Err(msg) => msg,
+            };
+            let _ = err_w.write_all(msg.as_bytes());
+            std::process::exit(127);
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop((err_w, lifeline_r));
+    let line = loop {
+        match waitpid(pid1, None) {
+            Ok(WaitStatus::Exited(_, code)) => break format!("exit {code}"),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break format!("signal {}", sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => break format!("wait: {e}"),
+        }
+    };
+    let _ = std::fs::File::from(status_w).write_all(line.as_bytes());
+    0
+}
+
+fn mount_err(what: &str, target: &Path, e: nix::Error) -> String {
+    format!("mount {what} on {}: {e}", target.display())
+}
+
+/// Pid 1 of the new pid namespace: build the filesystem view, apply the limits and
+/// the seccomp filter, and exec the entrypoint. Returns only on failure.
+fn pid1_main(config: &InitConfig, root: bool) -> Result<std::convert::Infallible, String> {
+    let spec = &config.spec;
+    let none: Option<&str> = None;
+    // Nothing mounted here propagates back to the host.
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("make mounts private: {e}"))?;
+
+    // Everything the run writes goes to this tmpfs, capped in size.
+    let scratch = &config.scratch;
+    let size = format!("size={},mode=0755", spec.limits.disk_bytes.max(4096));
+    mount(
+        Some("tmpfs"),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(size.as_str()),
+    )
+    .map_err(|e| mount_err("the scratch tmpfs", scratch, e))?;
+    let upper = scratch.join("upper");
+    let workdir = scratch.join("work");
+    let new_root = scratch.join("root");
+    for d in [&upper, &workdir, &new_root] {
+        std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let lower = spec
+        .rootfs
+        .canonicalize()
+        .map_err(|e| format!("rootfs {}: {e}", spec.rootfs.display()))?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        overlay_escape(&lower),
+        overlay_escape(&upper),
+        overlay_escape(&workdir)
+    );
+    mount(
+        Some("overlay"),
+        &new_root,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| mount_err("the overlay rootfs", &new_root, e))?;
+
+    // A fresh /proc of the new pid namespace.
+    let proc_dir = new_root.join("proc");
+    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("/proc: {e}"))?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| mount_err("proc", &proc_dir, e))?;
+    minimal_dev(&new_root.join("dev"))?;
+
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("hostname: {e}"))?;
+
+    // Into the new root; the old one is detached, so no host path stays reachable.
+    nix::unistd::chdir(&new_root).map_err(|e| format!("chdir to the new root: {e}"))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the old root: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    let wd = Path::new(&spec.workdir);
+    let wd = if wd.is_absolute() { wd } else { Path::new("/") };
+    std::fs::create_dir_all(wd).map_err(|e| format!("workdir {}: {e}", wd.display()))?;
+    nix::unistd::chdir(wd).map_err(|e| format!("workdir {}: {e}", wd.display()))?;
+
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(
+        Resource::RLIMIT_NOFILE,
+        spec.limits.open_files,
+        spec.limits.open_files,
+    )
+    .map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| format!("RLIMIT_CORE: {e}"))?;
+
+    let (uid, gid) = if root { (spec.uid, spec.gid) } else { (0, 0) };
+    if root {
+        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    let (u, g) = (
+        nix::unistd::Uid::from_raw(uid),
+        nix::unistd::Gid::from_raw(gid),
+    );
+    nix::unistd::setresgid(g, g, g).map_err(|e| format!("gid {gid}: {e}"))?;
+    nix::unistd::setresuid(u, u, u).map_err(|e| format!("uid {uid}: {e}"))?;
+
+    let argv = cstrings(&spec.argv)?;
+    let env = cstrings(&spec.env)?;
+    let program = resolve_program(&spec.argv[0], &spec.env)?;
+
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integers only.
+    let nnp = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if nnp != 0 {
+        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+    }
+    crate::filter::install().map_err(|e| format!("seccomp filter: {e}"))?;
+    let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
+    Err(format!("execve {}: {e}", program.to_string_lossy()))
+}
+
+/// Overlay options separate with `,` and `:`; escape them in paths.
+fn overlay_escape(p: &Path) -> String {
+    p.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace(':', "\\:")
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} holds a NUL byte")))
+        .collect()
+}
+
+/// `argv[0]` as a path in the new root: as given when it holds a `/`, else the first
+/// executable file of that name in the run's `PATH` (a container runtime's lookup).
+fn resolve_program(name: &str, env: &[String]) -> Result<CString, String> {
+    let as_c = |s: &str| CString::new(s).map_err(|_| format!("{s:?} holds a NUL byte"));
+    if name.contains('/') {
+        return as_c(name);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{dir}/{name}");
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return as_c(&candidate);
+            }
+        }
+    }
+    Err(format!("{name}: not found in PATH {path}"))
+}
+
+/// A tmpfs `/dev` with the few device nodes programs expect, bound from the host's
+/// (a user namespace cannot create device nodes), and the usual links.
+fn minimal_dev(dev: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    std::fs::create_dir_all(dev).map_err(|e| format!("/dev: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=65536,mode=0755"),
+    )
+    .map_err(|e| mount_err("tmpfs", dev, e))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(name);
+        std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+        let host = format!("/dev/{name}");
+        mount(Some(host.as_str()), &target, none, MsFlags::MS_BIND, none)
+            .map_err(|e| mount_err(&host, &target, e))?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("/dev/{link}: {e}"))?;
+    }
+    let shm = dev.join("shm");
+    std::fs::create_dir(&shm).map_err(|e| format!("/dev/shm: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=67108864,mode=1777"),
+    )
+    .map_err(|e| mount_err("tmpfs", &shm, e))?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The supervisor side of a run: write the init's configuration, start it, capture the
+//! output within bounds, enforce the wall-clock budget, and read how the run ended.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Resource limits of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall-clock budget; the whole process tree is killed when it runs out.
+    pub wall: Duration,
+    /// Size of the tmpfs that holds everything the run writes (the overlay's upper layer).
+    pub disk_bytes: u64,
+    /// `RLIMIT_NOFILE`.
+    pub open_files: u64,
+    /// Bytes of stdout and of stderr kept; the rest is counted, not stored.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall: Duration::from_secs(30),
+            disk_bytes: 256 << 20,
+            open_files: 1024,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What to run and where.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The image's root filesystem, read-only for the run (it is the overlay's lower
+    /// layer; writes land in the tmpfs).
+    pub rootfs: PathBuf,
+    /// Entrypoint + cmd, as a container runtime joins them. `argv[0]` is looked up in
+    /// `PATH` of `env` inside the rootfs when it has no `/`.
+    pub argv: Vec<String>,
+    /// `KEY=value` pairs.
+    pub env: Vec<String>,
+    /// Working directory inside the rootfs (created if missing, as runtimes do).
+    pub workdir: String,
+    /// User and group inside the sandbox. Without root on the host only 0 exists
+    /// inside (one id is mapped), and the run says so in [`Outcome::notes`].
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    pub limits: Limits,
+    /// A directory of the caller's for this run's scratch files (created; emptied of
+    /// what the run put there when it ends).
+    pub work_dir: PathBuf,
+}
+
+/// How the entrypoint ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Exit {
+    Exited {
+        code: i32,
+    },
+    Signaled {
+        signal: i32,
+    },
+    /// The wall-clock budget ran out and the process tree was killed.
+    TimedOut,
+    /// The sandbox could not be set up or the entrypoint not started; the message says
+    /// which step failed and why.
+    SetupFailed {
+        message: String,
+    },
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub exit: Exit,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Output bytes beyond [`Limits::output_bytes`], counted and dropped.
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
+    /// From the start of the run to the entrypoint's `execve`, when it got that far.
+    pub start_to_exec: Option<Duration>,
+    pub wall: Duration,
+    /// What the run could not do as asked (e.g. a user id that cannot be mapped).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox work directory {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the sandbox init {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the sandbox needs an argv")]
+    NoArgv,
+}
+
+/// What the init reads: the spec plus what only the supervisor knows.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InitConfig {
+    pub spec: RunSpec,
+    /// Where the init writes how the run ended.
+    pub status_path: PathBuf,
+    /// A directory the init mounts the tmpfs on.
+    pub scratch: PathBuf,
+}
+
+/// What the init wrote when the entrypoint ended (or could not start).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InitStatus {
+    pub exit: Exit,
+    /// Nanoseconds from the init's start to the entrypoint's `execve`.
+    pub exec_after_ns: Option<u64>,
+    pub notes: Vec<String>,
+}
+
+/// Run `spec` in a sandbox. `init_exe` is the `canary` binary (or any binary whose
+/// `main` hands `__sandbox-init CONFIG` to [`crate::init_main`]).
+pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
+    if spec.argv.is_empty() {
+        return Err(SandboxError::NoArgv);
+    }
+    let started = Instant::now();
+    let work = |source: std::io::Error| SandboxError::WorkDir {
+        path: spec.work_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&spec.work_dir).map_err(work)?;
+    let scratch = spec.work_dir.join("scratch");
+    std::fs::create_dir_all(&scratch).map_err(work)?;
+    let status_path = spec.work_dir.join("status.json");
+    let _ = std::fs::remove_file(&status_path);
+    let config_path = spec.work_dir.join("init.json");
+    let config = InitConfig {
+        spec: spec.clone(),
+        status_path: status_path.clone(),
+        scratch,
+    };
+    let json = serde_json::to_vec(&config).expect("the init config serializes");
+    std::fs::write(&config_path, json).map_err(work)?;
+
+    let mut child = Command::new(init_exe)
+        .arg(crate::INIT_SUBCOMMAND)
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_clear()
+        .spawn()
+        .map_err(|source| SandboxError::Spawn {
+            exe: init_exe.to_path_buf(),
+            source,
+        })?;
+    let cap = spec.limits.output_bytes;
+    let out = child.stdout.take().map(|r| capture(r, cap));
+    let err = child.stderr.take().map(|r| capture(r, cap));
+
+    let deadline = started + spec.limits.wall;
+    let mut timed_out = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() >= deadline => {
+                // The init's death takes the namespaces' processes with it.
+                let _ = child.kill();
+                let _ = child.wait();
+                timed_out = true;
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let (stdout, stdout_dropped) = out.map(join_capture).unwrap_or_default();
+    let (stderr, stderr_dropped) = err.map(join_capture).unwrap_or_default();
+    let status: Option<InitStatus> = std::fs::read(&status_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let (exit, exec_after_ns, notes) = match (timed_out, status) {
+        (true, s) => (
+            Exit::TimedOut,
+            s.as_ref().and_then(|s| s.exec_after_ns),
+            s.map(|s| s.notes).unwrap_or_default(),
+        ),
+        (false, Some(s)) => (s.exit, s.exec_after_ns, s.notes),
+        (false, None) => (
+            Exit::SetupFailed {
+                message: "the sandbox init ended without a status".into(),
+            },
+            None,
+            Vec::new(),
+        ),
+    };
+    // The config and status are ours; the scratch tmpfs went with the mount namespace.
+    let _ = std::fs::remove_file(&config_path);
+    let _ = std::fs::remove_file(&status_path);
+    Ok(Outcome {
+        exit,
+        stdout,
+        stderr,
+        stdout_dropped,
+        stderr_dropped,
+        start_to_exec: exec_after_ns.map(Duration::from_nanos),
+        wall,
+        notes,
+    })
+}
+
+type Capture = std::thread::JoinHandle<(Vec<u8>, u64)>;
+
+/// Read a pipe to its end, keeping the first `cap` bytes.
+fn capture(mut r: impl Read + Send + 'static, cap: usize) -> Capture {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut dropped = 0u64;
+        let mut buf = [0u8; 16 << 10];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let keep = n.min(cap - kept.len().min(cap));
+                    kept.extend_from_slice(&buf[..keep]);
+                    dropped += (n - keep) as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        (kept, dropped)
+    })
+}
+
+fn join_capture(h: Capture) -> (Vec<u8>, u64) {
+    h.join().unwrap_or_default()
+}

@@ -1,0 +1,251 @@
+//! The sandbox on real namespaces: a static probe (tests/sandbox/probe.c, built here with
+//! gcc) runs in a rootfs made for the test, and every way out it tries must fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use canary_sandbox::{Exit, Limits, Outcome, RunSpec, run};
+
+/// The probe, built once per test binary.
+fn probe() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("canary-sandbox-probe");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("probe");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/probe.c");
+        let st = std::process::Command::new("gcc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("gcc (scripts/test.sh installs it)");
+        assert!(st.success(), "gcc failed on {}", src.display());
+        out
+    })
+}
+
+struct Dirs {
+    _dir: tempfile::TempDir,
+    rootfs: PathBuf,
+    work: PathBuf,
+    outside: PathBuf,
+}
+
+/// A rootfs holding the probe, plus a work dir and a host file that must stay unseen.
+fn sandbox_dirs() -> Dirs {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let rootfs = dir.path().join("rootfs");
+    for d in ["bin", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(probe(), rootfs.join("bin/probe")).unwrap();
+    let outside = dir.path().join("host-secret");
+    std::fs::write(&outside, "host only").unwrap();
+    Dirs {
+        work: dir.path().join("work"),
+        rootfs,
+        outside,
+        _dir: dir,
+    }
+}
+
+fn spec(b: &Dirs, args: &[&str]) -> RunSpec {
+    RunSpec {
+        rootfs: b.rootfs.clone(),
+        argv: std::iter::once("probe")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect(),
+        env: vec![
+            "PATH=/bin".into(),
+            "CANARY_PROBE=from-the-image-config".into(),
+        ],
+        workdir: "/srv/app".into(),
+        uid: 0,
+        gid: 0,
+        hostname: "sandbox-test".into(),
+        limits: Limits {
+            wall: Duration::from_secs(20),
+            ..Limits::default()
+        },
+        work_dir: b.work.clone(),
+    }
+}
+
+fn go(spec: &RunSpec) -> Outcome {
+    run(spec, Path::new(env!("CARGO_BIN_EXE_canary"))).expect("the sandbox starts")
+}
+
+fn value<'a>(o: &'a Outcome, key: &str) -> &'a str {
+    let out = std::str::from_utf8(&o.stdout).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in the probe's output: {out:?} {o:?}"))
+}
+
+#[test]
+fn the_entrypoint_runs_as_pid_1_in_its_own_world() {
+    let b = sandbox_dirs();
+    let outside = b.outside.to_string_lossy().into_owned();
+    let o = go(&spec(&b, &["id", &outside]));
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    assert_eq!(value(&o, "pid"), "1");
+    assert_eq!(value(&o, "procs"), "1", "only the probe in its /proc");
+    assert_eq!(value(&o, "uid"), "0");
+    assert_eq!(value(&o, "hostname"), "sandbox-test");
+    assert_eq!(value(&o, "cwd"), "/srv/app");
+    assert_eq!(value(&o, "env"), "from-the-image-config");
+    assert_eq!(value(&o, "nnp"), "1");
+    assert_eq!(value(&o, "host_marker"), "absent", "a host path is visible");
+    assert!(o.start_to_exec.is_some());
+    // The workdir was made in the overlay, not in the image's rootfs.
+    assert!(!b.rootfs.join("srv").exists());
+}
+
+#[test]
+fn an_image_user_is_honoured_as_root_and_noted_otherwise() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["id"]);
+    (s.uid, s.gid) = (1000, 1000);
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    if nix_is_root() {
+        assert_eq!(value(&o, "uid"), "1000");
+        assert_eq!(value(&o, "gid"), "1000");
+        assert!(o.notes.is_empty(), "{:?}", o.notes);
+    } else {
+        assert_eq!(value(&o, "uid"), "0");
+        assert!(o.notes[0].contains("1000"), "{:?}", o.notes);
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+#[test]
+fn escape_routes_are_closed() {
+    // PostgreSQL listens on the host's loopback: reachable here, not from the sandbox.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 5432)).is_ok(),
+        "the host's PostgreSQL should be up for this test"
+    );
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["escape", "5432"]));
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    let eperm = "Operation not permitted";
+    for call in [
+        "mount",
+        "unshare_user",
+        "unshare_net",
+        "chroot",
+        "ptrace_attach",
+        "init_module",
+        "bpf",
+        "keyctl",
+        "kexec_load",
+        "reboot",
+    ] {
+        assert_eq!(value(&o, call), eperm, "{call}");
+    }
+    assert_ne!(value(&o, "connect_loopback"), "ok");
+    assert_ne!(value(&o, "connect_outside"), "ok");
+    assert_eq!(value(&o, "fork"), "ok");
+}
+
+#[test]
+fn the_budget_kills_a_process_that_ignores_sigterm() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["spin"]);
+    s.limits.wall = Duration::from_millis(1500);
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::TimedOut, "{o:?}");
+    assert_eq!(o.stdout, b"spinning\n");
+    assert!(o.wall < Duration::from_secs(10), "{:?}", o.wall);
+}
+
+/// Processes whose name is `name`, on the whole host.
+fn host_processes_named(name: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .count()
+}
+
+#[test]
+fn no_process_outlives_the_run() {
+    let b = sandbox_dirs();
+    let name = format!("ling{}", std::process::id() % 100_000);
+    let o = go(&spec(&b, &["daemon", &name]));
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    // The pid namespace dies with its pid 1; its teardown takes a moment at most.
+    let mut left = host_processes_named(&name);
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        left = host_processes_named(&name);
+    }
+    assert_eq!(left, 0, "a process of the run is still alive");
+}
+
+#[test]
+fn writes_stop_at_the_disk_limit_and_never_reach_the_rootfs() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["fill"]);
+    s.limits.disk_bytes = 8 << 20;
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    let written: u64 = value(&o, "written").parse().unwrap();
+    assert!(written <= 8 << 20 && written > 1 << 20, "{written}");
+    assert_eq!(value(&o, "error"), "No space left on device");
+    assert!(!b.rootfs.join("tmp/fill").exists());
+    let scratch: Vec<_> = std::fs::read_dir(b.work.join("scratch")).unwrap().collect();
+    assert!(
+        scratch.is_empty(),
+        "the tmpfs went with the run: {scratch:?}"
+    );
+}
+
+#[test]
+fn exits_signals_and_setup_failures_are_told_apart() {
+    let b = sandbox_dirs();
+    assert_eq!(go(&spec(&b, &["exit", "3"])).exit, Exit::Exited { code: 3 });
+    assert_eq!(
+        go(&spec(&b, &["crash"])).exit,
+        Exit::Signaled { signal: 11 }
+    );
+    let mut s = spec(&b, &[]);
+    s.argv = vec!["no-such-program".into()];
+    match go(&s).exit {
+        Exit::SetupFailed { message } => assert!(message.contains("no-such-program"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let mut s = spec(&b, &[]);
+    s.rootfs = b.rootfs.join("missing");
+    match go(&s).exit {
+        Exit::SetupFailed { message } => assert!(message.contains("rootfs"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn output_is_kept_up_to_the_limit_and_counted_beyond() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["loud"]);
+    s.limits.output_bytes = 4096;
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    assert_eq!(o.stdout.len(), 4096);
+    assert!(o.stdout_dropped > 1_000_000, "{}", o.stdout_dropped);
+}

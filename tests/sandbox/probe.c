@@ -1,0 +1,127 @@
+/* A probe run inside the sandbox by tests/sandbox.rs, built there with gcc -static.
+   Each mode prints `key=value` lines the test checks. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <unistd.h>
+
+static void tried(const char *what, long r) {
+    printf("%s=%s\n", what, r == 0 ? "ok" : strerror(errno));
+}
+
+static int count_procs(void) {
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9') n++;
+    closedir(d);
+    return n;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "id";
+    if (!strcmp(mode, "id")) {
+        char host[256] = "";
+        gethostname(host, sizeof host);
+        printf("uid=%d\ngid=%d\npid=%d\nhostname=%s\nprocs=%d\n", (int)getuid(), (int)getgid(),
+               (int)getpid(), host, count_procs());
+        char cwd[512] = "";
+        if (getcwd(cwd, sizeof cwd)) printf("cwd=%s\n", cwd);
+        const char *v = getenv("CANARY_PROBE");
+        printf("env=%s\n", v ? v : "");
+        printf("nnp=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+        /* Paths of the host that must not be visible. */
+        printf("host_marker=%s\n", access(argc > 2 ? argv[2] : "/nonexistent", F_OK) == 0 ? "visible" : "absent");
+        return 0;
+    }
+    if (!strcmp(mode, "escape")) {
+        mkdir("/mnt", 0755);
+        tried("mount", mount("tmpfs", "/mnt", "tmpfs", 0, NULL));
+        tried("unshare_user", unshare(CLONE_NEWUSER));
+        tried("unshare_net", unshare(CLONE_NEWNET));
+        tried("chroot", chroot("/"));
+        tried("ptrace_attach", ptrace(PTRACE_ATTACH, 1, NULL, NULL));
+        tried("init_module", syscall(SYS_init_module, NULL, 0, ""));
+        tried("bpf", syscall(SYS_bpf, 0, NULL, 0));
+        tried("keyctl", syscall(SYS_keyctl, 0, 0, 0, 0, 0));
+        tried("kexec_load", syscall(SYS_kexec_load, 0, 0, NULL, 0));
+        tried("reboot", syscall(SYS_reboot, 0, 0, 0, NULL));
+        /* The host's loopback services (PostgreSQL at 5432) must be unreachable. */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(atoi(argc > 2 ? argv[2] : "5432"));
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        tried("connect_loopback", connect(s, (struct sockaddr *)&a, sizeof a));
+        close(s);
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        inet_pton(AF_INET, "10.0.0.1", &a.sin_addr);
+        tried("connect_outside", connect(s, (struct sockaddr *)&a, sizeof a));
+        /* fork still works (clone without namespace flags). */
+        pid_t p = fork();
+        if (p == 0) _exit(7);
+        printf("fork=%s\n", p > 0 ? "ok" : strerror(errno));
+        return 0;
+    }
+    if (!strcmp(mode, "spin")) {
+        signal(SIGTERM, SIG_IGN);
+        printf("spinning\n");
+        fflush(stdout);
+        for (;;) {}
+    }
+    if (!strcmp(mode, "daemon")) {
+        /* A grandchild that outlives its parent: the run must still kill it. */
+        pid_t p = fork();
+        if (p == 0) {
+            setsid();
+            if (fork() == 0) {
+                prctl(PR_SET_NAME, argc > 2 ? argv[2] : "lingerer", 0, 0, 0);
+                for (;;) pause();
+            }
+            _exit(0);
+        }
+        printf("forked=%d\n", (int)p);
+        fflush(stdout);
+        /* Give the grandchild time to rename itself. */
+        usleep(100000);
+        return 0;
+    }
+    if (!strcmp(mode, "fill")) {
+        int fd = open("/tmp/fill", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        static char block[1 << 16];
+        long total = 0;
+        for (;;) {
+            ssize_t n = write(fd, block, sizeof block);
+            if (n <= 0) break;
+            total += n;
+        }
+        printf("written=%ld\nerror=%s\n", total, strerror(errno));
+        return 0;
+    }
+    if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
+    if (!strcmp(mode, "crash")) {
+        /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */
+        *(volatile int *)0 = 1;
+    }
+    if (!strcmp(mode, "loud")) {
+        for (int i = 0; i < 200000; i++) printf("line %d of a probe that talks too much\n", i);
+        return 0;
+    }
+    fprintf(stderr, "unknown mode %s\n", mode);
+    return 2;
+}
