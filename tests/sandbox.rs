@@ -249,3 +249,130 @@ fn output_is_kept_up_to_the_limit_and_counted_beyond() {
     assert_eq!(o.stdout.len(), 4096);
     assert!(o.stdout_dropped > 1_000_000, "{}", o.stdout_dropped);
 }
+
+/// `canary run-sandbox` on an image built here: layers unpacked as containerd would
+/// (whiteouts, opaque directories, hard links, a symlink that points out of the image
+/// caught inside it), the config's entrypoint, user and workdir, the timeline printed.
+#[test]
+fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-img-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let pwned = format!("canary-pwned-{}", std::process::id());
+    let probe_bytes = std::fs::read(probe()).unwrap();
+    let base = LayerBuilder::new()
+        .file_mode("bin/probe", &probe_bytes, 0o755)
+        .file(
+            "etc/passwd",
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .file("etc/secret-old", "deleted later")
+        .dir("tmp")
+        .file("data/a", "a")
+        .file("data/b", "b")
+        .dir_mode("readonly", 0o555)
+        .file("readonly/kept", "k");
+    let top = LayerBuilder::new()
+        .whiteout("etc/secret-old")
+        .opaque("data")
+        .file("data/c", "c")
+        .file("readonly/added", "r")
+        .hardlink("bin/probe2", "bin/probe")
+        .symlink("escape", "../../../../../../tmp")
+        .file(&format!("escape/{pwned}"), "must stay in the image")
+        // Through a dangling symlink: not unpacked, and counted.
+        .symlink("nowhere", "/no/such/dir")
+        .file("nowhere/file", "x");
+    let checked = [
+        "/etc/secret-old",
+        "/data/a",
+        "/data/b",
+        "/data/c",
+        "/readonly/kept",
+        "/readonly/added",
+        "/bin/probe2",
+    ];
+    let in_image_tmp = format!("/tmp/{pwned}");
+    let mut cmd = vec!["ls"];
+    cmd.extend(checked);
+    cmd.push(&in_image_tmp);
+    let image = ImageBuilder::new()
+        .layer(base.build(Compression::Gzip))
+        .layer(top.build(Compression::Zstd))
+        .entrypoint(&["/bin/probe"])
+        .cmd(&cmd)
+        .user("app")
+        .workdir("/srv")
+        .env("CANARY_PROBE=1")
+        .build();
+    let archive = dir.path().join("img.tar");
+    image.write_docker_archive(&archive, "sbx:1", true).unwrap();
+    let cache = dir.path().join("cache");
+    let run = |n: usize| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+            .args(["run-sandbox", "--timeout", "20"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .env("CANARY_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "run {n}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        events
+    };
+    let events = run(1);
+    let by = |events: &[serde_json::Value], kind: &str| -> serde_json::Value {
+        events
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+            .clone()
+    };
+    let rootfs = by(&events, "rootfs");
+    assert_eq!(rootfs["cached"], false);
+    assert_eq!(rootfs["layers"], 2);
+    assert_eq!(rootfs["skipped"]["dangling_parent"], 1, "{rootfs}");
+    let start = by(&events, "start");
+    assert_eq!(start["workdir"], "/srv");
+    assert_eq!(start["env"].as_array().unwrap()[0], "CANARY_PROBE");
+    // The timeline shows output with control characters escaped.
+    let text = by(&events, "output")["text"]
+        .as_str()
+        .unwrap()
+        .replace("\\n", "\n");
+    for (path, want) in [
+        ("/etc/secret-old", "absent"),
+        ("/data/a", "absent"),
+        ("/data/b", "absent"),
+        ("/data/c", "present"),
+        ("/readonly/kept", "present"),
+        ("/readonly/added", "present"),
+        ("/bin/probe2", "present"),
+        (in_image_tmp.as_str(), "present"),
+    ] {
+        assert!(
+            text.contains(&format!("{path}={want}\n")),
+            "{path} {want}:\n{text}"
+        );
+    }
+    if nix_is_root() {
+        assert_eq!(start["user"], "1000:1000");
+        assert!(text.contains("uid=1000\n"), "{text}");
+    }
+    assert_eq!(by(&events, "exit")["exit"]["kind"], "exited");
+    assert!(
+        !Path::new("/tmp").join(&pwned).exists(),
+        "a layer's symlink wrote outside the rootfs"
+    );
+    // The second run reuses the unpacked rootfs.
+    assert_eq!(by(&run(2), "rootfs")["cached"], true);
+}

@@ -222,6 +222,43 @@ fn parent_of(p: &str) -> &str {
     }
 }
 
+/// A layer blob as its tar stream: gzip, zstd or plain by its first bytes (media types
+/// can lie), under the same size and ratio limits as the walk. For consumers that need
+/// whole files (the sandbox's rootfs), not the detectors' view.
+pub fn tar_stream(
+    blob: Box<dyn Read + Send>,
+    limits: &WalkLimits,
+) -> std::io::Result<(Compression, Box<dyn Read + Send>)> {
+    let compressed = Arc::new(AtomicU64::new(0));
+    let mut raw = BufReader::with_capacity(
+        256 << 10,
+        Counting {
+            inner: blob,
+            count: compressed.clone(),
+        },
+    );
+    let head = raw.fill_buf()?;
+    let (compression, inner) = if head.starts_with(&[0x1f, 0x8b]) {
+        (
+            Compression::Gzip,
+            Decoder::Gzip(Box::new(MultiGzDecoder::new(raw))),
+        )
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let d = zstd::Decoder::with_buffer(raw)?;
+        (Compression::Zstd, Decoder::Zstd(Box::new(d)))
+    } else {
+        (Compression::None, Decoder::Plain(raw))
+    };
+    let guard = BombGuard {
+        inner,
+        compressed,
+        out: Arc::new(AtomicU64::new(0)),
+        window_end: Arc::new(AtomicU64::new(u64::MAX)),
+        limits: limits.clone(),
+    };
+    Ok((compression, Box::new(guard)))
+}
+
 /// Walk one layer: every entry to every detector, in one pass.
 pub fn walk_layer(
     image: &str,

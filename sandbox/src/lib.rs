@@ -26,9 +26,12 @@
 //! `// SAFETY:` line.
 
 mod filter;
+mod image;
 mod init;
+pub mod rootfs;
 mod run;
 
+pub use image::spec_for;
 pub use init::init_main;
 pub use run::{Exit, Limits, Outcome, RunSpec, SandboxError, run};
 

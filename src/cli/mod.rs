@@ -3,6 +3,7 @@
 mod cache;
 mod resolve;
 mod rules;
+mod sandbox;
 mod scan;
 
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +31,9 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// List the detection rules, or explain one.
     Rules(rules::RulesArgs),
+    /// Run an image's entrypoint in the sandbox (isolated namespaces, no network, a
+    /// wall-clock budget) and print what happened as JSON lines.
+    RunSandbox(sandbox::SandboxArgs),
 }
 
 /// How to reach registries; shared by the subcommands that talk to one.
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Resolve(a) => resolve::run(a),
         Command::Cache(a) => cache::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::RunSandbox(a) => sandbox::run(a),
     }
 }
 

@@ -113,6 +113,12 @@ int main(int argc, char **argv) {
         printf("written=%ld\nerror=%s\n", total, strerror(errno));
         return 0;
     }
+    if (!strcmp(mode, "ls")) {
+        for (int i = 2; i < argc; i++)
+            printf("%s=%s\n", argv[i], access(argv[i], F_OK) == 0 ? "present" : "absent");
+        printf("uid=%d\ngid=%d\n", (int)getuid(), (int)getgid());
+        return 0;
+    }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(mode, "crash")) {
         /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */

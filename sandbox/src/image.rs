@@ -1,0 +1,108 @@
+//! From an image's config to a [`RunSpec`]: entrypoint + cmd, env, working directory and
+//! user, joined the way Docker and containerd join them.
+
+use std::path::Path;
+
+use canary_analyzer::image::ImageConfig;
+
+use crate::rootfs::read_in_root;
+use crate::run::{Limits, RunSpec};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The spec of running this image's entrypoint on `rootfs`, and what could not be taken
+/// from the config as it is (e.g. a user the image does not define).
+pub fn spec_for(
+    config: &ImageConfig,
+    rootfs: &Path,
+    limits: Limits,
+    work_dir: &Path,
+) -> Result<(RunSpec, Vec<String>), String> {
+    let c = &config.config;
+    let mut argv: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    argv.extend(c.cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err("the image config has neither Entrypoint nor Cmd: nothing to run".into());
+    }
+    let mut env: Vec<String> = c.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(DEFAULT_PATH.into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push("HOME=/root".into());
+    }
+    let workdir = c
+        .working_dir
+        .clone()
+        .filter(|w| w.starts_with('/'))
+        .unwrap_or_else(|| "/".into());
+    let mut notes = Vec::new();
+    let (uid, gid) = user_ids(c.user.as_deref().unwrap_or(""), rootfs, &mut notes);
+    Ok((
+        RunSpec {
+            rootfs: rootfs.to_path_buf(),
+            argv,
+            env,
+            workdir,
+            uid,
+            gid,
+            hostname: "sandbox".into(),
+            limits,
+            work_dir: work_dir.to_path_buf(),
+        },
+        notes,
+    ))
+}
+
+/// `User` as Docker reads it: `name`, `uid`, `name:group`, `uid:gid`, names looked up
+/// in the image's own `/etc/passwd` and `/etc/group`.
+fn user_ids(user: &str, rootfs: &Path, notes: &mut Vec<String>) -> (u32, u32) {
+    if user.is_empty() {
+        return (0, 0);
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = read_in_root(rootfs, "/etc/passwd", 4 << 20).unwrap_or_default();
+    let passwd = String::from_utf8_lossy(&passwd);
+    // name:x:uid:gid:…
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
+    let uid = match (u.parse::<u32>(), &entry) {
+        (Ok(n), _) => n,
+        (Err(_), Some(f)) => f[2].parse().unwrap_or(0),
+        (Err(_), None) => {
+            notes.push(format!(
+                "user {u:?} is not in the image's /etc/passwd: ran as root"
+            ));
+            return (0, 0);
+        }
+    };
+    let gid = match g {
+        None => entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = read_in_root(rootfs, "/etc/group", 4 << 20).unwrap_or_default();
+                let group = String::from_utf8_lossy(&group);
+                match group
+                    .lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() > 2 && f[0] == g)
+                {
+                    Some(f) => f[2].parse().unwrap_or(0),
+                    None => {
+                        notes.push(format!(
+                            "group {g:?} is not in the image's /etc/group: gid 0"
+                        ));
+                        0
+                    }
+                }
+            }
+        },
+    };
+    (uid, gid)
+}

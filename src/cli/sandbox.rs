@@ -1,0 +1,149 @@
+//! `canary run-sandbox TARGET`: unpack the image, run its entrypoint in the sandbox, and
+//! print the run as a timeline of JSON lines (docs/sandbox.md).
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use canary_analyzer::image::Platform;
+use canary_analyzer::report::printable;
+use canary_analyzer::source::Target;
+use canary_sandbox::{Exit, Limits};
+
+use super::RegistryArgs;
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The image to run, as for `canary scan`.
+    pub target: String,
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Platform,
+    /// Wall-clock budget of the run, in seconds; the whole process tree is killed then.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+    /// Size of the tmpfs that takes everything the run writes, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub disk_mb: u64,
+    /// Write the timeline to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Bytes of each output stream shown in the timeline.
+const SHOWN: usize = 4096;
+
+pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| p.display().to_string())?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut emit = |event: &str, mut v: Value| -> anyhow::Result<()> {
+        v["t_ms"] = json!(started.elapsed().as_millis() as u64);
+        v["event"] = json!(event);
+        writeln!(out, "{v}")?;
+        Ok(())
+    };
+    let target = Target::parse(&a.target)?;
+    let client = a.registry.client()?;
+    let images = super::runtime()?
+        .block_on(canary_analyzer::open_target(
+            &target,
+            &client,
+            &a.platform,
+            false,
+        ))
+        .with_context(|| format!("cannot open {}", target.display()))?;
+    let image = images
+        .first()
+        .with_context(|| format!("{} holds no image", target.display()))?;
+    let cache = a
+        .registry
+        .cache_dir
+        .clone()
+        .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
+        .join("sandbox");
+    let rootfs = canary_sandbox::rootfs::prepare(image, &cache, &Default::default())?;
+    emit(
+        "rootfs",
+        json!({
+            "image": image.name,
+            "manifest_digest": image.manifest_digest,
+            "layers": image.layers.len(),
+            "cached": rootfs.cached,
+            "bytes": rootfs.bytes,
+            "entries": rootfs.entries,
+            "skipped": rootfs.skipped,
+        }),
+    )?;
+    let limits = Limits {
+        wall: Duration::from_secs(a.timeout.max(1)),
+        disk_bytes: a.disk_mb.max(1) << 20,
+        ..Limits::default()
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let work = cache.join(format!("run-{}-{nanos}", std::process::id()));
+    let (spec, notes) = canary_sandbox::spec_for(&image.config, &rootfs.path, limits, &work)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", image.name))?;
+    // Env values may hold secrets: the timeline names the variables only.
+    let env_names: Vec<&str> = spec
+        .env
+        .iter()
+        .map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k))
+        .collect();
+    emit(
+        "start",
+        json!({
+            "argv": spec.argv.iter().map(|s| printable(s)).collect::<Vec<_>>(),
+            "env": env_names,
+            "workdir": spec.workdir,
+            "user": format!("{}:{}", spec.uid, spec.gid),
+            "timeout_s": a.timeout,
+        }),
+    )?;
+    let init = std::env::current_exe().context("the canary binary's own path")?;
+    let o = canary_sandbox::run(&spec, &init);
+    // Only the emptied scratch mount point and nothing else of the run is left there.
+    let _ = std::fs::remove_dir_all(&work);
+    let o = o?;
+    for n in notes.iter().chain(&o.notes) {
+        emit("note", json!({ "message": n }))?;
+    }
+    if let Some(d) = o.start_to_exec {
+        emit("exec", json!({ "after_ms": d.as_secs_f64() * 1e3 }))?;
+    }
+    for (stream, bytes, dropped) in [
+        ("stdout", &o.stdout, o.stdout_dropped),
+        ("stderr", &o.stderr, o.stderr_dropped),
+    ] {
+        if bytes.is_empty() {
+            continue;
+        }
+        let shown = &bytes[..bytes.len().min(SHOWN)];
+        emit(
+            "output",
+            json!({
+                "stream": stream,
+                "bytes": bytes.len() as u64 + dropped,
+                "text": printable(&String::from_utf8_lossy(shown)),
+                "truncated": bytes.len() > SHOWN || dropped > 0,
+            }),
+        )?;
+    }
+    let exit = serde_json::to_value(&o.exit)?;
+    emit(
+        "exit",
+        json!({ "exit": exit, "wall_ms": o.wall.as_millis() as u64 }),
+    )?;
+    Ok(match o.exit {
+        Exit::SetupFailed { .. } => 2,
+        _ => 0,
+    })
+}
