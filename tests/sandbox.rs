@@ -120,7 +120,7 @@ fn an_image_user_is_honoured_as_root_and_noted_otherwise() {
         assert!(o.notes.is_empty(), "{:?}", o.notes);
     } else {
         assert_eq!(value(&o, "uid"), "0");
-        assert!(o.notes[0].contains("1000"), "{:?}", o.notes);
+        assert!(o.notes.iter().any(|n| n.contains("1000")), "{:?}", o.notes);
     }
 }
 
@@ -375,4 +375,67 @@ fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
     );
     // The second run reuses the unpacked rootfs.
     assert_eq!(by(&run(2), "rootfs")["cached"], true);
+}
+
+/// Whether this machine lets us make control groups (root with v1, or delegated v2).
+fn with_cgroups(o: &Outcome) -> bool {
+    if o.cgroup.is_some() {
+        return true;
+    }
+    // As root (CI) the groups must be there.
+    assert!(!nix_is_root(), "no control group as root: {:?}", o.notes);
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("no CPU, memory or pids limits")),
+        "{:?}",
+        o.notes
+    );
+    false
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["forkbomb"]);
+    s.limits.cgroup.pids = 32;
+    let o = go(&s);
+    if !with_cgroups(&o) {
+        return;
+    }
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    let forked: u32 = value(&o, "forked").parse().unwrap();
+    assert!(forked < 32, "{forked}");
+    assert_eq!(value(&o, "error"), "Resource temporarily unavailable");
+}
+
+#[test]
+fn memory_over_the_limit_is_oom_killed_and_counted() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["eat", "512"]);
+    s.limits.cgroup.memory_bytes = 64 << 20;
+    let o = go(&s);
+    if !with_cgroups(&o) {
+        return;
+    }
+    assert_eq!(o.exit, Exit::Signaled { signal: 9 }, "{o:?}");
+    let cg = o.cgroup.unwrap();
+    assert!(cg.oom_kills >= 1, "{cg:?}");
+    assert!(cg.memory_peak_bytes >= 32 << 20, "{cg:?}");
+}
+
+#[test]
+fn cpu_time_is_accounted() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["spin"]);
+    s.limits.wall = Duration::from_millis(800);
+    s.limits.cgroup.cpus = 0.5;
+    let o = go(&s);
+    if !with_cgroups(&o) {
+        return;
+    }
+    assert_eq!(o.exit, Exit::TimedOut);
+    let cg = o.cgroup.unwrap();
+    // Some CPU time was spent and measured; how much depends on the machine's load.
+    assert!(cg.cpu_ns > 10_000_000, "{cg:?}");
 }

@@ -25,7 +25,7 @@ use canary_analyzer::corpus;
 use canary_analyzer::detect::{Detector, default_detectors};
 use canary_analyzer::finding::Severity;
 use canary_analyzer::fixtures::Compression;
-use canary_analyzer::image::{BlobOpener, ImageConfig, Layer, ResolvedImage, Verify};
+use canary_analyzer::image::{Layer, Verify};
 use canary_analyzer::policy::Policy;
 use canary_analyzer::scan::{NoProgress, ScanInput, ScanOptions, scan_images};
 use canary_analyzer::walk::{WalkLimits, walk_layer};
@@ -33,31 +33,6 @@ use canary_analyzer::walk::{WalkLimits, walk_layer};
 fn main() {
     divan::main();
 }
-
-/// Big packages that make the image realistic in mix (after the clean-control base set).
-const EXTRA: &[&str] = &[
-    "libperl5.36",
-    "libicu72",
-    "python3.11",
-    "libpython3.11-dev",
-    "gcc-12",
-    "cpp-12",
-    "libstdc++-12-dev",
-    "openjdk-17-jre-headless",
-    "nodejs",
-    "libllvm14",
-    "libz3-4",
-    "valgrind",
-    "postgresql-15",
-    "mariadb-server-core",
-    "libgl1-mesa-dri",
-    "adwaita-icon-theme",
-    "libgtk2.0-common",
-    "libx265-199",
-    "erlang-base",
-    "rabbitmq-server",
-    "kubectl",
-];
 
 fn target_bytes() -> u64 {
     std::env::var("CANARY_BENCH_MB")
@@ -73,7 +48,7 @@ fn layers_of(c: Compression, one_layer: bool) -> &'static (Vec<Vec<u8>>, u64) {
     let cell = &CELLS[usize::from(c == Compression::Gzip) * 2 + usize::from(one_layer)];
     cell.get_or_init(|| {
         let (layers, names, bytes) =
-            corpus::debian_layers(EXTRA, target_bytes(), 64 << 20, one_layer, c);
+            corpus::debian_layers(corpus::BIG_PACKAGES, target_bytes(), 64 << 20, one_layer, c);
         let blobs: Vec<Vec<u8>> = layers.into_iter().map(|l| l.blob).collect();
         let packed: usize = blobs.iter().map(Vec::len).sum();
         eprintln!(
@@ -157,34 +132,8 @@ fn full_static_scan(bencher: divan::Bencher, codec: &str) {
         .bench(|| walk_all(c, &detectors));
 }
 
-/// Layers served from memory, as the blob cache serves them from disk.
-struct InMemory(&'static [Vec<u8>]);
-
-impl BlobOpener for InMemory {
-    fn open(&self, layer: &Layer) -> canary_analyzer::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(&self.0[layer.index][..]))
-    }
-}
-
 fn scan_all(blobs: &'static [Vec<u8>], detectors: &[Box<dyn Detector>]) -> usize {
-    let image = ResolvedImage {
-        name: "bench".into(),
-        manifest_digest: None,
-        index_digest: None,
-        platform: None,
-        config_digest: None,
-        config: ImageConfig::default(),
-        layers: (0..blobs.len())
-            .map(|i| Layer {
-                index: i,
-                digest: format!("sha256:bench{i}"),
-                media_type: None,
-                size: Some(blobs[i].len() as u64),
-                verify: Verify::Done,
-            })
-            .collect(),
-        opener: Box::new(InMemory(blobs)),
-    };
+    let image = corpus::in_memory_image("bench", blobs);
     let report = scan_images(
         std::slice::from_ref(&image),
         ScanInput {

@@ -46,6 +46,33 @@ pub const CLEAN_PACKAGES: &[&str] = &[
     "vim-runtime",
 ];
 
+/// Big packages installed on this machine that make an image realistic in mix (after
+/// [`CLEAN_PACKAGES`]): libperl, ICU, Python, GCC, the JRE, Node.js, LLVM, PostgreSQL,
+/// MariaDB, Mesa, icon themes, Erlang, kubectl.
+pub const BIG_PACKAGES: &[&str] = &[
+    "libperl5.36",
+    "libicu72",
+    "python3.11",
+    "libpython3.11-dev",
+    "gcc-12",
+    "cpp-12",
+    "libstdc++-12-dev",
+    "openjdk-17-jre-headless",
+    "nodejs",
+    "libllvm14",
+    "libz3-4",
+    "valgrind",
+    "postgresql-15",
+    "mariadb-server-core",
+    "libgl1-mesa-dri",
+    "adwaita-icon-theme",
+    "libgtk2.0-common",
+    "libx265-199",
+    "erlang-base",
+    "rabbitmq-server",
+    "kubectl",
+];
+
 /// Add the files of one installed Debian package (regular files only; symlinks and
 /// directories come from other packages' layers or don't matter here), read from this
 /// machine, up to `max_bytes`, to `layer`. Returns the bytes added: 0 if the package is
@@ -613,4 +640,38 @@ pub fn zip_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
     out.extend_from_slice(&cd_offset.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out
+}
+
+/// Layers served from memory, as the blob cache serves them from disk.
+struct InMemory(&'static [Vec<u8>]);
+
+impl crate::image::BlobOpener for InMemory {
+    fn open(&self, layer: &crate::image::Layer) -> crate::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(&self.0[layer.index][..]))
+    }
+}
+
+/// An image of `blobs` (layer blobs in order) with an empty config, for benchmarks.
+pub fn in_memory_image(name: &str, blobs: &'static [Vec<u8>]) -> crate::image::ResolvedImage {
+    use crate::image::{ImageConfig, Layer, ResolvedImage, Verify};
+    ResolvedImage {
+        name: name.into(),
+        manifest_digest: None,
+        index_digest: None,
+        platform: None,
+        config_digest: None,
+        config: ImageConfig::default(),
+        layers: blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Layer {
+                index: i,
+                digest: crate::fixtures::sha256_digest(b),
+                media_type: None,
+                size: Some(b.len() as u64),
+                verify: Verify::Done,
+            })
+            .collect(),
+        opener: Box::new(InMemory(blobs)),
+    }
 }

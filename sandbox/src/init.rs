@@ -52,6 +52,13 @@ fn setup_failed(message: String) -> InitStatus {
 
 /// Start the namespaced child, map its ids, and wait for the entrypoint to end.
 fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
+    // Into the run's control groups first: every process of the run descends from here.
+    let me = std::process::id().to_string();
+    for procs in &config.cgroup_procs {
+        if let Err(e) = std::fs::write(procs, &me) {
+            return setup_failed(format!("joining {}: {e}", procs.display()));
+        }
+    }
     let (ready_r, ready_w) = match pipe() {
         Ok(p) => p,
         Err(e) => return setup_failed(e),

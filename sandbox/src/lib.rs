@@ -1,13 +1,13 @@
 //! Runtime analysis of an image's entrypoint in an isolated sandbox.
 //!
-//! What is here: running a command on a prepared root filesystem, isolated the way the
-//! runtime-sandbox issue asks — new user, mount, pid, net, uts, ipc and cgroup
-//! namespaces, `pivot_root` onto an overlay whose writable upper layer is a size-limited
-//! tmpfs, a fresh `/proc`, a minimal `/dev`, no network but loopback, `no_new_privs`, a
-//! seccomp deny-list, open-file and core limits, a wall-clock budget, and the whole
-//! process tree killed at the end. Still to come: the rootfs built from image layers,
-//! cgroup limits (CPU, memory, pids), the syscall tracer, the sinkhole network, bait and
-//! runtime rules.
+//! What is here: running a command on a root filesystem unpacked from an image's layers
+//! ([`rootfs`]), isolated the way the runtime-sandbox issue asks — new user, mount,
+//! pid, net, uts, ipc and cgroup namespaces, `pivot_root` onto an overlay whose writable
+//! upper layer is a size-limited tmpfs, a fresh `/proc`, a minimal `/dev`, no network but
+//! loopback, `no_new_privs`, a seccomp deny-list, open-file and core limits, a control
+//! group with CPU, memory and pids limits (v1 or v2), a wall-clock budget, and the whole
+//! process tree killed at the end. Still to come: the syscall tracer, the sinkhole
+//! network, bait credentials, runtime rules and the WASI backend.
 //!
 //! How a run is laid out (each arrow a `fork`, each box a process):
 //!
@@ -25,12 +25,14 @@
 //! This is the only crate of the workspace allowed `unsafe`, each block with a
 //! `// SAFETY:` line.
 
+mod cgroup;
 mod filter;
 mod image;
 mod init;
 pub mod rootfs;
 mod run;
 
+pub use cgroup::{CgroupLimits, CgroupStats};
 pub use image::spec_for;
 pub use init::init_main;
 pub use run::{Exit, Limits, Outcome, RunSpec, SandboxError, run};

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{Cgroup, CgroupLimits, CgroupStats};
+
 /// Resource limits of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Limits {
@@ -19,6 +21,8 @@ pub struct Limits {
     pub open_files: u64,
     /// Bytes of stdout and of stderr kept; the rest is counted, not stored.
     pub output_bytes: usize,
+    /// CPU, memory and pids, where control groups can be made.
+    pub cgroup: CgroupLimits,
 }
 
 impl Default for Limits {
@@ -28,6 +32,7 @@ impl Default for Limits {
             disk_bytes: 256 << 20,
             open_files: 1024,
             output_bytes: 1 << 20,
+            cgroup: CgroupLimits::default(),
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct Outcome {
     /// From the start of the run to the entrypoint's `execve`, when it got that far.
     pub start_to_exec: Option<Duration>,
     pub wall: Duration,
+    /// What the run's control group measured; `None` without one (see `notes`).
+    pub cgroup: Option<CgroupStats>,
     /// What the run could not do as asked (e.g. a user id that cannot be mapped).
     pub notes: Vec<String>,
 }
@@ -115,6 +122,8 @@ pub(crate) struct InitConfig {
     pub status_path: PathBuf,
     /// A directory the init mounts the tmpfs on.
     pub scratch: PathBuf,
+    /// `cgroup.procs` files the init joins before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 /// What the init wrote when the entrypoint ended (or could not start).
@@ -143,26 +152,49 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let status_path = spec.work_dir.join("status.json");
     let _ = std::fs::remove_file(&status_path);
     let config_path = spec.work_dir.join("init.json");
+    let mut notes = Vec::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let cgroup_name = format!("canary-{}-{nanos}", std::process::id());
+    let cgroup = match Cgroup::create(&cgroup_name, &spec.limits.cgroup) {
+        Ok(c) => Some(c),
+        Err(why) => {
+            notes.push(format!(
+                "no CPU, memory or pids limits (no control group): {why}"
+            ));
+            None
+        }
+    };
     let config = InitConfig {
         spec: spec.clone(),
         status_path: status_path.clone(),
         scratch,
+        cgroup_procs: cgroup.as_ref().map(Cgroup::procs_files).unwrap_or_default(),
     };
     let json = serde_json::to_vec(&config).expect("the init config serializes");
     std::fs::write(&config_path, json).map_err(work)?;
 
-    let mut child = Command::new(init_exe)
+    let spawned = Command::new(init_exe)
         .arg(crate::INIT_SUBCOMMAND)
         .arg(&config_path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
-        .spawn()
-        .map_err(|source| SandboxError::Spawn {
-            exe: init_exe.to_path_buf(),
-            source,
-        })?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(source) => {
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+            return Err(SandboxError::Spawn {
+                exe: init_exe.to_path_buf(),
+                source,
+            });
+        }
+    };
     let cap = spec.limits.output_bytes;
     let out = child.stdout.take().map(|r| capture(r, cap));
     let err = child.stderr.take().map(|r| capture(r, cap));
@@ -193,7 +225,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let status: Option<InitStatus> = std::fs::read(&status_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let (exit, exec_after_ns, notes) = match (timed_out, status) {
+    let (exit, exec_after_ns, init_notes) = match (timed_out, status) {
         (true, s) => (
             Exit::TimedOut,
             s.as_ref().and_then(|s| s.exec_after_ns),
@@ -208,6 +240,12 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
             Vec::new(),
         ),
     };
+    notes.extend(init_notes);
+    let cgroup = cgroup.map(|cg| {
+        let stats = cg.stats();
+        cg.remove();
+        stats
+    });
     // The config and status are ours; the scratch tmpfs went with the mount namespace.
     let _ = std::fs::remove_file(&config_path);
     let _ = std::fs::remove_file(&status_path);
@@ -219,6 +257,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         stderr_dropped,
         start_to_exec: exec_after_ns.map(Duration::from_nanos),
         wall,
+        cgroup,
         notes,
     })
 }

@@ -27,6 +27,15 @@ pub struct SandboxArgs {
     /// Size of the tmpfs that takes everything the run writes, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub disk_mb: u64,
+    /// Memory limit of the run, in MiB (where control groups can be made).
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub memory_mb: u64,
+    /// CPU limit of the run, in cores.
+    #[arg(long, default_value_t = 1.0, value_name = "CORES")]
+    pub cpus: f64,
+    /// Process limit of the run.
+    #[arg(long, default_value_t = 512)]
+    pub pids: u64,
     /// Write the timeline to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -84,6 +93,11 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
     let limits = Limits {
         wall: Duration::from_secs(a.timeout.max(1)),
         disk_bytes: a.disk_mb.max(1) << 20,
+        cgroup: canary_sandbox::CgroupLimits {
+            memory_bytes: a.memory_mb.max(4) << 20,
+            pids: a.pids.max(1),
+            cpus: a.cpus.clamp(0.01, 1024.0),
+        },
         ..Limits::default()
     };
     let nanos = std::time::SystemTime::now()
@@ -134,6 +148,16 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 "bytes": bytes.len() as u64 + dropped,
                 "text": printable(&String::from_utf8_lossy(shown)),
                 "truncated": bytes.len() > SHOWN || dropped > 0,
+            }),
+        )?;
+    }
+    if let Some(cg) = &o.cgroup {
+        emit(
+            "resources",
+            json!({
+                "cpu_ms": cg.cpu_ns / 1_000_000,
+                "memory_peak_bytes": cg.memory_peak_bytes,
+                "oom_kills": cg.oom_kills,
             }),
         )?;
     }

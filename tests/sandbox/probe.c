@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -117,6 +118,29 @@ int main(int argc, char **argv) {
         for (int i = 2; i < argc; i++)
             printf("%s=%s\n", argv[i], access(argv[i], F_OK) == 0 ? "present" : "absent");
         printf("uid=%d\ngid=%d\n", (int)getuid(), (int)getgid());
+        return 0;
+    }
+    if (!strcmp(mode, "forkbomb")) {
+        int n = 0;
+        for (;;) {
+            pid_t p = fork();
+            if (p < 0) break;
+            if (p == 0) { for (;;) pause(); }
+            n++;
+            /* Bounded, for machines where the run gets no pids limit. */
+            if (n >= 200) break;
+        }
+        printf("forked=%d\nerror=%s\n", n, strerror(errno));
+        return 0;
+    }
+    if (!strcmp(mode, "eat")) {
+        long mb = atol(argc > 2 ? argv[2] : "256");
+        for (long i = 0; i < mb; i++) {
+            char *p = malloc(1 << 20);
+            if (!p) { printf("malloc failed at %ld MiB\n", i); return 3; }
+            memset(p, 1, 1 << 20);
+        }
+        printf("ate=%ld\n", mb);
         return 0;
     }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
