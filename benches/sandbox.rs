@@ -3,6 +3,7 @@
 //! - `start_to_exit`: one whole run of a static program that exits at once: the init
 //!   process, the namespaces, the overlay and mounts, the control group, the exec, the
 //!   teardown. The run's own start-to-`execve` time is printed after the benchmark.
+//! - `syscall_heavy`: the tracer's overhead on a syscall-heavy program, traced or not.
 //! - `rootfs_cold` / `rootfs_cached`: unpacking an image of Debian packages of this
 //!   machine (`CANARY_BENCH_MB`, default 512 MiB of files, gzip layers) into a fresh
 //!   cache (under `CANARY_BENCH_ROOTFS_DIR`, default the target dir), and finding it in
@@ -47,6 +48,47 @@ fn scratch() -> &'static Path {
     })
 }
 
+/// The test probe (tests/sandbox/probe.c) in a rootfs of its own.
+fn probe_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let root = scratch().join("probe");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let st = std::process::Command::new("gcc")
+            .args(["-static", "-O1", "-o"])
+            .arg(root.join("bin/probe"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/probe.c"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        root
+    })
+}
+
+/// The tracer's cost: 200,000 open/read/close/stat rounds and 200 fork+exec, traced
+/// and not (`trace` = `true` / `false`).
+#[divan::bench(args = [false, true], sample_count = 10)]
+fn syscall_heavy(bencher: divan::Bencher, trace: bool) {
+    let spec = RunSpec {
+        rootfs: probe_rootfs().to_path_buf(),
+        argv: vec!["/bin/probe".into(), "churn".into(), "200000".into()],
+        env: vec![],
+        workdir: "/".into(),
+        uid: 0,
+        gid: 0,
+        hostname: "bench".into(),
+        limits: Limits::default(),
+        trace,
+        work_dir: scratch().join(format!("work-churn-{trace}")),
+    };
+    let init = Path::new(env!("CARGO_BIN_EXE_canary"));
+    bencher.bench(|| {
+        let o = canary_sandbox::run(&spec, init).unwrap();
+        assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+        assert_eq!(o.events.len(), if trace { 201 } else { 0 });
+    });
+}
+
 /// A rootfs holding one static program that exits 0.
 fn tiny_rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
@@ -77,6 +119,7 @@ fn start_to_exit(bencher: divan::Bencher) {
         gid: 0,
         hostname: "bench".into(),
         limits: Limits::default(),
+        trace: true,
         work_dir: scratch().join("work"),
     };
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));

@@ -73,6 +73,7 @@ fn spec(b: &Dirs, args: &[&str]) -> RunSpec {
             wall: Duration::from_secs(20),
             ..Limits::default()
         },
+        trace: true,
         work_dir: b.work.clone(),
     }
 }
@@ -369,6 +370,10 @@ fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
         assert!(text.contains("uid=1000\n"), "{text}");
     }
     assert_eq!(by(&events, "exit")["exit"]["kind"], "exited");
+    let call = by(&events, "syscall");
+    assert_eq!(call["call"], "exec");
+    assert_eq!(call["path"], "/bin/probe");
+    assert_eq!(call["pid"], 1);
     assert!(
         !Path::new("/tmp").join(&pwned).exists(),
         "a layer's symlink wrote outside the rootfs"
@@ -438,4 +443,56 @@ fn cpu_time_is_accounted() {
     let cg = o.cgroup.unwrap();
     // Some CPU time was spent and measured; how much depends on the machine's load.
     assert!(cg.cpu_ns > 10_000_000, "{cg:?}");
+}
+
+#[test]
+fn the_tracer_sees_execs_and_connects_of_every_process() {
+    use canary_sandbox::trace::Call;
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["activity"]));
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    assert_eq!(value(&o, "child"), "0");
+    let calls: Vec<(u32, &Call)> = o.events.iter().map(|e| (e.pid, &e.call)).collect();
+    let exec = |argv: &[&str]| Call::Exec {
+        path: "/bin/probe".into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(
+        calls,
+        vec![
+            (1, &exec(&["probe", "activity"])),
+            (
+                1,
+                &Call::Connect {
+                    family: "inet".into(),
+                    addr: "10.1.2.3".into(),
+                    port: Some(3333)
+                }
+            ),
+            (2, &exec(&["probe", "exit", "0"])),
+        ],
+        "{o:?}"
+    );
+    assert!(o.events.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
+}
+
+#[test]
+fn a_timed_out_run_keeps_its_events() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["spin"]);
+    s.limits.wall = Duration::from_millis(700);
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::TimedOut, "{o:?}");
+    assert_eq!(o.events.len(), 1, "the entrypoint's exec: {:?}", o.events);
+    assert!(o.notes.is_empty() || !o.notes.iter().any(|n| n.contains("did not end")));
+}
+
+#[test]
+fn without_tracing_no_calls_are_recorded() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["activity"]);
+    s.trace = false;
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    assert!(o.events.is_empty(), "{:?}", o.events);
 }

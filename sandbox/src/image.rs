@@ -48,6 +48,7 @@ pub fn spec_for(
             gid,
             hostname: "sandbox".into(),
             limits,
+            trace: true,
             work_dir: work_dir.to_path_buf(),
         },
         notes,

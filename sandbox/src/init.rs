@@ -47,6 +47,8 @@ fn setup_failed(message: String) -> InitStatus {
         exit: Exit::SetupFailed { message },
         exec_after_ns: None,
         notes: Vec::new(),
+        events: Vec::new(),
+        events_dropped: 0,
     }
 }
 
@@ -77,6 +79,16 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         Ok(p) => p,
         Err(e) => return setup_failed(e),
     };
+    // Pid 1 sends the tracer's listener fd back over this.
+    let (trace_parent, trace_child) = match nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    ) {
+        Ok(p) => p,
+        Err(e) => return setup_failed(format!("socketpair: {e}")),
+    };
     let host_uid = nix::unistd::geteuid();
     let host_gid = nix::unistd::getegid();
     let root = host_uid.is_root();
@@ -93,13 +105,13 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     let child = match unsafe { fork() } {
         Err(e) => return setup_failed(format!("fork: {e}")),
         Ok(ForkResult::Child) => {
-            drop((ready_r, go_w, err_r, status_r));
-            let code = ns_child(config, root, ready_w, go_r, err_w, status_w);
+            drop((ready_r, go_w, err_r, status_r, trace_parent));
+            let code = ns_child(config, root, ready_w, go_r, err_w, status_w, trace_child);
             std::process::exit(code);
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop((ready_w, go_r, err_w, status_w));
+    drop((ready_w, go_r, err_w, status_w, trace_child));
 
     // The child has its user namespace: give it ids. As root the first 65,536 ids map
     // to themselves; otherwise the one id we have becomes root inside.
@@ -136,14 +148,46 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     let _ = go_w.write_all(b"g");
     drop(go_w);
 
-    // EOF with nothing read: the entrypoint's execve happened.
-    let setup_error = read_all(err_r);
-    let exec_after_ns = setup_error
-        .is_none()
-        .then(|| started.elapsed().as_nanos() as u64);
-    let ended = read_all(status_r);
+    // Pid 1 sends the tracer's listener just before its execve (nothing if it failed
+    // before that). From then on every traced call waits for us, so the pipes are read
+    // in the same loop that answers the listener.
+    let listener = receive_fd(&trace_parent);
+    drop(trace_parent);
+    let mut watch = Watch {
+        started,
+        deadline: started + config.spec.limits.wall,
+        child,
+        timed_out: false,
+        listener,
+        err: Some(err_r),
+        status: Some(status_r),
+        setup_error: Vec::new(),
+        ended: Vec::new(),
+        exec_after_ns: None,
+        events: Vec::new(),
+        events_dropped: 0,
+    };
+    watch.run();
+    let Watch {
+        setup_error,
+        ended,
+        exec_after_ns,
+        events,
+        events_dropped,
+        timed_out,
+        ..
+    } = watch;
+    let setup_error =
+        (!setup_error.is_empty()).then(|| String::from_utf8_lossy(&setup_error).into_owned());
+    let exec_after_ns = if setup_error.is_none() {
+        exec_after_ns
+    } else {
+        None
+    };
+    let ended = (!ended.is_empty()).then(|| String::from_utf8_lossy(&ended).into_owned());
     let _ = waitpid(child, None);
     let exit = match (setup_error, ended) {
+        _ if timed_out => Exit::TimedOut,
         (Some(message), _) => Exit::SetupFailed { message },
         (None, Some(s)) => parse_exit(&s).unwrap_or(Exit::SetupFailed {
             message: format!("unreadable exit status {s:?}"),
@@ -156,6 +200,160 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         exit,
         exec_after_ns,
         notes,
+        events,
+        events_dropped,
+    }
+}
+
+/// Receive one fd sent with `SCM_RIGHTS`; `None` if the other end closed first.
+fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
+            return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    None
+}
+
+/// Send `fd` with `SCM_RIGHTS`.
+fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> nix::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(b"f")];
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(|_| ())
+}
+
+/// The init's loop while the entrypoint runs: answer the tracer, collect setup errors
+/// and the exit status.
+struct Watch {
+    started: Instant,
+    /// The wall-clock budget's end: then the ns child is killed, and with it the run.
+    deadline: Instant,
+    child: Pid,
+    timed_out: bool,
+    listener: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    status: Option<OwnedFd>,
+    setup_error: Vec<u8>,
+    ended: Vec<u8>,
+    exec_after_ns: Option<u64>,
+    events: Vec<crate::trace::Event>,
+    events_dropped: u64,
+}
+
+impl Watch {
+    fn run(&mut self) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        while self.status.is_some() {
+            let (l, e, st) = {
+                let mut fds = Vec::with_capacity(3);
+                let mut slots = [None; 3];
+                for (i, fd) in [&self.listener, &self.err, &self.status]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(fd) = fd {
+                        slots[i] = Some(fds.len());
+                        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    }
+                }
+                let left = self.deadline.saturating_duration_since(Instant::now());
+                let timeout = if self.timed_out {
+                    PollTimeout::NONE
+                } else {
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+                        .unwrap_or(PollTimeout::MAX)
+                };
+                match poll(&mut fds, timeout) {
+                    Ok(0) if !self.timed_out && Instant::now() >= self.deadline => {
+                        // The whole tree goes: pid 1 dies with the ns child, and the pid
+                        // namespace with pid 1. The status pipe then closes.
+                        let _ = nix::sys::signal::kill(self.child, Signal::SIGKILL);
+                        self.timed_out = true;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+                let ev = |slot: Option<usize>| {
+                    slot.and_then(|i| fds[i].revents())
+                        .unwrap_or(PollFlags::empty())
+                };
+                (ev(slots[0]), ev(slots[1]), ev(slots[2]))
+            };
+            if l.contains(PollFlags::POLLIN) {
+                if let Some(listener) = &self.listener {
+                    let t_ms = self.started.elapsed().as_millis() as u64;
+                    if let Some(event) = crate::trace::serve_one(listener, t_ms) {
+                        if self.events.len() < crate::trace::MAX_EVENTS {
+                            self.events.push(event);
+                        } else {
+                            self.events_dropped += 1;
+                        }
+                    }
+                }
+            } else if l.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                // No process uses the filter any more.
+                self.listener = None;
+            }
+            if !e.is_empty()
+                && let Some(fd) = &self.err
+                && !read_some(fd, &mut self.setup_error)
+            {
+                // Closed: by the entrypoint's execve if nothing came through.
+                if self.setup_error.is_empty() {
+                    self.exec_after_ns = Some(self.started.elapsed().as_nanos() as u64);
+                }
+                self.err = None;
+            }
+            if !st.is_empty()
+                && let Some(fd) = &self.status
+                && !read_some(fd, &mut self.ended)
+            {
+                self.status = None;
+            }
+        }
+    }
+}
+
+/// Read what is there into `out`; `false` at end of file.
+fn read_some(fd: &OwnedFd, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    match nix::unistd::read(fd, &mut buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            if out.len() < 64 << 10 {
+                out.extend_from_slice(&buf[..n]);
+            }
+            true
+        }
+        Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => true,
+        Err(_) => false,
     }
 }
 
@@ -214,6 +412,7 @@ fn ns_child(
     go_r: OwnedFd,
     err_w: OwnedFd,
     status_w: OwnedFd,
+    trace: OwnedFd,
 ) -> i32 {
     let mut err_w = std::fs::File::from(err_w);
     let parent = nix::unistd::getppid();
@@ -256,7 +455,7 @@ fn ns_child(
         Ok(ForkResult::Child) => {
             drop(lifeline_w);
             die_with(lifeline_r);
-            let msg = match pid1_main(config, root) {
+            let msg = match pid1_main(config, root, trace) {
                 Ok(never) => match never {},
                 Err(msg) => msg,
             };
@@ -265,7 +464,7 @@ fn ns_child(
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop((err_w, lifeline_r));
+    drop((err_w, lifeline_r, trace));
     let line = loop {
         match waitpid(pid1, None) {
             Ok(WaitStatus::Exited(_, code)) => break format!("exit {code}"),
@@ -285,7 +484,11 @@ fn mount_err(what: &str, target: &Path, e: nix::Error) -> String {
 
 /// Pid 1 of the new pid namespace: build the filesystem view, apply the limits and
 /// the seccomp filter, and exec the entrypoint. Returns only on failure.
-fn pid1_main(config: &InitConfig, root: bool) -> Result<std::convert::Infallible, String> {
+fn pid1_main(
+    config: &InitConfig,
+    root: bool,
+    trace: OwnedFd,
+) -> Result<std::convert::Infallible, String> {
     let spec = &config.spec;
     let none: Option<&str> = None;
     // Nothing mounted here propagates back to the host.
@@ -384,6 +587,13 @@ fn pid1_main(config: &InitConfig, root: bool) -> Result<std::convert::Infallible
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
     }
     crate::filter::install().map_err(|e| format!("seccomp filter: {e}"))?;
+    // Last: from here on our own execve waits for the init to answer.
+    if spec.trace {
+        let listener =
+            crate::trace::install_listener().map_err(|e| format!("seccomp listener: {e}"))?;
+        send_fd(&trace, &listener).map_err(|e| format!("handing over the listener: {e}"))?;
+    }
+    drop(trace);
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     Err(format!("execve {}: {e}", program.to_string_lossy()))
 }

@@ -31,6 +31,7 @@ mod image;
 mod init;
 pub mod rootfs;
 mod run;
+pub mod trace;
 
 pub use cgroup::{CgroupLimits, CgroupStats};
 pub use image::spec_for;

@@ -56,9 +56,16 @@ pub struct RunSpec {
     pub gid: u32,
     pub hostname: String,
     pub limits: Limits,
+    /// Trace `execve`/`execveat`/`connect` of every process (see [`crate::trace`]).
+    #[serde(default = "yes")]
+    pub trace: bool,
     /// A directory of the caller's for this run's scratch files (created; emptied of
     /// what the run put there when it ends).
     pub work_dir: PathBuf,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How the entrypoint ended.
@@ -92,6 +99,10 @@ pub struct Outcome {
     /// From the start of the run to the entrypoint's `execve`, when it got that far.
     pub start_to_exec: Option<Duration>,
     pub wall: Duration,
+    /// `execve`, `execveat` and `connect` calls of every process of the run, in order.
+    pub events: Vec<crate::trace::Event>,
+    /// Calls beyond [`crate::trace::MAX_EVENTS`], counted and dropped.
+    pub events_dropped: u64,
     /// What the run's control group measured; `None` without one (see `notes`).
     pub cgroup: Option<CgroupStats>,
     /// What the run could not do as asked (e.g. a user id that cannot be mapped).
@@ -133,6 +144,10 @@ pub(crate) struct InitStatus {
     /// Nanoseconds from the init's start to the entrypoint's `execve`.
     pub exec_after_ns: Option<u64>,
     pub notes: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<crate::trace::Event>,
+    #[serde(default)]
+    pub events_dropped: u64,
 }
 
 /// Run `spec` in a sandbox. `init_exe` is the `canary` binary (or any binary whose
@@ -199,7 +214,9 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let out = child.stdout.take().map(|r| capture(r, cap));
     let err = child.stderr.take().map(|r| capture(r, cap));
 
-    let deadline = started + spec.limits.wall;
+    // The init enforces the budget itself and still reports what it saw; this is the
+    // backstop should the init hang.
+    let deadline = started + spec.limits.wall + Duration::from_secs(5);
     let mut timed_out = false;
     loop {
         match child.try_wait() {
@@ -225,21 +242,32 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let status: Option<InitStatus> = std::fs::read(&status_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let (exit, exec_after_ns, init_notes) = match (timed_out, status) {
-        (true, s) => (
-            Exit::TimedOut,
-            s.as_ref().and_then(|s| s.exec_after_ns),
-            s.map(|s| s.notes).unwrap_or_default(),
-        ),
-        (false, Some(s)) => (s.exit, s.exec_after_ns, s.notes),
-        (false, None) => (
-            Exit::SetupFailed {
+    let status = match (timed_out, status) {
+        (false, Some(s)) => s,
+        (true, _) => InitStatus {
+            exit: Exit::TimedOut,
+            exec_after_ns: None,
+            notes: vec!["the sandbox init did not end at the deadline and was killed".into()],
+            events: Vec::new(),
+            events_dropped: 0,
+        },
+        (false, None) => InitStatus {
+            exit: Exit::SetupFailed {
                 message: "the sandbox init ended without a status".into(),
             },
-            None,
-            Vec::new(),
-        ),
+            exec_after_ns: None,
+            notes: Vec::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+        },
     };
+    let InitStatus {
+        exit,
+        exec_after_ns,
+        notes: init_notes,
+        events,
+        events_dropped,
+    } = status;
     notes.extend(init_notes);
     let cgroup = cgroup.map(|cg| {
         let stats = cg.stats();
@@ -257,6 +285,8 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         stderr_dropped,
         start_to_exec: exec_after_ns.map(Duration::from_nanos),
         wall,
+        events,
+        events_dropped,
         cgroup,
         notes,
     })

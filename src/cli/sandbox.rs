@@ -133,6 +133,33 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
     if let Some(d) = o.start_to_exec {
         emit("exec", json!({ "after_ms": d.as_secs_f64() * 1e3 }))?;
     }
+    for e in &o.events {
+        let mut v = serde_json::to_value(e)?;
+        // `t_ms` of the timeline is since the command started; the call's own clock
+        // starts with the sandbox.
+        if let Some(t) = v.as_object_mut().and_then(|m| m.remove("t_ms")) {
+            v["run_ms"] = t;
+        }
+        for key in ["path", "addr"] {
+            if let Some(s) = v[key].as_str() {
+                v[key] = json!(printable(s));
+            }
+        }
+        if let Some(argv) = v["argv"].as_array_mut() {
+            for a in argv.iter_mut() {
+                if let Some(s) = a.as_str() {
+                    *a = json!(printable(s));
+                }
+            }
+        }
+        emit("syscall", v)?;
+    }
+    if o.events_dropped > 0 {
+        emit(
+            "note",
+            json!({ "message": format!("{} more calls traced and not kept", o.events_dropped) }),
+        )?;
+    }
     for (stream, bytes, dropped) in [
         ("stdout", &o.stdout, o.stdout_dropped),
         ("stderr", &o.stderr, o.stderr_dropped),

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 static void tried(const char *what, long r) {
     printf("%s=%s\n", what, r == 0 ? "ok" : strerror(errno));
@@ -141,6 +142,44 @@ int main(int argc, char **argv) {
             memset(p, 1, 1 << 20);
         }
         printf("ate=%ld\n", mb);
+        return 0;
+    }
+    if (!strcmp(mode, "activity")) {
+        /* What the tracer must see: a connect to a pool-like port, then a child exec. */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(3333);
+        inet_pton(AF_INET, "10.1.2.3", &a.sin_addr);
+        tried("connect", connect(s, (struct sockaddr *)&a, sizeof a));
+        fflush(stdout);
+        pid_t p = fork();
+        if (p == 0) {
+            char *args[] = {"probe", "exit", "0", NULL};
+            execv("/bin/probe", args);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        printf("child=%d\n", WEXITSTATUS(st));
+        return 0;
+    }
+    if (!strcmp(mode, "churn")) {
+        /* Syscall-heavy: open/read/close/stat in a loop, and an exec every 1,000. */
+        long n = atol(argc > 2 ? argv[2] : "100000");
+        char buf[4096];
+        struct stat st;
+        for (long i = 0; i < n; i++) {
+            int fd = open("/bin/probe", O_RDONLY);
+            if (fd >= 0) { if (read(fd, buf, sizeof buf) < 0) return 4; close(fd); }
+            stat("/bin/probe", &st);
+            if (i % 1000 == 0) {
+                pid_t p = fork();
+                if (p == 0) { char *args[] = {"probe", "exit", "0", NULL}; execv("/bin/probe", args); _exit(127); }
+                waitpid(p, NULL, 0);
+            }
+        }
+        printf("churned=%ld\n", n);
         return 0;
     }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
