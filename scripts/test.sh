@@ -2,9 +2,9 @@
 # Runs Canary's whole test suite on a Debian machine, installing what the tests need:
 # Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl and
 # ssh-keygen (the detection tests' bait certificates and public keys), gcc and glibc's
-# static libc (the sandbox tests' probe program), and the
-# SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the SARIF
-# structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
+# static libc (the sandbox tests' probe program), ip and nft (the sandbox's sinkhole),
+# and the SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the
+# SARIF structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # The sandbox tests build a static probe: glibc's static libc.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+# The sandbox's sinkhole sets up the run's network with ip and nft.
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+[ -x /usr/sbin/nft ] || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

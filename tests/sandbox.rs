@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use canary_sandbox::sinkhole::NetEvent;
 use canary_sandbox::{Exit, Limits, Outcome, RunSpec, run};
 
 /// The probe, built once per test binary.
@@ -158,7 +159,15 @@ fn escape_routes_are_closed() {
         assert_eq!(value(&o, call), eperm, "{call}");
     }
     assert_ne!(value(&o, "connect_loopback"), "ok");
-    assert_ne!(value(&o, "connect_outside"), "ok");
+    // Anything else lands in the sinkhole, inside the run's own network namespace (it
+    // has no other interface, so nothing else could have answered).
+    assert_eq!(value(&o, "connect_outside"), "ok");
+    assert!(
+        o.events.iter().any(|e| matches!(&e.call,
+            canary_sandbox::trace::Call::Connect { addr, port: Some(5432), .. } if addr == "10.0.0.1")),
+        "{:?}",
+        o.events
+    );
     assert_eq!(value(&o, "fork"), "ok");
 }
 
@@ -495,4 +504,62 @@ fn without_tracing_no_calls_are_recorded() {
     let o = go(&s);
     assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
     assert!(o.events.is_empty(), "{:?}", o.events);
+}
+
+#[test]
+fn the_sinkhole_answers_dns_stratum_and_http_and_records_them() {
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["net"]);
+    s.limits.wall = Duration::from_secs(6);
+    let o = go(&s);
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    let ip = value(&o, "dns").to_string();
+    assert!(ip.starts_with("198.18.1."), "{ip}");
+    assert_eq!(value(&o, "connect_pool"), "ok");
+    assert!(value(&o, "pool_reply").starts_with("{\"id\":1"), "{o:?}");
+    assert_eq!(value(&o, "imds_reply").trim(), "HTTP/1.1 404 Not Found");
+    let dns = o.net_events.iter().find_map(|e| match e {
+        NetEvent::Dns { name, answer, .. } => Some((name.as_str(), answer.as_deref())),
+        _ => None,
+    });
+    assert_eq!(
+        dns,
+        Some(("pool.example.org", Some(ip.as_str()))),
+        "{:?}",
+        o.net_events
+    );
+    let tcp: Vec<_> = o
+        .net_events
+        .iter()
+        .filter_map(|e| match e {
+            NetEvent::Tcp {
+                dst_ip,
+                dst_port,
+                dst_name,
+                protocol,
+                first_bytes,
+                ..
+            } => Some((
+                dst_ip.as_str(),
+                *dst_port,
+                dst_name.as_deref(),
+                protocol.as_str(),
+                String::from_utf8_lossy(first_bytes).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tcp.len(), 2, "{tcp:?}");
+    let (ip0, port0, name0, proto0, bytes0) = &tcp[0];
+    assert_eq!(
+        (*ip0, *port0, *name0, *proto0),
+        (ip.as_str(), 3333, Some("pool.example.org"), "stratum")
+    );
+    assert!(
+        bytes0.contains("\"login\":\"WALLET\"") && bytes0.contains("XMRig/6.21.0"),
+        "{bytes0}"
+    );
+    let (ip1, port1, _, proto1, bytes1) = &tcp[1];
+    assert_eq!((*ip1, *port1, *proto1), ("169.254.169.254", 80, "http"));
+    assert!(bytes1.starts_with("GET /latest/meta-data/iam/"), "{bytes1}");
 }

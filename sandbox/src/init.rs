@@ -49,6 +49,7 @@ fn setup_failed(message: String) -> InitStatus {
         notes: Vec::new(),
         events: Vec::new(),
         events_dropped: 0,
+        net_events: Vec::new(),
     }
 }
 
@@ -79,10 +80,11 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         Ok(p) => p,
         Err(e) => return setup_failed(e),
     };
-    // Pid 1 sends the tracer's listener fd back over this.
+    // The ns child sends the sinkhole's sockets back over this, then pid 1 the tracer's
+    // listener.
     let (trace_parent, trace_child) = match nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockType::SeqPacket,
         None,
         nix::sys::socket::SockFlag::SOCK_CLOEXEC,
     ) {
@@ -151,7 +153,23 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     // Pid 1 sends the tracer's listener just before its execve (nothing if it failed
     // before that). From then on every traced call waits for us, so the pipes are read
     // in the same loop that answers the listener.
-    let listener = receive_fd(&trace_parent);
+    let sinkhole = match receive(&trace_parent) {
+        Some((_, fds)) if fds.len() == 2 => {
+            let mut fds = fds.into_iter();
+            let (tcp, udp) = (fds.next(), fds.next());
+            tcp.zip(udp)
+                .map(|(tcp, udp)| crate::sinkhole::Sinkhole::start(tcp, udp, started))
+        }
+        Some((why, _)) => {
+            notes.push(format!(
+                "no sinkhole: {}; the run had no network at all",
+                String::from_utf8_lossy(&why)
+            ));
+            None
+        }
+        None => None,
+    };
+    let listener = receive(&trace_parent).and_then(|(_, fds)| fds.into_iter().next());
     drop(trace_parent);
     let mut watch = Watch {
         started,
@@ -196,22 +214,30 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
             message: "the sandbox child died without an exit status".into(),
         },
     };
+    let (net_events, net_dropped) = sinkhole.map(|s| s.finish()).unwrap_or_default();
+    if net_dropped > 0 {
+        notes.push(format!(
+            "{net_dropped} more network events seen and not kept"
+        ));
+    }
     InitStatus {
         exit,
         exec_after_ns,
         notes,
         events,
         events_dropped,
+        net_events,
     }
 }
 
-/// Receive one fd sent with `SCM_RIGHTS`; `None` if the other end closed first.
-fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+/// Receive one message and the fds sent with it (`SCM_RIGHTS`); `None` if the other
+/// end closed first.
+fn receive(sock: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::{AsRawFd, FromRawFd};
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut data = [0u8; 1024];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
@@ -219,31 +245,34 @@ fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .ok()?;
+    if msg.bytes == 0 {
+        return None;
+    }
+    let n = msg.bytes;
+    let mut fds = Vec::new();
     for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = c
-            && let Some(&fd) = fds.first()
-        {
-            // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
-            return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let ControlMessageOwned::ScmRights(got) = c {
+            // SAFETY: SCM_RIGHTS just installed these fds in our table; we own them.
+            fds.extend(
+                got.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
-    None
+    Some((data[..n].to_vec(), fds))
 }
 
-/// Send `fd` with `SCM_RIGHTS`.
-fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> nix::Result<()> {
+/// Send `data` and `fds` (`SCM_RIGHTS`) as one message.
+fn send(sock: &OwnedFd, data: &[u8], fds: &[std::os::fd::RawFd]) -> nix::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     use std::os::fd::AsRawFd;
-    let iov = [std::io::IoSlice::new(b"f")];
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map(|_| ())
+    let iov = [std::io::IoSlice::new(data)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() {
+        &[]
+    } else {
+        &[ControlMessage::ScmRights(fds)]
+    };
+    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map(|_| ())
 }
 
 /// The init's loop while the entrypoint runs: answer the tracer, collect setup errors
@@ -432,7 +461,6 @@ fn ns_child(
     // Now root inside the user namespace, with every capability there (and none
     // outside it).
     let flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
@@ -440,8 +468,24 @@ fn ns_child(
     if let Err(e) = unshare(flags) {
         return fail(
             &mut err_w,
-            format!("new mount/pid/net/uts/ipc/cgroup namespaces: {e}"),
+            format!("new mount/net/uts/ipc/cgroup namespaces: {e}"),
         );
+    }
+    // The sinkhole in the new network namespace; its sockets go to the init, which
+    // serves them. Without it the namespace has no network at all.
+    match crate::sinkhole::prepare() {
+        Ok((tcp, udp)) => {
+            use std::os::fd::AsRawFd;
+            let _ = send(&trace, b"s", &[tcp.as_raw_fd(), udp.as_raw_fd()]);
+        }
+        Err(why) => {
+            let _ = send(&trace, why.as_bytes(), &[]);
+        }
+    }
+    // The pid namespace last: the next child made is its pid 1 (the sinkhole's `ip` and
+    // `nft` above must not be).
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        return fail(&mut err_w, format!("new pid namespace: {e}"));
     }
     // Pid 1 cannot see its parent (it sits outside the new pid namespace), so it learns
     // of its parent's death from this pipe: the write end is only ours.
@@ -591,7 +635,9 @@ fn pid1_main(
     if spec.trace {
         let listener =
             crate::trace::install_listener().map_err(|e| format!("seccomp listener: {e}"))?;
-        send_fd(&trace, &listener).map_err(|e| format!("handing over the listener: {e}"))?;
+        use std::os::fd::AsRawFd;
+        send(&trace, b"f", &[listener.as_raw_fd()])
+            .map_err(|e| format!("handing over the listener: {e}"))?;
     }
     drop(trace);
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();

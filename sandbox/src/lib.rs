@@ -31,6 +31,7 @@ mod image;
 mod init;
 pub mod rootfs;
 mod run;
+pub mod sinkhole;
 pub mod trace;
 
 pub use cgroup::{CgroupLimits, CgroupStats};

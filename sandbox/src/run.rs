@@ -103,6 +103,8 @@ pub struct Outcome {
     pub events: Vec<crate::trace::Event>,
     /// Calls beyond [`crate::trace::MAX_EVENTS`], counted and dropped.
     pub events_dropped: u64,
+    /// DNS queries and TCP connections the sinkhole caught.
+    pub net_events: Vec<crate::sinkhole::NetEvent>,
     /// What the run's control group measured; `None` without one (see `notes`).
     pub cgroup: Option<CgroupStats>,
     /// What the run could not do as asked (e.g. a user id that cannot be mapped).
@@ -148,6 +150,8 @@ pub(crate) struct InitStatus {
     pub events: Vec<crate::trace::Event>,
     #[serde(default)]
     pub events_dropped: u64,
+    #[serde(default)]
+    pub net_events: Vec<crate::sinkhole::NetEvent>,
 }
 
 /// Run `spec` in a sandbox. `init_exe` is the `canary` binary (or any binary whose
@@ -250,6 +254,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
             notes: vec!["the sandbox init did not end at the deadline and was killed".into()],
             events: Vec::new(),
             events_dropped: 0,
+            net_events: Vec::new(),
         },
         (false, None) => InitStatus {
             exit: Exit::SetupFailed {
@@ -259,6 +264,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
             notes: Vec::new(),
             events: Vec::new(),
             events_dropped: 0,
+            net_events: Vec::new(),
         },
     };
     let InitStatus {
@@ -267,6 +273,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         notes: init_notes,
         events,
         events_dropped,
+        net_events,
     } = status;
     notes.extend(init_notes);
     let cgroup = cgroup.map(|cg| {
@@ -287,6 +294,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         wall,
         events,
         events_dropped,
+        net_events,
         cgroup,
         notes,
     })

@@ -154,6 +154,44 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         }
         emit("syscall", v)?;
     }
+    for e in &o.net_events {
+        use canary_sandbox::sinkhole::NetEvent;
+        let v = match e {
+            NetEvent::Dns {
+                t_ms,
+                name,
+                qtype,
+                answer,
+            } => json!({
+                "run_ms": t_ms,
+                "kind": "dns",
+                "name": printable(name),
+                "qtype": qtype,
+                "answer": answer,
+            }),
+            NetEvent::Tcp {
+                t_ms,
+                dst_ip,
+                dst_port,
+                dst_name,
+                protocol,
+                first_bytes,
+            } => json!({
+                "run_ms": t_ms,
+                "kind": "tcp",
+                "dst_ip": dst_ip,
+                "dst_port": dst_port,
+                "dst_name": dst_name.as_deref().map(printable),
+                "protocol": protocol,
+                // What a program sends may be stolen credentials: shown redacted.
+                "first_bytes": printable(
+                    &canary_analyzer::detect::content::ContentEngine::builtin()
+                        .redact_text(first_bytes)
+                ),
+            }),
+        };
+        emit("network", v)?;
+    }
     if o.events_dropped > 0 {
         emit(
             "note",

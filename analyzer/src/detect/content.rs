@@ -417,6 +417,21 @@ impl ContentEngine {
     }
 
     /// Scan one file's bytes. `path` is the file's path in the image.
+    /// `data` as text with every secret the catalog confirms in it replaced by its
+    /// redaction: for showing captured bytes (a sandbox's network traffic) safely.
+    pub fn redact_text(&'static self, data: &[u8]) -> String {
+        let mut text = String::from_utf8_lossy(data).into_owned();
+        if let Ok(hits) = self.scan("/captured", data) {
+            for h in hits.secrets {
+                let value = String::from_utf8_lossy(&h.fingerprint_value).into_owned();
+                if value.len() >= 4 {
+                    text = text.replace(&value, &crate::finding::redact(&value));
+                }
+            }
+        }
+        text
+    }
+
     pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<FileHits, String> {
         thread_local! {
             /// The scanner of the engine it was made for (engines are 'static, so their
@@ -754,6 +769,18 @@ impl Detector for ContentDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_text_is_shown_with_its_secrets_redacted() {
+        let token = "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";
+        let sent = format!("POST /x HTTP/1.1\r\nHost: exfil.example\r\n\r\ntoken={token}\n");
+        let shown = ContentEngine::builtin().redact_text(sent.as_bytes());
+        assert!(!shown.contains(token), "{shown}");
+        assert!(
+            shown.contains("POST /x HTTP/1.1") && shown.contains("token=ghp_"),
+            "{shown}"
+        );
+    }
 
     fn miners(path: &str, data: &[u8]) -> Vec<MinerHit> {
         ContentEngine::builtin().scan(path, data).unwrap().miners
