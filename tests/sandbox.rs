@@ -563,3 +563,101 @@ fn the_sinkhole_answers_dns_stratum_and_http_and_records_them() {
     assert_eq!((*ip1, *port1, *proto1), ("169.254.169.254", 80, "http"));
     assert!(bytes1.starts_with("GET /latest/meta-data/iam/"), "{bytes1}");
 }
+
+/// A docker-archive of an image whose entrypoint is the probe with `cmd`.
+fn probe_image(dir: &Path, cmd: &[&str]) -> PathBuf {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
+    let probe_bytes = std::fs::read(probe()).unwrap();
+    let image = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .file_mode("bin/probe", &probe_bytes, 0o755)
+                .dir("tmp")
+                .build(Compression::Gzip),
+        )
+        .entrypoint(&["/bin/probe"])
+        .cmd(cmd)
+        .build();
+    let archive = dir.join(format!("{}.tar", cmd.join("-")));
+    image
+        .write_docker_archive(&archive, "probe:1", true)
+        .unwrap();
+    archive
+}
+
+fn scan_runtime(dir: &Path, archive: &Path) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--runtime",
+            "--runtime-timeout",
+            "15",
+        ])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .env("CANARY_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// `canary scan --runtime`: a miner that only shows itself when run is caught, with its
+/// pool and the cloud metadata request it made; a benign image raises nothing.
+#[test]
+fn scan_runtime_catches_what_only_shows_at_run_time() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-scan-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["net"]));
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let by_rule = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f["rule_id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))
+    };
+    let stratum = by_rule("runtime/stratum-protocol");
+    assert_eq!(stratum["severity"], "critical");
+    assert_eq!(stratum["location"]["kind"], "runtime");
+    assert!(
+        stratum["location"]["event"]
+            .as_str()
+            .unwrap()
+            .ends_with(":3333 (pool.example.org)"),
+        "{stratum}"
+    );
+    assert!(
+        stratum["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("XMRig/6.21.0")
+    );
+    assert_eq!(by_rule("runtime/metadata-endpoint")["severity"], "high");
+    assert_eq!(code, 1, "a critical finding fails the default policy");
+    assert_eq!(
+        report["coverage"]["complete"], true,
+        "{}",
+        report["coverage"]
+    );
+
+    let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["id"]));
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f["rule_id"].as_str().unwrap().starts_with("runtime/")),
+        "{findings:#?}"
+    );
+    // (The probe itself holds Stratum strings, which the static scan rightly reports.)
+    assert_eq!(report["coverage"]["complete"], true, "{}", report["coverage"]);
+    assert_ne!(code, 2);
+}

@@ -145,6 +145,7 @@ fn scan_all(blobs: &'static [Vec<u8>], detectors: &[Box<dyn Detector>]) -> usize
             fetch: Default::default(),
             issues: Vec::new(),
             started: std::time::Instant::now(),
+            runtime: None,
         },
     );
     assert!(report.coverage.complete, "{:?}", report.coverage);

@@ -119,6 +119,13 @@ pub enum Location {
     },
     /// A field of the image config, e.g. `config.Env[3]` or `history[5].created_by`.
     ImageConfig { field: String },
+    /// Something the image did when run in the sandbox, e.g. `connect 198.18.1.2:3333
+    /// (pool.example.org)`; `pid` is the process inside the run.
+    Runtime {
+        event: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
 }
 
 impl Location {
@@ -151,6 +158,10 @@ impl Location {
                 s
             }
             Location::ImageConfig { field } => field.clone(),
+            Location::Runtime { event, pid } => match pid {
+                Some(p) => format!("at run time, pid {p}: {event}"),
+                None => format!("at run time: {event}"),
+            },
         }
     }
 }
@@ -191,7 +202,7 @@ impl Finding {
     pub fn path(&self) -> Option<&str> {
         match &self.location {
             Location::ImageFile { path, .. } => Some(path),
-            Location::ImageConfig { .. } => None,
+            Location::ImageConfig { .. } | Location::Runtime { .. } => None,
         }
     }
 }

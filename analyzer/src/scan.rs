@@ -49,7 +49,13 @@ pub struct ScanInput<'a> {
     /// Issues met before the walk (e.g. while resolving).
     pub issues: Vec<Issue>,
     pub started: Instant,
+    /// Runs an image and says what it did (`canary scan --runtime`): its findings join
+    /// the static ones before the policy, its issues the coverage section.
+    pub runtime: Option<&'a RuntimeHook<'a>>,
 }
+
+/// See [`ScanInput::runtime`].
+pub type RuntimeHook<'a> = dyn Fn(&ResolvedImage) -> (Vec<Finding>, Vec<Issue>) + Sync + 'a;
 
 /// Scan resolved images and build the report.
 pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
@@ -187,6 +193,13 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
         };
         for d in input.detectors {
             d.scan_config(&ctx, &mut findings);
+        }
+        if let Some(run) = input.runtime {
+            let (found, issues) = run(img);
+            findings.extend(found);
+            for issue in issues {
+                push_issue(&mut coverage, issue);
+            }
         }
         // The same finding from the same place once only.
         let mut seen = HashSet::new();

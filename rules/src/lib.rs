@@ -16,6 +16,7 @@ const MINERS: &str = include_str!("../data/miners.yar");
 const MINING_POOLS: &str = include_str!("../data/mining-pools.txt");
 const POOL_PORTS: &str = include_str!("../data/pool-ports.txt");
 const IOC_SHA256: &str = include_str!("../data/ioc-sha256.txt");
+const RUNTIME_RULES: &str = include_str!("../data/runtime-rules.toml");
 
 /// Every embedded data file, in digest order.
 const ALL_DATA: &[&str] = &[
@@ -27,6 +28,7 @@ const ALL_DATA: &[&str] = &[
     MINING_POOLS,
     POOL_PORTS,
     IOC_SHA256,
+    RUNTIME_RULES,
 ];
 
 /// Metadata of one rule.
@@ -94,6 +96,37 @@ struct SecretCatalog {
     rule: Vec<SecretRule>,
 }
 
+/// One rule of `data/runtime-rules.toml` (see the header of that file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeRule {
+    pub id: String,
+    pub severity: String,
+    pub title: String,
+    pub description: String,
+    pub help: String,
+    /// Observations, as JSON, that must make the rule fire.
+    pub positive: Vec<String>,
+    /// Observations that must not.
+    pub negative: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeCatalog {
+    rule: Vec<RuntimeRule>,
+}
+
+/// The runtime rules (their logic is in the sandbox crate, by id).
+pub fn runtime_rules() -> &'static [RuntimeRule] {
+    static RULES: OnceLock<Vec<RuntimeRule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        toml::from_str::<RuntimeCatalog>(RUNTIME_RULES)
+            .expect("data/runtime-rules.toml is valid (checked by tests)")
+            .rule
+    })
+}
+
 /// The secret rule catalog.
 pub fn secret_rules() -> &'static [SecretRule] {
     static RULES: OnceLock<Vec<SecretRule>> = OnceLock::new();
@@ -126,6 +159,14 @@ pub fn rules() -> &'static [RuleMeta] {
             help: r.help.clone(),
         }));
         all.extend(miner_rules().iter().map(YaraRuleMeta::rule_meta));
+        all.extend(runtime_rules().iter().map(|r| RuleMeta {
+            id: r.id.clone(),
+            severity: r.severity.clone(),
+            category: "runtime".into(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            help: r.help.clone(),
+        }));
         all
     })
 }

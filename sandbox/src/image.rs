@@ -107,3 +107,42 @@ fn user_ids(user: &str, rootfs: &Path, notes: &mut Vec<String>) -> (u32, u32) {
     };
     (uid, gid)
 }
+
+/// A run of an image's entrypoint: everything `run-sandbox` prints and `scan --runtime`
+/// judges.
+pub struct ImageRun {
+    pub rootfs: crate::rootfs::Rootfs,
+    pub spec: RunSpec,
+    pub outcome: crate::run::Outcome,
+    /// What could not be taken from the config as it is, then what the run could not do.
+    pub notes: Vec<String>,
+}
+
+/// Unpack `image` under `cache_dir` (reused across runs), run its entrypoint with
+/// `limits`, and clean up after the run. `init_exe` is the `canary` binary.
+pub fn run_image(
+    image: &canary_analyzer::image::ResolvedImage,
+    cache_dir: &Path,
+    limits: Limits,
+    init_exe: &Path,
+) -> Result<ImageRun, String> {
+    let rootfs =
+        crate::rootfs::prepare(image, cache_dir, &Default::default()).map_err(|e| e.to_string())?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let work = cache_dir.join(format!("run-{}-{nanos}", std::process::id()));
+    let (spec, mut notes) = spec_for(&image.config, &rootfs.path, limits, &work)
+        .map_err(|e| format!("{}: {e}", image.name))?;
+    let outcome = crate::run::run(&spec, init_exe);
+    // Only the emptied scratch mount point is left there.
+    let _ = std::fs::remove_dir_all(&work);
+    let outcome = outcome.map_err(|e| e.to_string())?;
+    notes.extend(outcome.notes.iter().cloned());
+    Ok(ImageRun {
+        rootfs,
+        spec,
+        outcome,
+        notes,
+    })
+}

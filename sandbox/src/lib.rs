@@ -31,11 +31,12 @@ mod image;
 mod init;
 pub mod rootfs;
 mod run;
+pub mod runtime;
 pub mod sinkhole;
 pub mod trace;
 
 pub use cgroup::{CgroupLimits, CgroupStats};
-pub use image::spec_for;
+pub use image::{ImageRun, run_image, spec_for};
 pub use init::init_main;
 pub use run::{Exit, Limits, Outcome, RunSpec, SandboxError, run};
 

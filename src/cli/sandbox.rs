@@ -77,7 +77,11 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
         .join("sandbox");
-    let rootfs = canary_sandbox::rootfs::prepare(image, &cache, &Default::default())?;
+    let limits = limits_of(a.timeout, a.disk_mb, a.memory_mb, a.cpus, a.pids);
+    let init = std::env::current_exe().context("the canary binary's own path")?;
+    let run = canary_sandbox::run_image(image, &cache, limits.clone(), &init)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (rootfs, spec, o) = (&run.rootfs, &run.spec, &run.outcome);
     emit(
         "rootfs",
         json!({
@@ -90,22 +94,6 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             "skipped": rootfs.skipped,
         }),
     )?;
-    let limits = Limits {
-        wall: Duration::from_secs(a.timeout.max(1)),
-        disk_bytes: a.disk_mb.max(1) << 20,
-        cgroup: canary_sandbox::CgroupLimits {
-            memory_bytes: a.memory_mb.max(4) << 20,
-            pids: a.pids.max(1),
-            cpus: a.cpus.clamp(0.01, 1024.0),
-        },
-        ..Limits::default()
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let work = cache.join(format!("run-{}-{nanos}", std::process::id()));
-    let (spec, notes) = canary_sandbox::spec_for(&image.config, &rootfs.path, limits, &work)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", image.name))?;
     // Env values may hold secrets: the timeline names the variables only.
     let env_names: Vec<&str> = spec
         .env
@@ -122,12 +110,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             "timeout_s": a.timeout,
         }),
     )?;
-    let init = std::env::current_exe().context("the canary binary's own path")?;
-    let o = canary_sandbox::run(&spec, &init);
-    // Only the emptied scratch mount point and nothing else of the run is left there.
-    let _ = std::fs::remove_dir_all(&work);
-    let o = o?;
-    for n in notes.iter().chain(&o.notes) {
+    for n in &run.notes {
         emit("note", json!({ "message": n }))?;
     }
     if let Some(d) = o.start_to_exec {
@@ -226,6 +209,10 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             }),
         )?;
     }
+    let observed = canary_sandbox::runtime::observations(o, &limits);
+    for f in canary_sandbox::runtime::findings(&observed) {
+        emit("finding", serde_json::to_value(&f)?)?;
+    }
     let exit = serde_json::to_value(&o.exit)?;
     emit(
         "exit",
@@ -235,4 +222,18 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         Exit::SetupFailed { .. } => 2,
         _ => 0,
     })
+}
+
+/// The sandbox limits from the command-line values.
+pub fn limits_of(timeout: u64, disk_mb: u64, memory_mb: u64, cpus: f64, pids: u64) -> Limits {
+    Limits {
+        wall: Duration::from_secs(timeout.max(1)),
+        disk_bytes: disk_mb.max(1) << 20,
+        cgroup: canary_sandbox::CgroupLimits {
+            memory_bytes: memory_mb.max(4) << 20,
+            pids: pids.max(1),
+            cpus: cpus.clamp(0.01, 1024.0),
+        },
+        ..Limits::default()
+    }
 }

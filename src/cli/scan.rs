@@ -58,6 +58,14 @@ pub struct ScanArgs {
     /// No progress bars even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also run each image's entrypoint in the sandbox and judge what it does (runtime
+    /// rules: Stratum, pools, cloud metadata, miners started, pipe-to-shell,
+    /// masquerading, CPU saturation). Needs Linux user namespaces.
+    #[arg(long)]
+    pub runtime: bool,
+    /// Wall-clock budget of each runtime run, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS", requires = "runtime")]
+    pub runtime_timeout: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -170,6 +178,17 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
         rules_digest,
         ..Default::default()
     };
+    let sandbox_cache = a
+        .registry
+        .cache_dir
+        .clone()
+        .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
+        .join("sandbox");
+    let init = std::env::current_exe().context("the canary binary's own path")?;
+    let limits = super::sandbox::limits_of(a.runtime_timeout, 256, 1024, 1.0, 512);
+    let run_it = |img: &canary_analyzer::image::ResolvedImage| {
+        runtime_findings(img, &sandbox_cache, &limits, &init)
+    };
     let report = scan_images(
         &images,
         ScanInput {
@@ -181,6 +200,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
             fetch,
             issues: vec![],
             started,
+            runtime: if a.runtime { Some(&run_it) } else { None },
         },
     );
     bars.bar.finish_and_clear();
@@ -219,4 +239,57 @@ fn write_report(report: &Report, format: Format, output: Option<&PathBuf>) -> an
     }
     out.flush()?;
     Ok(())
+}
+
+/// `--runtime`: run the image in the sandbox and judge it. A run that could not happen
+/// makes the scan incomplete; an image with nothing to run is a warning.
+fn runtime_findings(
+    img: &canary_analyzer::image::ResolvedImage,
+    cache: &std::path::Path,
+    limits: &canary_sandbox::Limits,
+    init: &std::path::Path,
+) -> (
+    Vec<canary_analyzer::finding::Finding>,
+    Vec<canary_analyzer::report::Issue>,
+) {
+    use canary_analyzer::report::{Issue, IssueLevel};
+    let issue = |level, message: String| Issue {
+        level,
+        image: img.name.clone(),
+        layer: None,
+        path: None,
+        message,
+    };
+    let c = &img.config.config;
+    if c.entrypoint.as_ref().is_none_or(Vec::is_empty) && c.cmd.as_ref().is_none_or(Vec::is_empty) {
+        return (
+            Vec::new(),
+            vec![issue(
+                IssueLevel::Warning,
+                "runtime: the image has neither Entrypoint nor Cmd; nothing was run".into(),
+            )],
+        );
+    }
+    let run = match canary_sandbox::run_image(img, cache, limits.clone(), init) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![issue(IssueLevel::Error, format!("runtime: {e}"))],
+            );
+        }
+    };
+    let mut issues: Vec<Issue> = run
+        .notes
+        .iter()
+        .map(|n| issue(IssueLevel::Warning, format!("runtime: {n}")))
+        .collect();
+    if let canary_sandbox::Exit::SetupFailed { message } = &run.outcome.exit {
+        issues.push(issue(
+            IssueLevel::Error,
+            format!("runtime: the entrypoint could not be run: {message}"),
+        ));
+    }
+    let observed = canary_sandbox::runtime::observations(&run.outcome, limits);
+    (canary_sandbox::runtime::findings(&observed), issues)
 }

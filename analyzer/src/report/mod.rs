@@ -11,7 +11,7 @@ use crate::finding::{Finding, Severity};
 use crate::image::Layer;
 
 /// Version of the JSON report format (`docs/json-report.md`).
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// How serious a scan issue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -55,11 +55,11 @@ fn rule_descriptor(f: &Finding) -> Value {
 }
 
 /// URI of where a finding is: the file path inside the image (relative), or the image
-/// name for config findings.
+/// name for config and runtime findings.
 fn artifact_uri(image_name: &str, loc: &Location) -> String {
     let raw = match loc {
         Location::ImageFile { path, .. } => path.trim_start_matches('/').to_string(),
-        Location::ImageConfig { .. } => {
+        Location::ImageConfig { .. } | Location::Runtime { .. } => {
             let n = image_name.split(['@', ' ']).next().unwrap_or(image_name);
             n.replace(':', "/").trim_start_matches('/').to_string()
         }

@@ -1,0 +1,429 @@
+//! Runtime rules: from what a run did to `runtime/*` findings. Each rule's metadata and
+//! examples are data (`rules/data/runtime-rules.toml`); its logic is here, under the
+//! same id.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use canary_analyzer::finding::{Category, Confidence, Finding, Location, Severity};
+
+use crate::run::{Limits, Outcome};
+use crate::sinkhole::NetEvent;
+use crate::trace::Call;
+
+/// One thing a run did, as the rules see it (and as the rules' examples are written).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Observation {
+    Exec {
+        path: String,
+        argv: Vec<String>,
+    },
+    Connect {
+        addr: String,
+        port: u16,
+    },
+    Dns(String),
+    Tcp {
+        ip: String,
+        port: u16,
+        #[serde(default)]
+        name: Option<String>,
+        protocol: String,
+        #[serde(default)]
+        first: String,
+    },
+    /// CPU time over (wall time × the CPU limit), and the wall time.
+    Cpu {
+        ratio: f64,
+        wall_s: f64,
+    },
+}
+
+/// The observations of a run, each with the pid it came from when known.
+pub fn observations(o: &Outcome, limits: &Limits) -> Vec<(Option<u32>, Observation)> {
+    let mut out = Vec::new();
+    for e in &o.events {
+        let obs = match &e.call {
+            Call::Exec { path, argv } => Observation::Exec {
+                path: path.clone(),
+                argv: argv.clone(),
+            },
+            Call::Connect {
+                addr,
+                port: Some(port),
+                ..
+            } => Observation::Connect {
+                addr: addr.clone(),
+                port: *port,
+            },
+            Call::Connect { .. } => continue,
+        };
+        out.push((Some(e.pid), obs));
+    }
+    for e in &o.net_events {
+        let obs = match e {
+            NetEvent::Dns { name, .. } => Observation::Dns(name.clone()),
+            NetEvent::Tcp {
+                dst_ip,
+                dst_port,
+                dst_name,
+                protocol,
+                first_bytes,
+                ..
+            } => Observation::Tcp {
+                ip: dst_ip.clone(),
+                port: *dst_port,
+                name: dst_name.clone(),
+                protocol: protocol.clone(),
+                first: String::from_utf8_lossy(first_bytes).into_owned(),
+            },
+        };
+        out.push((None, obs));
+    }
+    if let Some(cg) = &o.cgroup {
+        let wall = o.wall.as_secs_f64();
+        let budget = wall * limits.cgroup.cpus.max(0.01) * 1e9;
+        if budget > 0.0 {
+            out.push((
+                None,
+                Observation::Cpu {
+                    ratio: cg.cpu_ns as f64 / budget,
+                    wall_s: wall,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// What a rule says about one observation: the event as shown, the evidence (redacted),
+/// and the value the fingerprint hashes.
+struct Hit {
+    event: String,
+    evidence: String,
+    key: String,
+}
+
+const MINER_NAMES: &[&str] = &[
+    "xmrig",
+    "xmrig-notls",
+    "xmrig-proxy",
+    "xmr-stak",
+    "xmr-stak-rx",
+    "minerd",
+    "cpuminer",
+    "cpuminer-opt",
+    "cpuminer-multi",
+    "ccminer",
+    "cgminer",
+    "bfgminer",
+    "ethminer",
+    "t-rex",
+    "nbminer",
+    "lolminer",
+    "miner", // GMiner ships as `miner`
+    "phoenixminer",
+    "teamredminer",
+    "srbminer-multi",
+    "nanominer",
+    "bzminer",
+];
+
+const METADATA_ADDRS: &[&str] = &[
+    "169.254.169.254",
+    "169.254.170.2",
+    "100.100.100.200",
+    "fd00:ec2::254",
+];
+const METADATA_NAMES: &[&str] = &["metadata.google.internal", "metadata.goog"];
+
+const KERNEL_THREADS: &[&str] = &[
+    "kworker",
+    "kthreadd",
+    "ksoftirqd",
+    "kswapd",
+    "migration",
+    "rcu_sched",
+    "rcu_bh",
+    "watchdog",
+    "kdevtmpfsi",
+];
+
+fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+fn is_pool(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    canary_rules::mining_pools().any(|p| {
+        name == p
+            || (name.len() > p.len()
+                && name.ends_with(p)
+                && name.as_bytes()[name.len() - p.len() - 1] == b'.')
+    })
+}
+
+fn is_mining_port(port: u16) -> bool {
+    canary_rules::pool_ports().any(|(p, ambiguous)| p == port && !ambiguous)
+}
+
+/// The shown form of captured bytes: secrets redacted, cut short.
+fn shown(first: &str) -> String {
+    let red =
+        canary_analyzer::detect::content::ContentEngine::builtin().redact_text(first.as_bytes());
+    let one_line: String = red
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.chars().take(200).collect()
+}
+
+fn tcp_event(ip: &str, port: u16, name: &Option<String>) -> String {
+    match name {
+        Some(n) => format!("tcp {ip}:{port} ({n})"),
+        None => format!("tcp {ip}:{port}"),
+    }
+}
+
+fn pipe_to_shell() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\b(curl|wget)\b[^|]*\|\s*(sudo\s+)?(/\S*/)?(ba|da|z|a)?sh\b")
+            .expect("a valid regex")
+    })
+}
+
+/// Rule `id` over one observation.
+fn check(id: &str, obs: &Observation) -> Option<Hit> {
+    use Observation as O;
+    match (id, obs) {
+        (
+            "runtime/stratum-protocol",
+            O::Tcp {
+                ip,
+                port,
+                name,
+                protocol,
+                first,
+            },
+        ) if protocol == "stratum" => Some(Hit {
+            event: tcp_event(ip, *port, name),
+            evidence: shown(first),
+            key: format!("{}:{port}", name.as_deref().unwrap_or(ip)),
+        }),
+        ("runtime/pool-dns", O::Dns(name)) if is_pool(name) => Some(Hit {
+            event: format!("dns {name}"),
+            evidence: format!("looked up {name}"),
+            key: name.to_ascii_lowercase(),
+        }),
+        ("runtime/pool-connection", O::Tcp { ip, port, name, .. })
+            if name.as_deref().is_some_and(is_pool) || is_mining_port(*port) =>
+        {
+            Some(Hit {
+                event: tcp_event(ip, *port, name),
+                evidence: format!("connected to {}:{port}", name.as_deref().unwrap_or(ip)),
+                key: format!("{}:{port}", name.as_deref().unwrap_or(ip)),
+            })
+        }
+        ("runtime/pool-connection", O::Connect { addr, port }) if is_mining_port(*port) => {
+            Some(Hit {
+                event: format!("connect {addr}:{port}"),
+                evidence: format!("connect() to {addr}:{port}, a port only mining pools use"),
+                key: format!("{addr}:{port}"),
+            })
+        }
+        ("runtime/metadata-endpoint", O::Connect { addr, port })
+            if METADATA_ADDRS.contains(&addr.as_str()) =>
+        {
+            Some(Hit {
+                event: format!("connect {addr}:{port}"),
+                evidence: format!("connect() to {addr}:{port}"),
+                key: addr.clone(),
+            })
+        }
+        (
+            "runtime/metadata-endpoint",
+            O::Tcp {
+                ip,
+                port,
+                name,
+                first,
+                ..
+            },
+        ) if METADATA_ADDRS.contains(&ip.as_str()) => Some(Hit {
+            event: tcp_event(ip, *port, name),
+            evidence: shown(first),
+            key: ip.clone(),
+        }),
+        ("runtime/metadata-endpoint", O::Dns(name))
+            if METADATA_NAMES
+                .contains(&name.trim_end_matches('.').to_ascii_lowercase().as_str()) =>
+        {
+            Some(Hit {
+                event: format!("dns {name}"),
+                evidence: format!("looked up {name}"),
+                key: name.to_ascii_lowercase(),
+            })
+        }
+        ("runtime/miner-exec", O::Exec { path, argv }) => {
+            let named = [basename(path), argv.first().map_or("", |a| basename(a))]
+                .iter()
+                .any(|n| MINER_NAMES.contains(&n.to_ascii_lowercase().as_str()));
+            let stratum = argv.iter().find(|a| {
+                let a = a.to_ascii_lowercase();
+                a.contains("stratum+tcp://")
+                    || a.contains("stratum+ssl://")
+                    || a.contains("stratum+tls://")
+                    || a.contains("stratum2+tcp://")
+            });
+            (named || stratum.is_some()).then(|| Hit {
+                event: format!("exec {path}"),
+                evidence: match stratum {
+                    Some(s) => format!("argv holds {}", s.chars().take(120).collect::<String>()),
+                    None => format!("executed {path}"),
+                },
+                key: path.clone(),
+            })
+        }
+        ("runtime/pipe-to-shell", O::Exec { path, argv }) => {
+            let shell = matches!(
+                basename(path),
+                "sh" | "bash" | "dash" | "ash" | "zsh" | "busybox"
+            );
+            let cmd = argv.iter().find(|a| pipe_to_shell().is_match(a))?;
+            shell.then(|| Hit {
+                event: format!("exec {path}"),
+                evidence: cmd.chars().take(200).collect(),
+                key: cmd.clone(),
+            })
+        }
+        ("runtime/masquerade", O::Exec { path, argv }) => {
+            let arg0 = argv.first()?;
+            let bare = arg0.trim_start_matches('[').to_ascii_lowercase();
+            let imitates = KERNEL_THREADS.iter().any(|k| bare.starts_with(k));
+            (imitates
+                && !basename(path)
+                    .to_ascii_lowercase()
+                    .starts_with(&bare[..bare.len().min(4)]))
+            .then(|| Hit {
+                event: format!("exec {path}"),
+                evidence: format!("started as {arg0:?}"),
+                key: format!("{path} {arg0}"),
+            })
+        }
+        ("runtime/cpu-saturation", O::Cpu { ratio, wall_s })
+            if *ratio >= 0.8 && *wall_s >= 10.0 =>
+        {
+            Some(Hit {
+                event: "cpu".into(),
+                evidence: format!(
+                    "{:.0} % of the CPU limit for {wall_s:.0} s",
+                    ratio.min(9.99) * 100.0
+                ),
+                key: "cpu".into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Every runtime rule over every observation; one finding per rule and event.
+pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for rule in canary_rules::runtime_rules() {
+        let severity: Severity = rule.severity.parse().unwrap_or(Severity::Medium);
+        for (pid, obs) in observed {
+            let Some(hit) = check(&rule.id, obs) else {
+                continue;
+            };
+            if !seen.insert((rule.id.clone(), hit.event.clone())) {
+                continue;
+            }
+            out.push(Finding {
+                rule_id: rule.id.clone(),
+                category: Category::Runtime,
+                severity,
+                confidence: Confidence::High,
+                title: rule.title.clone(),
+                fingerprint: Finding::fingerprint_of(&rule.id, "runtime", hit.key.as_bytes()),
+                location: Location::Runtime {
+                    event: hit.event,
+                    pid: *pid,
+                },
+                evidence: hit.evidence,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(example: &str) -> Observation {
+        serde_json::from_str(example).unwrap_or_else(|e| panic!("{example}: {e}"))
+    }
+
+    #[test]
+    fn every_rule_has_logic_and_its_examples_hold() {
+        for rule in canary_rules::runtime_rules() {
+            assert!(
+                !rule.positive.is_empty(),
+                "{} has no positive example",
+                rule.id
+            );
+            for ex in &rule.positive {
+                let f = findings(&[(None, parse(ex))]);
+                assert!(
+                    f.iter().any(|f| f.rule_id == rule.id),
+                    "{}: positive example did not fire: {ex}",
+                    rule.id
+                );
+            }
+            for ex in &rule.negative {
+                let f = findings(&[(None, parse(ex))]);
+                assert!(
+                    !f.iter().any(|f| f.rule_id == rule.id),
+                    "{}: negative example fired: {ex}",
+                    rule.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_and_severities_valid() {
+        let mut ids = HashSet::new();
+        for r in canary_rules::runtime_rules() {
+            assert!(ids.insert(r.id.clone()), "duplicate {}", r.id);
+            assert!(r.id.starts_with("runtime/"), "{}", r.id);
+            r.severity.parse::<Severity>().unwrap();
+        }
+    }
+
+    #[test]
+    fn captured_secrets_stay_redacted_in_evidence() {
+        let token = "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";
+        let obs = Observation::Tcp {
+            ip: "169.254.169.254".into(),
+            port: 80,
+            name: None,
+            protocol: "http".into(),
+            first: format!("POST / HTTP/1.1\r\n\r\ntoken={token}"),
+        };
+        let f = findings(&[(Some(3), obs)]);
+        assert_eq!(f.len(), 1);
+        assert!(!f[0].evidence.contains(token), "{}", f[0].evidence);
+        assert_eq!(
+            f[0].location,
+            Location::Runtime {
+                event: "tcp 169.254.169.254:80".into(),
+                pid: Some(3)
+            }
+        );
+    }
+}
