@@ -79,6 +79,7 @@ fn syscall_heavy(bencher: divan::Bencher, trace: bool) {
         hostname: "bench".into(),
         limits: Limits::default(),
         trace,
+        bait: None,
         work_dir: scratch().join(format!("work-churn-{trace}")),
     };
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));
@@ -120,6 +121,7 @@ fn start_to_exit(bencher: divan::Bencher) {
         hostname: "bench".into(),
         limits: Limits::default(),
         trace: true,
+        bait: None,
         work_dir: scratch().join("work"),
     };
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));

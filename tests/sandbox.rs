@@ -75,6 +75,7 @@ fn spec(b: &Dirs, args: &[&str]) -> RunSpec {
             ..Limits::default()
         },
         trace: true,
+        bait: None,
         work_dir: b.work.clone(),
     }
 }
@@ -658,6 +659,61 @@ fn scan_runtime_catches_what_only_shows_at_run_time() {
         "{findings:#?}"
     );
     // (The probe itself holds Stratum strings, which the static scan rightly reports.)
-    assert_eq!(report["coverage"]["complete"], true, "{}", report["coverage"]);
+    assert_eq!(
+        report["coverage"]["complete"], true,
+        "{}",
+        report["coverage"]
+    );
     assert_ne!(code, 2);
+}
+
+/// Planted canary credentials: a stealer reads the AWS file and posts it; the run is
+/// judged `runtime/bait-exfiltrated`, and the report never shows the value whole.
+#[test]
+fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-bait-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["steal"]));
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f["rule_id"] == "runtime/bait-exfiltrated")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(f["severity"], "critical");
+    assert!(
+        f["location"]["event"]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp 203.0.113.5:80"),
+        "{f}"
+    );
+    // The canary secret key is never in the report whole.
+    let text = report.to_string();
+    let evidence = f["evidence"].as_str().unwrap();
+    assert!(evidence.contains("aws_secret_access_key"), "{evidence}");
+    let after = evidence
+        .split("aws_secret_access_key = ")
+        .nth(1)
+        .unwrap_or("");
+    assert!(after.len() < 40 || after.contains('*'), "{evidence}");
+    assert!(
+        !text.contains("AKIA") || text.contains("AKIA****"),
+        "{text}"
+    );
+    assert_eq!(code, 1);
+
+    // What the probe saw inside: the files and the env var.
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["steal"]);
+    s.bait = Some(canary_sandbox::bait::Bait::new().unwrap());
+    s.env.extend(s.bait.as_ref().unwrap().env());
+    let o = go(&s);
+    assert_eq!(value(&o, "aws_file"), "present");
+    assert_eq!(value(&o, "aws_env"), "AKIA");
+    assert_eq!(value(&o, "sa_token"), "present");
+    assert_eq!(value(&o, "exfil_reply"), "yes");
+    // The image's own rootfs got none of it.
+    assert!(!b.rootfs.join("root").exists());
 }

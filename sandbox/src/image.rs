@@ -38,6 +38,19 @@ pub fn spec_for(
         .unwrap_or_else(|| "/".into());
     let mut notes = Vec::new();
     let (uid, gid) = user_ids(c.user.as_deref().unwrap_or(""), rootfs, &mut notes);
+    let bait = match crate::bait::Bait::new() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            notes.push(format!("no bait credentials: {e}"));
+            None
+        }
+    };
+    for kv in bait.iter().flat_map(|b| b.env()) {
+        let key = kv.split('=').next().unwrap_or("");
+        if !env.iter().any(|e| e.split('=').next() == Some(key)) {
+            env.push(kv);
+        }
+    }
     Ok((
         RunSpec {
             rootfs: rootfs.to_path_buf(),
@@ -49,6 +62,7 @@ pub fn spec_for(
             hostname: "sandbox".into(),
             limits,
             trace: true,
+            bait,
             work_dir: work_dir.to_path_buf(),
         },
         notes,

@@ -560,6 +560,9 @@ fn pid1_main(
         .rootfs
         .canonicalize()
         .map_err(|e| format!("rootfs {}: {e}", spec.rootfs.display()))?;
+    if let Some(bait) = &spec.bait {
+        bait.plant(&upper, &lower)?;
+    }
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         overlay_escape(&lower),

@@ -25,6 +25,7 @@
 //! This is the only crate of the workspace allowed `unsafe`, each block with a
 //! `// SAFETY:` line.
 
+pub mod bait;
 mod cgroup;
 mod filter;
 mod image;

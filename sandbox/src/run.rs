@@ -59,6 +59,9 @@ pub struct RunSpec {
     /// Trace `execve`/`execveat`/`connect` of every process (see [`crate::trace`]).
     #[serde(default = "yes")]
     pub trace: bool,
+    /// Canary credentials planted in the run (see [`crate::bait`]).
+    #[serde(default)]
+    pub bait: Option<crate::bait::Bait>,
     /// A directory of the caller's for this run's scratch files (created; emptied of
     /// what the run put there when it ends).
     pub work_dir: PathBuf,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use canary_analyzer::finding::{Category, Confidence, Finding, Location, Severity};
 
-use crate::run::{Limits, Outcome};
+use crate::run::{Outcome, RunSpec};
 use crate::sinkhole::NetEvent;
 use crate::trace::Call;
 
@@ -39,11 +39,19 @@ pub enum Observation {
         ratio: f64,
         wall_s: f64,
     },
+    /// A canary credential planted in the run (a value to look for, not an action).
+    Bait(String),
 }
 
-/// The observations of a run, each with the pid it came from when known.
-pub fn observations(o: &Outcome, limits: &Limits) -> Vec<(Option<u32>, Observation)> {
-    let mut out = Vec::new();
+/// The observations of a run of `spec`, each with the pid it came from when known.
+pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observation)> {
+    let limits = &spec.limits;
+    let mut out: Vec<(Option<u32>, Observation)> = spec
+        .bait
+        .iter()
+        .flat_map(|b| b.needles())
+        .map(|n| (None, Observation::Bait(n)))
+        .collect();
     for e in &o.events {
         let obs = match &e.call {
             Call::Exec { path, argv } => Observation::Exec {
@@ -195,10 +203,38 @@ fn pipe_to_shell() -> &'static regex::Regex {
     })
 }
 
-/// Rule `id` over one observation.
-fn check(id: &str, obs: &Observation) -> Option<Hit> {
+/// Rule `id` over one observation; `baits` are the run's canary values.
+fn check(id: &str, obs: &Observation, baits: &[&str]) -> Option<Hit> {
     use Observation as O;
     match (id, obs) {
+        (
+            "runtime/bait-exfiltrated",
+            O::Tcp {
+                ip,
+                port,
+                name,
+                first,
+                ..
+            },
+        ) => {
+            baits.iter().find(|b| first.contains(*b))?;
+            Some(Hit {
+                event: tcp_event(ip, *port, name),
+                evidence: format!("sent a canary credential: {}", shown(first)),
+                key: format!("{}:{port}", name.as_deref().unwrap_or(ip)),
+            })
+        }
+        ("runtime/bait-exfiltrated", O::Dns(name)) => {
+            let lower = name.to_ascii_lowercase();
+            baits
+                .iter()
+                .find(|b| b.len() >= 16 && lower.contains(&b.to_ascii_lowercase()))?;
+            Some(Hit {
+                event: format!("dns {name}"),
+                evidence: "a canary credential inside a DNS name".into(),
+                key: lower,
+            })
+        }
         (
             "runtime/stratum-protocol",
             O::Tcp {
@@ -333,10 +369,17 @@ fn check(id: &str, obs: &Observation) -> Option<Hit> {
 pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
+    let baits: Vec<&str> = observed
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Observation::Bait(b) => Some(b.as_str()),
+            _ => None,
+        })
+        .collect();
     for rule in canary_rules::runtime_rules() {
         let severity: Severity = rule.severity.parse().unwrap_or(Severity::Medium);
         for (pid, obs) in observed {
-            let Some(hit) = check(&rule.id, obs) else {
+            let Some(hit) = check(&rule.id, obs, &baits) else {
                 continue;
             };
             if !seen.insert((rule.id.clone(), hit.event.clone())) {
@@ -364,8 +407,20 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
 mod tests {
     use super::*;
 
-    fn parse(example: &str) -> Observation {
-        serde_json::from_str(example).unwrap_or_else(|e| panic!("{example}: {e}"))
+    /// An example: one observation, or a list of them.
+    fn parse(example: &str) -> Vec<(Option<u32>, Observation)> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Observation),
+            Many(Vec<Observation>),
+        }
+        let v: OneOrMany =
+            serde_json::from_str(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        match v {
+            OneOrMany::One(o) => vec![(None, o)],
+            OneOrMany::Many(v) => v.into_iter().map(|o| (None, o)).collect(),
+        }
     }
 
     #[test]
@@ -377,7 +432,7 @@ mod tests {
                 rule.id
             );
             for ex in &rule.positive {
-                let f = findings(&[(None, parse(ex))]);
+                let f = findings(&parse(ex));
                 assert!(
                     f.iter().any(|f| f.rule_id == rule.id),
                     "{}: positive example did not fire: {ex}",
@@ -385,7 +440,7 @@ mod tests {
                 );
             }
             for ex in &rule.negative {
-                let f = findings(&[(None, parse(ex))]);
+                let f = findings(&parse(ex));
                 assert!(
                     !f.iter().any(|f| f.rule_id == rule.id),
                     "{}: negative example fired: {ex}",

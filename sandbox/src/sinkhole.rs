@@ -41,7 +41,7 @@ pub enum NetEvent {
         dst_name: Option<String>,
         /// `stratum`, `http`, `tls` or `unknown`, from the first bytes.
         protocol: String,
-        /// The first bytes the program sent (up to 1 KiB).
+        /// The first bytes the program sent (up to 4 KiB).
         first_bytes: Vec<u8>,
     },
 }
@@ -285,7 +285,7 @@ fn catch(mut conn: TcpStream, names: &Mutex<Names>, t_ms: u64) -> Option<NetEven
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut buf = vec![0u8; 1024];
+    let mut buf = vec![0u8; 4096];
     let n = conn.read(&mut buf).unwrap_or(0);
     buf.truncate(n);
     let text = String::from_utf8_lossy(&buf);

@@ -209,7 +209,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             }),
         )?;
     }
-    let observed = canary_sandbox::runtime::observations(o, &limits);
+    let observed = canary_sandbox::runtime::observations(o, spec);
     for f in canary_sandbox::runtime::findings(&observed) {
         emit("finding", serde_json::to_value(&f)?)?;
     }

