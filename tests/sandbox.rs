@@ -717,3 +717,56 @@ fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
     // The image's own rootfs got none of it.
     assert!(!b.rootfs.join("root").exists());
 }
+
+/// A dropper: the payload written and run at start is judged by its bytes (the static
+/// miner rules) and by what it did, and the cron entry it left is a persistence write.
+#[test]
+fn files_written_at_run_time_are_judged() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-drop-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["drop"]));
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let event = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f["rule_id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))["location"]["event"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(event("runtime/dropped-exec"), "exec /tmp/.x/payload");
+    assert_eq!(event("runtime/dropped-miner"), "write /tmp/.x/payload");
+    assert_eq!(
+        event("runtime/persistence-write"),
+        "write /etc/cron.d/sysupdate"
+    );
+    // The planted bait files are ours, not the image's writes.
+    assert!(
+        !findings.iter().any(|f| f["location"]["event"]
+            .as_str()
+            .is_some_and(|e| e.contains(".aws"))),
+        "{findings:#?}"
+    );
+    // The copies of written executables went with the run.
+    let left: Vec<_> = walk_names(&dir.path().join("cache"));
+    assert!(!left.iter().any(|n| n == "dropped"), "{left:?}");
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && !e.file_name().to_string_lossy().starts_with("rootfs-")
+            {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -83,6 +83,17 @@ impl Bait {
         )
     }
 
+    /// Every path a bait file may be planted at, as the run sees it.
+    pub fn planted_paths() -> [&'static str; 5] {
+        [
+            "/root/.aws/credentials",
+            "/root/.docker/config.json",
+            "/root/.kube/config",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "/run/secrets/kubernetes.io/serviceaccount/token",
+        ]
+    }
+
     /// Write the bait files into the overlay's upper directory, so the run sees them on
     /// top of the image. `lower` is the image's rootfs: a path it has as a symlink
     /// (`/var/run -> /run`) is followed rather than shadowed, and `/root` as a symlink

@@ -128,6 +128,8 @@ pub struct ImageRun {
     pub rootfs: crate::rootfs::Rootfs,
     pub spec: RunSpec,
     pub outcome: crate::run::Outcome,
+    /// What the runtime rules judge (read before the run's copies of written files go).
+    pub observed: Vec<(Option<u32>, crate::runtime::Observation)>,
     /// What could not be taken from the config as it is, then what the run could not do.
     pub notes: Vec<String>,
 }
@@ -149,7 +151,11 @@ pub fn run_image(
     let (spec, mut notes) = spec_for(&image.config, &rootfs.path, limits, &work)
         .map_err(|e| format!("{}: {e}", image.name))?;
     let outcome = crate::run::run(&spec, init_exe);
-    // Only the emptied scratch mount point is left there.
+    let observed = outcome
+        .as_ref()
+        .map(|o| crate::runtime::observations(o, &spec))
+        .unwrap_or_default();
+    // The copies of written executables and the emptied scratch mount point.
     let _ = std::fs::remove_dir_all(&work);
     let outcome = outcome.map_err(|e| e.to_string())?;
     notes.extend(outcome.notes.iter().cloned());
@@ -157,6 +163,7 @@ pub fn run_image(
         rootfs,
         spec,
         outcome,
+        observed,
         notes,
     })
 }

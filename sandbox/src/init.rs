@@ -173,7 +173,8 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     drop(trace_parent);
     let mut watch = Watch {
         started,
-        deadline: started + config.spec.limits.wall,
+        // The ns child kills the run at the deadline; this is the backstop.
+        deadline: started + config.spec.limits.wall + std::time::Duration::from_secs(3),
         child,
         timed_out: false,
         listener,
@@ -399,6 +400,7 @@ fn parse_exit(s: &str) -> Option<Exit> {
     match kind {
         "exit" => Some(Exit::Exited { code: n }),
         "signal" => Some(Exit::Signaled { signal: n }),
+        "timeout" => Some(Exit::TimedOut),
         _ => None,
     }
 }
@@ -482,6 +484,9 @@ fn ns_child(
             let _ = send(&trace, why.as_bytes(), &[]);
         }
     }
+    if let Err(e) = prepare_scratch(config) {
+        return fail(&mut err_w, e);
+    }
     // The pid namespace last: the next child made is its pid 1 (the sinkhole's `ip` and
     // `nft` above must not be).
     if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
@@ -509,8 +514,22 @@ fn ns_child(
         Ok(ForkResult::Parent { child }) => child,
     };
     drop((err_w, lifeline_r, trace));
+    // The deadline is kept here, by killing pid 1 (and so its whole pid namespace), so
+    // that what the run wrote can still be read below; the init's own deadline, a little
+    // later, is the backstop.
+    let deadline = std::time::Instant::now() + config.spec.limits.wall;
+    let mut timed_out = false;
     let line = loop {
-        match waitpid(pid1, None) {
+        use nix::sys::wait::WaitPidFlag;
+        match waitpid(pid1, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                if !timed_out && std::time::Instant::now() >= deadline {
+                    let _ = nix::sys::signal::kill(pid1, Signal::SIGKILL);
+                    timed_out = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(_) if timed_out => break "timeout 0".to_string(),
             Ok(WaitStatus::Exited(_, code)) => break format!("exit {code}"),
             Ok(WaitStatus::Signaled(_, sig, _)) => break format!("signal {}", sig as i32),
             Ok(_) => continue,
@@ -518,8 +537,48 @@ fn ns_child(
             Err(e) => break format!("wait: {e}"),
         }
     };
+    // Every process of the run is gone; the upper layer is still mounted here.
+    let written = crate::written::collect(
+        &config.scratch.join("upper"),
+        &config.spec.work_dir.join("dropped"),
+    );
+    if let Ok(json) = serde_json::to_vec(&written) {
+        let _ = std::fs::write(&config.written_path, json);
+    }
     let _ = std::fs::File::from(status_w).write_all(line.as_bytes());
     0
+}
+
+/// In the ns child's mount namespace (private, so nothing reaches the host): the tmpfs
+/// that takes everything the run writes, capped in size, its overlay directories, and
+/// the bait in the upper one.
+fn prepare_scratch(config: &InitConfig) -> Result<(), String> {
+    let spec = &config.spec;
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("make mounts private: {e}"))?;
+    let scratch = &config.scratch;
+    let size = format!("size={},mode=0755", spec.limits.disk_bytes.max(4096));
+    mount(
+        Some("tmpfs"),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(size.as_str()),
+    )
+    .map_err(|e| mount_err("the scratch tmpfs", scratch, e))?;
+    let upper = scratch.join("upper");
+    for d in [&upper, &scratch.join("work"), &scratch.join("root")] {
+        std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    if let Some(bait) = &spec.bait {
+        let lower = spec
+            .rootfs
+            .canonicalize()
+            .map_err(|e| format!("rootfs {}: {e}", spec.rootfs.display()))?;
+        bait.plant(&upper, &lower)?;
+    }
+    Ok(())
 }
 
 fn mount_err(what: &str, target: &Path, e: nix::Error) -> String {
@@ -535,34 +594,19 @@ fn pid1_main(
 ) -> Result<std::convert::Infallible, String> {
     let spec = &config.spec;
     let none: Option<&str> = None;
-    // Nothing mounted here propagates back to the host.
+    // A mount namespace of its own: the pivot below must not move the ns child, which
+    // reads the upper layer after the run, into the run's filesystem.
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("pid 1's mount namespace: {e}"))?;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| format!("make mounts private: {e}"))?;
-
-    // Everything the run writes goes to this tmpfs, capped in size.
     let scratch = &config.scratch;
-    let size = format!("size={},mode=0755", spec.limits.disk_bytes.max(4096));
-    mount(
-        Some("tmpfs"),
-        scratch,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(size.as_str()),
-    )
-    .map_err(|e| mount_err("the scratch tmpfs", scratch, e))?;
     let upper = scratch.join("upper");
     let workdir = scratch.join("work");
     let new_root = scratch.join("root");
-    for d in [&upper, &workdir, &new_root] {
-        std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
     let lower = spec
         .rootfs
         .canonicalize()
         .map_err(|e| format!("rootfs {}: {e}", spec.rootfs.display()))?;
-    if let Some(bait) = &spec.bait {
-        bait.plant(&upper, &lower)?;
-    }
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         overlay_escape(&lower),

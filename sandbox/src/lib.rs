@@ -35,6 +35,7 @@ mod run;
 pub mod runtime;
 pub mod sinkhole;
 pub mod trace;
+pub mod written;
 
 pub use cgroup::{CgroupLimits, CgroupStats};
 pub use image::{ImageRun, run_image, spec_for};

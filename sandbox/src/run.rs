@@ -106,6 +106,9 @@ pub struct Outcome {
     pub events: Vec<crate::trace::Event>,
     /// Calls beyond [`crate::trace::MAX_EVENTS`], counted and dropped.
     pub events_dropped: u64,
+    /// Files the run left in its filesystem (executables copied under
+    /// `work_dir/dropped/`, which the caller removes with the work dir).
+    pub written: Vec<crate::written::Written>,
     /// DNS queries and TCP connections the sinkhole caught.
     pub net_events: Vec<crate::sinkhole::NetEvent>,
     /// What the run's control group measured; `None` without one (see `notes`).
@@ -140,6 +143,8 @@ pub(crate) struct InitConfig {
     pub scratch: PathBuf,
     /// `cgroup.procs` files the init joins before anything else.
     pub cgroup_procs: Vec<PathBuf>,
+    /// Where the ns child lists what the run wrote ([`crate::written`]).
+    pub written_path: PathBuf,
 }
 
 /// What the init wrote when the entrypoint ended (or could not start).
@@ -193,6 +198,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         status_path: status_path.clone(),
         scratch,
         cgroup_procs: cgroup.as_ref().map(Cgroup::procs_files).unwrap_or_default(),
+        written_path: spec.work_dir.join("written.json"),
     };
     let json = serde_json::to_vec(&config).expect("the init config serializes");
     std::fs::write(&config_path, json).map_err(work)?;
@@ -246,6 +252,11 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let wall = started.elapsed();
     let (stdout, stdout_dropped) = out.map(join_capture).unwrap_or_default();
     let (stderr, stderr_dropped) = err.map(join_capture).unwrap_or_default();
+    let written: Vec<crate::written::Written> = std::fs::read(spec.work_dir.join("written.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(spec.work_dir.join("written.json"));
     let status: Option<InitStatus> = std::fs::read(&status_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -297,6 +308,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         wall,
         events,
         events_dropped,
+        written,
         net_events,
         cgroup,
         notes,

@@ -41,6 +41,12 @@ pub enum Observation {
     },
     /// A canary credential planted in the run (a value to look for, not an action).
     Bait(String),
+    /// A file the run left behind; `miner` names the static miner rule its bytes match.
+    Write {
+        path: String,
+        #[serde(default)]
+        miner: Option<String>,
+    },
 }
 
 /// The observations of a run of `spec`, each with the pid it came from when known.
@@ -89,6 +95,31 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             },
         };
         out.push((None, obs));
+    }
+    let planted = crate::bait::Bait::planted_paths();
+    for w in &o.written {
+        if spec.bait.is_some() && planted.contains(&w.path.as_str()) {
+            continue;
+        }
+        // Executables written at run time get the static scan the image's layers got.
+        let miner = w
+            .copy
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| {
+                canary_analyzer::detect::content::ContentEngine::builtin()
+                    .scan(&w.path, &bytes)
+                    .ok()
+            })
+            .and_then(|hits| hits.miners.into_iter().next())
+            .map(|m| format!("{} ({})", m.rule_id, m.title));
+        out.push((
+            None,
+            Observation::Write {
+                path: w.path.clone(),
+                miner,
+            },
+        ));
     }
     if let Some(cg) = &o.cgroup {
         let wall = o.wall.as_secs_f64();
@@ -203,10 +234,75 @@ fn pipe_to_shell() -> &'static regex::Regex {
     })
 }
 
-/// Rule `id` over one observation; `baits` are the run's canary values.
-fn check(id: &str, obs: &Observation, baits: &[&str]) -> Option<Hit> {
+/// Paths where something written persists or runs at every start or login.
+fn persistence_path(p: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "/etc/crontab",
+        "/etc/rc.local",
+        "/etc/ld.so.preload",
+        "/etc/profile",
+        "/etc/bash.bashrc",
+        "/etc/environment",
+        "/etc/sudoers",
+        "/etc/passwd",
+        "/etc/shadow",
+    ];
+    const UNDER: &[&str] = &[
+        "/etc/cron.",
+        "/etc/cron/",
+        "/var/spool/cron/",
+        "/etc/systemd/system/",
+        "/lib/systemd/system/",
+        "/usr/lib/systemd/system/",
+        "/etc/init.d/",
+        "/etc/profile.d/",
+        "/etc/supervisor/",
+        "/etc/sudoers.d/",
+    ];
+    const HOME_FILES: &[&str] = &[
+        "/.ssh/authorized_keys",
+        "/.ssh/authorized_keys2",
+        "/.bashrc",
+        "/.bash_profile",
+        "/.profile",
+        "/.zshrc",
+    ];
+    EXACT.contains(&p)
+        || UNDER.iter().any(|u| p.starts_with(u))
+        || ((p.starts_with("/root/") || p.starts_with("/home/"))
+            && HOME_FILES.iter().any(|h| p.ends_with(h)))
+}
+
+/// Rule `id` over one observation; `baits` are the run's canary values, `written` the
+/// paths of files the run left behind.
+fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -> Option<Hit> {
     use Observation as O;
     match (id, obs) {
+        (
+            "runtime/dropped-miner",
+            O::Write {
+                path,
+                miner: Some(m),
+            },
+        ) => Some(Hit {
+            event: format!("write {path}"),
+            evidence: format!("written at run time, matches {m}"),
+            key: path.clone(),
+        }),
+        ("runtime/dropped-exec", O::Exec { path, .. }) if written.contains(path.as_str()) => {
+            Some(Hit {
+                event: format!("exec {path}"),
+                evidence: format!("{path} was written during the run, then executed"),
+                key: path.clone(),
+            })
+        }
+        ("runtime/persistence-write", O::Write { path, .. }) if persistence_path(path) => {
+            Some(Hit {
+                event: format!("write {path}"),
+                evidence: format!("wrote {path}"),
+                key: path.clone(),
+            })
+        }
         (
             "runtime/bait-exfiltrated",
             O::Tcp {
@@ -376,10 +472,17 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
             _ => None,
         })
         .collect();
+    let written: HashSet<&str> = observed
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Observation::Write { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
     for rule in canary_rules::runtime_rules() {
         let severity: Severity = rule.severity.parse().unwrap_or(Severity::Medium);
         for (pid, obs) in observed {
-            let Some(hit) = check(&rule.id, obs, &baits) else {
+            let Some(hit) = check(&rule.id, obs, &baits, &written) else {
                 continue;
             };
             if !seen.insert((rule.id.clone(), hit.event.clone())) {

@@ -209,8 +209,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             }),
         )?;
     }
-    let observed = canary_sandbox::runtime::observations(o, spec);
-    for f in canary_sandbox::runtime::findings(&observed) {
+    for f in canary_sandbox::runtime::findings(&run.observed) {
         emit("finding", serde_json::to_value(&f)?)?;
     }
     let exit = serde_json::to_value(&o.exit)?;

@@ -290,6 +290,5 @@ fn runtime_findings(
             format!("runtime: the entrypoint could not be run: {message}"),
         ));
     }
-    let observed = canary_sandbox::runtime::observations(&run.outcome, &run.spec);
-    (canary_sandbox::runtime::findings(&observed), issues)
+    (canary_sandbox::runtime::findings(&run.observed), issues)
 }

