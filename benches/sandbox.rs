@@ -38,6 +38,23 @@ fn main() {
 
 static EXEC_TIMES: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
 
+/// A run of `argv` on `rootfs` with the default limits, no bait.
+fn spec_of(rootfs: &Path, argv: &[&str], trace: bool, work: &str) -> RunSpec {
+    RunSpec {
+        rootfs: rootfs.to_path_buf(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        workdir: "/".into(),
+        uid: 0,
+        gid: 0,
+        hostname: "bench".into(),
+        limits: Limits::default(),
+        trace,
+        bait: None,
+        work_dir: scratch().join(work),
+    }
+}
+
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -69,19 +86,8 @@ fn probe_rootfs() -> &'static Path {
 /// and not (`trace` = `true` / `false`).
 #[divan::bench(args = [false, true], sample_count = 10)]
 fn syscall_heavy(bencher: divan::Bencher, trace: bool) {
-    let spec = RunSpec {
-        rootfs: probe_rootfs().to_path_buf(),
-        argv: vec!["/bin/probe".into(), "churn".into(), "200000".into()],
-        env: vec![],
-        workdir: "/".into(),
-        uid: 0,
-        gid: 0,
-        hostname: "bench".into(),
-        limits: Limits::default(),
-        trace,
-        bait: None,
-        work_dir: scratch().join(format!("work-churn-{trace}")),
-    };
+    let argv = ["/bin/probe", "churn", "200000"];
+    let spec = spec_of(probe_rootfs(), &argv, trace, &format!("work-churn-{trace}"));
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));
     bencher.bench(|| {
         let o = canary_sandbox::run(&spec, init).unwrap();
@@ -111,19 +117,7 @@ fn tiny_rootfs() -> &'static Path {
 
 #[divan::bench(sample_count = 50)]
 fn start_to_exit(bencher: divan::Bencher) {
-    let spec = RunSpec {
-        rootfs: tiny_rootfs().to_path_buf(),
-        argv: vec!["/bin/true".into()],
-        env: vec![],
-        workdir: "/".into(),
-        uid: 0,
-        gid: 0,
-        hostname: "bench".into(),
-        limits: Limits::default(),
-        trace: true,
-        bait: None,
-        work_dir: scratch().join("work"),
-    };
+    let spec = spec_of(tiny_rootfs(), &["/bin/true"], true, "work");
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));
     bencher.bench(|| {
         let o = canary_sandbox::run(&spec, init).unwrap();

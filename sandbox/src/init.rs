@@ -519,15 +519,40 @@ fn ns_child(
     // later, is the backstop.
     let deadline = std::time::Instant::now() + config.spec.limits.wall;
     let mut timed_out = false;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid1.as_raw(), 0) };
+    let pidfd = (raw >= 0).then(|| {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        unsafe { OwnedFd::from_raw_fd(raw as i32) }
+    });
     let line = loop {
         use nix::sys::wait::WaitPidFlag;
         match waitpid(pid1, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {
-                if !timed_out && std::time::Instant::now() >= deadline {
+                let now = std::time::Instant::now();
+                if !timed_out && now >= deadline {
                     let _ = nix::sys::signal::kill(pid1, Signal::SIGKILL);
                     timed_out = true;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                // Wake when pid 1 ends (its pidfd turns readable) or at the deadline.
+                let left = deadline
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .min(1000) as i32;
+                match &pidfd {
+                    Some(fd) => {
+                        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+                        let mut fds =
+                            [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
+                        let wait = if timed_out { 100 } else { left.max(1) };
+                        let _ = poll(
+                            &mut fds,
+                            PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX),
+                        );
+                    }
+                    None => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
             }
             Ok(_) if timed_out => break "timeout 0".to_string(),
             Ok(WaitStatus::Exited(_, code)) => break format!("exit {code}"),

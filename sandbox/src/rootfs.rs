@@ -340,10 +340,7 @@ impl Unpacker {
                 if existing.is_some() {
                     remove_at(pfd, name, 0)?;
                 }
-                let target = entry
-                    .link_name_bytes()
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default();
+                let target = link_target(entry);
                 if target.contains(&0) {
                     self.skip("unsafe_path");
                     return Ok(false);
@@ -354,11 +351,7 @@ impl Unpacker {
                 if existing.is_some() {
                     remove_at(pfd, name, 0)?;
                 }
-                let target = entry
-                    .link_name_bytes()
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default();
-                let (tpath, problem) = normalize_path(&target);
+                let (tpath, problem) = normalize_path(&link_target(entry));
                 if problem.is_some() || tpath == "/" {
                     self.skip("unsafe_path");
                     return Ok(false);
@@ -440,6 +433,13 @@ impl Unpacker {
         }
         Ok(true)
     }
+}
+
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Vec<u8> {
+    entry
+        .link_name_bytes()
+        .map(|l| l.into_owned())
+        .unwrap_or_default()
 }
 
 /// Names in a directory, without `.` and `..`.

@@ -122,6 +122,8 @@ pub(crate) struct Sinkhole {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Connections being served.
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// The servers' sockets, to wake their threads at the end.
+    wake: Vec<OwnedFd>,
 }
 
 /// Fake addresses given to names, both ways.
@@ -149,6 +151,10 @@ impl Names {
 
 impl Sinkhole {
     pub(crate) fn start(tcp: OwnedFd, udp: OwnedFd, started: Instant) -> Sinkhole {
+        let wake: Vec<OwnedFd> = [&tcp, &udp]
+            .into_iter()
+            .filter_map(|fd| fd.try_clone().ok())
+            .collect();
         let tcp = TcpListener::from(tcp);
         let udp = UdpSocket::from(udp);
         let events: Arc<Mutex<(Vec<NetEvent>, u64)>> = Arc::default();
@@ -227,12 +233,17 @@ impl Sinkhole {
             stop,
             threads,
             active,
+            wake,
         }
     }
 
     /// Stop the servers; the events and how many were dropped.
     pub(crate) fn finish(self) -> (Vec<NetEvent>, u64) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Shutting a socket down returns its blocked accept or recv at once.
+        for fd in &self.wake {
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
         for t in self.threads {
             let _ = t.join();
         }

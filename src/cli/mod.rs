@@ -71,6 +71,14 @@ impl RegistryArgs {
         )
     }
 
+    /// Where the sandbox keeps unpacked rootfs and its runs' scratch directories.
+    pub fn sandbox_cache(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
+            .join("sandbox")
+    }
+
     pub fn client(&self) -> anyhow::Result<canary_analyzer::source::registry::RegistryClient> {
         use canary_analyzer::source::registry::{Credentials, RegistryClient, RegistryOptions};
         let password = if self.password_stdin {

@@ -71,12 +71,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
     let image = images
         .first()
         .with_context(|| format!("{} holds no image", target.display()))?;
-    let cache = a
-        .registry
-        .cache_dir
-        .clone()
-        .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
-        .join("sandbox");
+    let cache = a.registry.sandbox_cache();
     let limits = limits_of(a.timeout, a.disk_mb, a.memory_mb, a.cpus, a.pids);
     let init = std::env::current_exe().context("the canary binary's own path")?;
     let run = canary_sandbox::run_image(image, &cache, limits.clone(), &init)

@@ -178,12 +178,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
         rules_digest,
         ..Default::default()
     };
-    let sandbox_cache = a
-        .registry
-        .cache_dir
-        .clone()
-        .unwrap_or_else(canary_analyzer::cache::BlobCache::default_dir)
-        .join("sandbox");
+    let sandbox_cache = a.registry.sandbox_cache();
     let init = std::env::current_exe().context("the canary binary's own path")?;
     let limits = super::sandbox::limits_of(a.runtime_timeout, 256, 1024, 1.0, 512);
     let run_it = |img: &canary_analyzer::image::ResolvedImage| {
