@@ -159,6 +159,20 @@ fn escape_routes_are_closed() {
     ] {
         assert_eq!(value(&o, call), eperm, "{call}");
     }
+    for call in ["sysrq", "core_pattern", "tiocsti", "x32", "io_uring"] {
+        assert_ne!(value(&o, call), "ok", "{call}");
+    }
+    // A container runtime's default capabilities, no more (CAP_SYS_ADMIN, NET_ADMIN, …).
+    assert_eq!(value(&o, "capbnd").trim(), "00000000a80425fb");
+    if nix_is_root() {
+        // Our own device nodes: a chmod inside changes nothing of the host's.
+        assert_eq!(value(&o, "chmod_dev_null"), "ok");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666, "the host's /dev/null was changed");
+    } else {
+        assert_ne!(value(&o, "chmod_dev_null"), "ok");
+    }
     assert_ne!(value(&o, "connect_loopback"), "ok");
     // Anything else lands in the sinkhole, inside the run's own network namespace (it
     // has no other interface, so nothing else could have answered).

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -20,6 +20,16 @@ use crate::run::{Exit, InitConfig, InitStatus};
 /// supervisor reads the outcome from the status file, not from this code).
 pub fn init_main(config_path: &Path) -> i32 {
     let started = Instant::now();
+    // Whatever our caller left open without close-on-exec must not reach the run.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
     let config: InitConfig = match std::fs::read(config_path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -55,13 +65,16 @@ fn setup_failed(message: String) -> InitStatus {
 
 /// Start the namespaced child, map its ids, and wait for the entrypoint to end.
 fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
-    // Into the run's control groups first: every process of the run descends from here.
-    let me = std::process::id().to_string();
-    for procs in &config.cgroup_procs {
-        if let Err(e) = std::fs::write(procs, &me) {
-            return setup_failed(format!("joining {}: {e}", procs.display()));
+    // As root, device nodes of our own for the run's /dev: binding the host's would let
+    // the run's root (host uid 0 in the identity map) chmod or chown the host's nodes.
+    let devices = if nix::unistd::geteuid().is_root() {
+        match make_devices(&config.spec.work_dir.join("dev")) {
+            Ok(d) => Some(d),
+            Err(e) => return setup_failed(e),
         }
-    }
+    } else {
+        None
+    };
     let (ready_r, ready_w) = match pipe() {
         Ok(p) => p,
         Err(e) => return setup_failed(e),
@@ -102,13 +115,21 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         ));
     }
 
+    let init_pid = nix::unistd::getpid();
     // SAFETY: this process is single-threaded (a fresh exec of the init), so the child
     // may allocate and run ordinary code after the fork.
     let child = match unsafe { fork() } {
         Err(e) => return setup_failed(format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             drop((ready_r, go_w, err_r, status_r, trace_parent));
-            let code = ns_child(config, root, ready_w, go_r, err_w, status_w, trace_child);
+            let fds = ChildFds {
+                ready_w,
+                go_r,
+                err_w,
+                status_w,
+                trace: trace_child,
+            };
+            let code = ns_child(config, root, init_pid, devices.as_deref(), fds);
             std::process::exit(code);
         }
         Ok(ForkResult::Parent { child }) => child,
@@ -422,11 +443,11 @@ fn die_with_parent(parent: Pid) {
 
 /// [`die_with_parent`] for pid 1, whose parent is out of sight: the parent holds the
 /// only write end of `lifeline`, which reads as hung up once it is gone.
-fn die_with(lifeline: OwnedFd) {
+fn die_with(lifeline: &OwnedFd) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     kill_me_when_parent_dies();
     let mut fds = [PollFd::new(
-        std::os::fd::AsFd::as_fd(&lifeline),
+        std::os::fd::AsFd::as_fd(lifeline),
         PollFlags::POLLIN,
     )];
     let gone = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0);
@@ -436,22 +457,43 @@ fn die_with(lifeline: OwnedFd) {
 }
 
 /// In the child: the user namespace, then the others, then pid 1.
-fn ns_child(
-    config: &InitConfig,
-    root: bool,
+/// The ns child's ends of the pipes and socket it shares with the init.
+struct ChildFds {
     ready_w: OwnedFd,
     go_r: OwnedFd,
     err_w: OwnedFd,
     status_w: OwnedFd,
     trace: OwnedFd,
+}
+
+fn ns_child(
+    config: &InitConfig,
+    root: bool,
+    init_pid: Pid,
+    devices: Option<&Path>,
+    fds: ChildFds,
 ) -> i32 {
+    let ChildFds {
+        ready_w,
+        go_r,
+        err_w,
+        status_w,
+        trace,
+    } = fds;
     let mut err_w = std::fs::File::from(err_w);
-    let parent = nix::unistd::getppid();
-    die_with_parent(parent);
+    die_with_parent(init_pid);
     let fail = |err_w: &mut std::fs::File, msg: String| {
         let _ = err_w.write_all(msg.as_bytes());
         125
     };
+    // Into the run's control groups: every process of the run descends from here (and
+    // the init, which serves the tracer and the sinkhole, stays outside the limits).
+    let me = std::process::id().to_string();
+    for procs in &config.cgroup_procs {
+        if let Err(e) = std::fs::write(procs, &me) {
+            return fail(&mut err_w, format!("joining {}: {e}", procs.display()));
+        }
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
         return fail(&mut err_w, format!("new user namespace: {e}"));
     }
@@ -503,8 +545,8 @@ fn ns_child(
         Err(e) => return fail(&mut err_w, format!("fork into the pid namespace: {e}")),
         Ok(ForkResult::Child) => {
             drop(lifeline_w);
-            die_with(lifeline_r);
-            let msg = match pid1_main(config, root, trace) {
+            die_with(&lifeline_r);
+            let msg = match pid1_main(config, root, trace, &lifeline_r, devices) {
                 Ok(never) => match never {},
                 Err(msg) => msg,
             };
@@ -616,6 +658,8 @@ fn pid1_main(
     config: &InitConfig,
     root: bool,
     trace: OwnedFd,
+    lifeline: &OwnedFd,
+    devices: Option<&Path>,
 ) -> Result<std::convert::Infallible, String> {
     let spec = &config.spec;
     let none: Option<&str> = None;
@@ -648,8 +692,7 @@ fn pid1_main(
     .map_err(|e| mount_err("the overlay rootfs", &new_root, e))?;
 
     // A fresh /proc of the new pid namespace.
-    let proc_dir = new_root.join("proc");
-    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("/proc: {e}"))?;
+    let proc_dir = real_dir(&new_root, "proc")?;
     mount(
         Some("proc"),
         &proc_dir,
@@ -658,7 +701,9 @@ fn pid1_main(
         none,
     )
     .map_err(|e| mount_err("proc", &proc_dir, e))?;
-    minimal_dev(&new_root.join("dev"))?;
+    let dev = real_dir(&new_root, "dev")?;
+    minimal_dev(&dev, devices)?;
+    guard_proc(&proc_dir, &dev.join("null"))?;
 
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("hostname: {e}"))?;
 
@@ -690,8 +735,15 @@ fn pid1_main(
         nix::unistd::Uid::from_raw(uid),
         nix::unistd::Gid::from_raw(gid),
     );
+    // Only a container runtime's default capabilities stay possible (no CAP_NET_ADMIN
+    // to undo the sinkhole, no CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE…).
+    drop_bounding_caps()?;
     nix::unistd::setresgid(g, g, g).map_err(|e| format!("gid {gid}: {e}"))?;
     nix::unistd::setresuid(u, u, u).map_err(|e| format!("uid {uid}: {e}"))?;
+    // Changing ids clears the parent-death signal: set it again.
+    die_with(lifeline);
+    // A session of its own: no controlling terminal of the caller's to type into.
+    let _ = nix::unistd::setsid();
 
     let argv = cstrings(&spec.argv)?;
     let env = cstrings(&spec.env)?;
@@ -714,6 +766,126 @@ fn pid1_main(
     drop(trace);
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     Err(format!("execve {}: {e}", program.to_string_lossy()))
+}
+
+/// `root/name` as a real directory of the run's filesystem: an image may ship it as a
+/// symlink (to a host path, as seen from here), which is replaced.
+fn real_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
+    let p = root.join(name);
+    if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(&p).map_err(|e| format!("/{name}: {e}"))?;
+    }
+    match std::fs::create_dir(&p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("/{name}: {e}")),
+    }
+    Ok(p)
+}
+
+/// Device nodes of our own (made as root, before any namespace): null, zero, full,
+/// random, urandom.
+fn make_devices(dir: &Path) -> Result<PathBuf, String> {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, minor) in [
+        ("null", 3),
+        ("zero", 5),
+        ("full", 7),
+        ("random", 8),
+        ("urandom", 9),
+    ] {
+        let p = dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, minor),
+        )
+        .map_err(|e| format!("mknod {}: {e}", p.display()))?;
+        // The umask narrowed the mode.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &p,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// What a container runtime hides in `/proc`: the kernel's tunables and triggers
+/// read-only (the run's root may be the host's uid 0), kernel memory and keys masked.
+fn guard_proc(proc_dir: &Path, null: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    for ro in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
+        let p = proc_dir.join(ro);
+        if std::fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        mount(Some(&p), &p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+            .map_err(|e| mount_err("a read-only bind", &p, e))?;
+        mount(
+            none,
+            &p,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            none,
+        )
+        .map_err(|e| mount_err("read-only", &p, e))?;
+    }
+    for masked in [
+        "kcore",
+        "keys",
+        "timer_list",
+        "sched_debug",
+        "latency_stats",
+    ] {
+        let p = proc_dir.join(masked);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+            mount(Some(null), &p, none, MsFlags::MS_BIND, none)
+                .map_err(|e| mount_err("a mask", &p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drop from the bounding set every capability but a container runtime's defaults.
+fn drop_bounding_caps() -> Result<(), String> {
+    const KEEP: &[libc::c_ulong] = &[
+        0,  // CHOWN
+        1,  // DAC_OVERRIDE
+        3,  // FOWNER
+        4,  // FSETID
+        5,  // KILL
+        6,  // SETGID
+        7,  // SETUID
+        8,  // SETPCAP
+        10, // NET_BIND_SERVICE
+        13, // NET_RAW
+        18, // SYS_CHROOT
+        27, // MKNOD
+        29, // AUDIT_WRITE
+        31, // SETFCAP
+    ];
+    for cap in 0..64 {
+        if KEEP.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl(PR_CAPBSET_DROP) takes integers only.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // Numbers past the kernel's last capability.
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(format!("dropping capability {cap}: {e}"));
+        }
+    }
+    Ok(())
 }
 
 /// Overlay options separate with `,` and `:`; escape them in paths.
@@ -755,9 +927,8 @@ fn resolve_program(name: &str, env: &[String]) -> Result<CString, String> {
 
 /// A tmpfs `/dev` with the few device nodes programs expect, bound from the host's
 /// (a user namespace cannot create device nodes), and the usual links.
-fn minimal_dev(dev: &Path) -> Result<(), String> {
+fn minimal_dev(dev: &Path, devices: Option<&Path>) -> Result<(), String> {
     let none: Option<&str> = None;
-    std::fs::create_dir_all(dev).map_err(|e| format!("/dev: {e}"))?;
     mount(
         Some("tmpfs"),
         dev,
@@ -766,12 +937,23 @@ fn minimal_dev(dev: &Path) -> Result<(), String> {
         Some("size=65536,mode=0755"),
     )
     .map_err(|e| mount_err("tmpfs", dev, e))?;
-    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+    // `tty` is a second null: the caller's terminal stays out of reach.
+    for (name, from) in [
+        ("null", "null"),
+        ("zero", "zero"),
+        ("full", "full"),
+        ("random", "random"),
+        ("urandom", "urandom"),
+        ("tty", "null"),
+    ] {
         let target = dev.join(name);
         std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        let host = format!("/dev/{name}");
-        mount(Some(host.as_str()), &target, none, MsFlags::MS_BIND, none)
-            .map_err(|e| mount_err(&host, &target, e))?;
+        let source = match devices {
+            Some(d) => d.join(from),
+            None => Path::new("/dev").join(from),
+        };
+        mount(Some(&source), &target, none, MsFlags::MS_BIND, none)
+            .map_err(|e| mount_err(&source.to_string_lossy(), &target, e))?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),

@@ -92,6 +92,11 @@ pub fn prepare(
         });
     }
     std::fs::create_dir_all(cache_dir)
+        .and_then(|()| {
+            // Unpacked images keep their modes and owners: only we may look in.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(cache_dir, std::fs::Permissions::from_mode(0o700))
+        })
         .map_err(|e| err("-", format!("{}: {e}", cache_dir.display())))?;
     let tmp = cache_dir.join(format!("unpacking-{key}-{}", std::process::id()));
     let _ = remove_path(&tmp);

@@ -339,6 +339,19 @@ fn capture(mut r: impl Read + Send + 'static, cap: usize) -> Capture {
     })
 }
 
+/// The capture of a stream, once it ends; a stream still open 5 s after the run
+/// (something of the run survived it, which the teardown should prevent) is given up.
 fn join_capture(h: Capture) -> (Vec<u8>, u64) {
-    h.join().unwrap_or_default()
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if h.is_finished() {
+        h.join().unwrap_or_default()
+    } else {
+        (
+            b"[output still open after the run; not waited for]".to_vec(),
+            0,
+        )
+    }
 }

@@ -208,10 +208,22 @@ fn is_mining_port(port: u16) -> bool {
     canary_rules::pool_ports().any(|(p, ambiguous)| p == port && !ambiguous)
 }
 
+/// `text` with every secret the secret catalog confirms in it, and every one of
+/// `needles` (a run's canary values, an image's env values), redacted.
+pub fn scrub(text: &str, needles: &[&str]) -> String {
+    let mut out =
+        canary_analyzer::detect::content::ContentEngine::builtin().redact_text(text.as_bytes());
+    for n in needles {
+        if n.len() >= 8 && out.contains(n) {
+            out = out.replace(n, &canary_analyzer::finding::redact(n));
+        }
+    }
+    out
+}
+
 /// The shown form of captured bytes: secrets redacted, cut short.
 fn shown(first: &str) -> String {
-    let red =
-        canary_analyzer::detect::content::ContentEngine::builtin().redact_text(first.as_bytes());
+    let red = scrub(first, &[]);
     let one_line: String = red
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -413,7 +425,7 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
             (named || stratum.is_some()).then(|| Hit {
                 event: format!("exec {path}"),
                 evidence: match stratum {
-                    Some(s) => format!("argv holds {}", s.chars().take(120).collect::<String>()),
+                    Some(s) => format!("argv holds {}", shown(s)),
                     None => format!("executed {path}"),
                 },
                 key: path.clone(),
@@ -427,7 +439,7 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
             let cmd = argv.iter().find(|a| pipe_to_shell().is_match(a))?;
             shell.then(|| Hit {
                 event: format!("exec {path}"),
-                evidence: cmd.chars().take(200).collect(),
+                evidence: shown(cmd),
                 key: cmd.clone(),
             })
         }
@@ -496,10 +508,10 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
                 title: rule.title.clone(),
                 fingerprint: Finding::fingerprint_of(&rule.id, "runtime", hit.key.as_bytes()),
                 location: Location::Runtime {
-                    event: hit.event,
+                    event: scrub(&hit.event, &baits),
                     pid: *pid,
                 },
-                evidence: hit.evidence,
+                evidence: scrub(&hit.evidence, &baits),
             });
         }
     }

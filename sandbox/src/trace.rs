@@ -38,7 +38,9 @@ pub struct Event {
     pub call: Call,
 }
 
-/// Most events kept per run; the rest are counted.
+/// Most events kept per run; the rest are counted. With a path of at most 4 KiB and
+/// 32 arguments of at most 512 bytes each, that bounds the events' memory to ~200 MB at
+/// worst, and far less for real programs.
 pub const MAX_EVENTS: usize = 10_000;
 
 const TRACED: &[libc::c_long] = &[libc::SYS_execve, libc::SYS_execveat, libc::SYS_connect];
@@ -198,7 +200,7 @@ impl Mem {
             if p == 0 {
                 break;
             }
-            out.push(self.string(p, 1024).unwrap_or_default());
+            out.push(self.string(p, 512).unwrap_or_default());
         }
         out
     }
@@ -216,7 +218,7 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
         };
         return Some(Call::Exec {
             path: mem.string(path, 4096).unwrap_or_default(),
-            argv: mem.strings(argv, 64),
+            argv: mem.strings(argv, 32),
         });
     }
     if nr == libc::SYS_connect {

@@ -89,6 +89,20 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             "skipped": rootfs.skipped,
         }),
     )?;
+    // Everything the timeline shows goes through this: the secret catalog, the run's
+    // canary values, and the image's env values.
+    let needles: Vec<String> = spec
+        .bait
+        .iter()
+        .flat_map(|b| b.needles())
+        .chain(
+            spec.env
+                .iter()
+                .filter_map(|e| e.split_once('=').map(|(_, v)| v.to_string())),
+        )
+        .collect();
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    let scrub = |s: &str| printable(&canary_sandbox::runtime::scrub(s, &needles)).into_owned();
     // Env values may hold secrets: the timeline names the variables only.
     let env_names: Vec<&str> = spec
         .env
@@ -98,7 +112,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
     emit(
         "start",
         json!({
-            "argv": spec.argv.iter().map(|s| printable(s)).collect::<Vec<_>>(),
+            "argv": spec.argv.iter().map(|s| scrub(s)).collect::<Vec<_>>(),
             "env": env_names,
             "workdir": spec.workdir,
             "user": format!("{}:{}", spec.uid, spec.gid),
@@ -120,13 +134,13 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         }
         for key in ["path", "addr"] {
             if let Some(s) = v[key].as_str() {
-                v[key] = json!(printable(s));
+                v[key] = json!(scrub(s));
             }
         }
         if let Some(argv) = v["argv"].as_array_mut() {
             for a in argv.iter_mut() {
                 if let Some(s) = a.as_str() {
-                    *a = json!(printable(s));
+                    *a = json!(scrub(s));
                 }
             }
         }
@@ -143,7 +157,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             } => json!({
                 "run_ms": t_ms,
                 "kind": "dns",
-                "name": printable(name),
+                "name": scrub(name),
                 "qtype": qtype,
                 "answer": answer,
             }),
@@ -159,13 +173,10 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 "kind": "tcp",
                 "dst_ip": dst_ip,
                 "dst_port": dst_port,
-                "dst_name": dst_name.as_deref().map(printable),
+                "dst_name": dst_name.as_deref().map(scrub),
                 "protocol": protocol,
                 // What a program sends may be stolen credentials: shown redacted.
-                "first_bytes": printable(
-                    &canary_analyzer::detect::content::ContentEngine::builtin()
-                        .redact_text(first_bytes)
-                ),
+                "first_bytes": scrub(&String::from_utf8_lossy(first_bytes)),
             }),
         };
         emit("network", v)?;
@@ -189,7 +200,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             json!({
                 "stream": stream,
                 "bytes": bytes.len() as u64 + dropped,
-                "text": printable(&String::from_utf8_lossy(shown)),
+                "text": scrub(&String::from_utf8_lossy(shown)),
                 "truncated": bytes.len() > SHOWN || dropped > 0,
             }),
         )?;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -76,6 +78,25 @@ int main(int argc, char **argv) {
         s = socket(AF_INET, SOCK_STREAM, 0);
         inet_pton(AF_INET, "10.0.0.1", &a.sin_addr);
         tried("connect_outside", connect(s, (struct sockaddr *)&a, sizeof a));
+        /* The kernel's triggers and tunables, the host's device nodes, the caller's
+           terminal, x32 and io_uring. */
+        int fd = open("/proc/sysrq-trigger", O_WRONLY);
+        tried("sysrq", fd >= 0 && write(fd, "h", 1) == 1 ? 0 : -1);
+        fd = open("/proc/sys/kernel/core_pattern", O_WRONLY);
+        tried("core_pattern", fd >= 0 && write(fd, "|/x", 3) == 3 ? 0 : -1);
+        tried("chmod_dev_null", chmod("/dev/null", 0600));
+        fd = open("/dev/tty", O_RDWR);
+        char ch = 'x';
+        tried("tiocsti", fd >= 0 ? ioctl(fd, TIOCSTI, &ch) : -1);
+        tried("x32", syscall(0x40000000 | SYS_getpid));
+        tried("io_uring", syscall(SYS_io_uring_setup, 1, NULL));
+        {
+            FILE *st = fopen("/proc/self/status", "r");
+            char line[256];
+            while (st && fgets(line, sizeof line, st))
+                if (!strncmp(line, "CapBnd:", 7)) printf("capbnd=%s", line + 8);
+            if (st) fclose(st);
+        }
         /* fork still works (clone without namespace flags). */
         pid_t p = fork();
         if (p == 0) _exit(7);
