@@ -784,3 +784,27 @@ fn walk_names(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A layer whose bytes do not match its digest is refused, and nothing is cached.
+#[test]
+fn a_layer_that_does_not_match_its_digest_is_not_unpacked() {
+    use canary_analyzer::fixtures::{Compression, LayerBuilder};
+    use canary_analyzer::image::Verify;
+    let blob = LayerBuilder::new()
+        .file("etc/x", "x")
+        .build(Compression::Gzip)
+        .blob;
+    let blobs: &'static [Vec<u8>] = Box::leak(vec![blob].into_boxed_slice());
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut image = canary_analyzer::corpus::in_memory_image("forged", blobs);
+    image.layers[0].verify = Verify::Blob(format!("sha256:{}", "0".repeat(64)));
+    let err = canary_sandbox::rootfs::prepare(&image, dir.path(), &Default::default())
+        .expect_err("a forged digest");
+    assert!(err.to_string().contains("sha256:0000"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The true digest unpacks.
+    image.layers[0].verify = Verify::Blob(canary_analyzer::fixtures::sha256_digest(&blobs[0]));
+    let r = canary_sandbox::rootfs::prepare(&image, dir.path(), &Default::default()).unwrap();
+    assert!(r.path.join("etc/x").is_file());
+}

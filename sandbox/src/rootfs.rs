@@ -16,7 +16,8 @@ use nix::sys::stat::{Mode, SFlag, fchmodat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 use sha2::{Digest, Sha256};
 
-use canary_analyzer::image::ResolvedImage;
+use canary_analyzer::cache::VerifyingReader;
+use canary_analyzer::image::{ResolvedImage, Verify};
 use canary_analyzer::walk::{WalkLimits, normalize_path, tar_stream};
 
 /// Bounds on what unpacking one image may cost.
@@ -118,12 +119,32 @@ pub fn prepare(
     };
     let walk_limits = WalkLimits::default();
     for layer in &image.layers {
+        // The digests are checked to the end, so that an archive naming another image's
+        // layer digests cannot poison that image's cached rootfs.
+        let origin = format!("{} layer {}", image.name, layer.index);
         let applied = image
             .opener
             .open(layer)
             .map_err(|e| e.to_string())
+            .map(|blob| match &layer.verify {
+                Verify::Blob(d) => {
+                    Box::new(VerifyingReader::new(blob, d, &origin)) as Box<dyn Read + Send>
+                }
+                _ => blob,
+            })
             .and_then(|blob| tar_stream(blob, &walk_limits).map_err(|e| e.to_string()))
-            .and_then(|(_, stream)| u.apply(stream));
+            .map(|(_, stream)| match &layer.verify {
+                Verify::DiffId(d) => {
+                    Box::new(VerifyingReader::new(stream, d, &origin)) as Box<dyn Read + Send>
+                }
+                _ => stream,
+            })
+            .and_then(|stream| u.apply(stream))
+            .and_then(|mut rest| {
+                std::io::copy(&mut rest, &mut std::io::sink())
+                    .map(|_| ())
+                    .map_err(|e| format!("after the last entry: {e}"))
+            });
         if let Err(message) = applied {
             let _ = remove_path(&tmp);
             return Err(err(&layer.digest, message));
@@ -213,7 +234,9 @@ impl Unpacker {
         self.open_dir(rel)
     }
 
-    fn apply(&mut self, stream: Box<dyn Read + Send>) -> Result<(), String> {
+    /// Apply one layer's tar stream; returns the stream after the archive's end, for
+    /// the caller to read to its end (digests are checked there).
+    fn apply(&mut self, stream: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, String> {
         let mut archive = tar::Archive::new(stream);
         // Paths this layer made: an opaque marker hides only what lower layers made.
         let mut made: HashSet<String> = HashSet::new();
@@ -255,7 +278,7 @@ impl Unpacker {
             };
             res.map_err(|e| format!("{path}: {e}"))?;
         }
-        Ok(())
+        Ok(archive.into_inner())
     }
 
     /// Remove `name` from directory `parent` (a whole tree for a directory).
