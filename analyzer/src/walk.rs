@@ -222,40 +222,56 @@ fn parent_of(p: &str) -> &str {
     }
 }
 
-/// A layer blob as its tar stream: gzip, zstd or plain by its first bytes (media types
-/// can lie), under the same size and ratio limits as the walk. For consumers that need
-/// whole files (the sandbox's rootfs), not the detectors' view.
+impl BombGuard {
+    /// The decompressed stream of `blob`: gzip, zstd or plain by its first bytes (media
+    /// types can lie), counting bytes in and out against `limits`. The reader may not
+    /// pass `window_end` in the decompressed stream.
+    fn open(
+        blob: Box<dyn Read + Send>,
+        limits: &WalkLimits,
+        window_end: Arc<AtomicU64>,
+    ) -> Result<(Compression, BombGuard), String> {
+        let compressed = Arc::new(AtomicU64::new(0));
+        let mut raw = BufReader::with_capacity(
+            256 << 10,
+            Counting {
+                inner: blob,
+                count: compressed.clone(),
+            },
+        );
+        let head = raw
+            .fill_buf()
+            .map_err(|e| format!("cannot read blob: {e}"))?;
+        let (compression, inner) = if head.starts_with(&[0x1f, 0x8b]) {
+            (
+                Compression::Gzip,
+                Decoder::Gzip(Box::new(MultiGzDecoder::new(raw))),
+            )
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            let d = zstd::Decoder::with_buffer(raw).map_err(|e| format!("zstd: {e}"))?;
+            (Compression::Zstd, Decoder::Zstd(Box::new(d)))
+        } else {
+            (Compression::None, Decoder::Plain(raw))
+        };
+        let guard = BombGuard {
+            inner,
+            compressed,
+            out: Arc::new(AtomicU64::new(0)),
+            window_end,
+            limits: limits.clone(),
+        };
+        Ok((compression, guard))
+    }
+}
+
+/// A layer blob as its tar stream, under the same size and ratio limits as the walk.
+/// For consumers that need whole files (the sandbox's rootfs), not the detectors' view.
 pub fn tar_stream(
     blob: Box<dyn Read + Send>,
     limits: &WalkLimits,
 ) -> std::io::Result<(Compression, Box<dyn Read + Send>)> {
-    let compressed = Arc::new(AtomicU64::new(0));
-    let mut raw = BufReader::with_capacity(
-        256 << 10,
-        Counting {
-            inner: blob,
-            count: compressed.clone(),
-        },
-    );
-    let head = raw.fill_buf()?;
-    let (compression, inner) = if head.starts_with(&[0x1f, 0x8b]) {
-        (
-            Compression::Gzip,
-            Decoder::Gzip(Box::new(MultiGzDecoder::new(raw))),
-        )
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let d = zstd::Decoder::with_buffer(raw)?;
-        (Compression::Zstd, Decoder::Zstd(Box::new(d)))
-    } else {
-        (Compression::None, Decoder::Plain(raw))
-    };
-    let guard = BombGuard {
-        inner,
-        compressed,
-        out: Arc::new(AtomicU64::new(0)),
-        window_end: Arc::new(AtomicU64::new(u64::MAX)),
-        limits: limits.clone(),
-    };
+    let (compression, guard) = BombGuard::open(blob, limits, Arc::new(AtomicU64::new(u64::MAX)))
+        .map_err(std::io::Error::other)?;
     Ok((compression, Box::new(guard)))
 }
 
@@ -288,7 +304,6 @@ pub fn walk_layer_parallel(
         digest: layer.digest.clone(),
         message,
     };
-    let compressed = Arc::new(AtomicU64::new(0));
     let blob: Box<dyn Read + Send> = match &layer.verify {
         Verify::Blob(d) => Box::new(VerifyingReader::new(
             blob,
@@ -297,45 +312,16 @@ pub fn walk_layer_parallel(
         )),
         _ => blob,
     };
-    let mut raw = BufReader::with_capacity(
-        256 << 10,
-        Counting {
-            inner: blob,
-            count: compressed.clone(),
-        },
-    );
     let failed = |e: crate::Error| LayerResult {
         error: Some(e),
         ..Default::default()
     };
-    let head = match raw.fill_buf() {
-        Ok(h) => h,
-        Err(e) => return failed(layer_err(format!("cannot read blob: {e}"))),
-    };
-    let compression = if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    };
-    let decoder = match compression {
-        Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(raw))),
-        Compression::Zstd => match zstd::Decoder::with_buffer(raw) {
-            Ok(d) => Decoder::Zstd(Box::new(d)),
-            Err(e) => return failed(layer_err(format!("zstd: {e}"))),
-        },
-        Compression::None => Decoder::Plain(raw),
-    };
-    let out = Arc::new(AtomicU64::new(0));
     let window_end = Arc::new(AtomicU64::new(META_SLACK));
-    let guard = BombGuard {
-        inner: decoder,
-        compressed: compressed.clone(),
-        out: out.clone(),
-        window_end: window_end.clone(),
-        limits: limits.clone(),
+    let (compression, guard) = match BombGuard::open(blob, limits, window_end.clone()) {
+        Ok(g) => g,
+        Err(message) => return failed(layer_err(message)),
     };
+    let (compressed, out) = (guard.compressed.clone(), guard.out.clone());
     let stream = match &layer.verify {
         Verify::DiffId(d) => Stream::Checked(VerifyingReader::new(
             guard,
