@@ -1,26 +1,35 @@
 //! Runtime analysis of an image's entrypoint in an isolated sandbox.
 //!
-//! What is here: running a command on a root filesystem unpacked from an image's layers
-//! ([`rootfs`]), isolated the way the runtime-sandbox issue asks — new user, mount,
-//! pid, net, uts, ipc and cgroup namespaces, `pivot_root` onto an overlay whose writable
-//! upper layer is a size-limited tmpfs, a fresh `/proc`, a minimal `/dev`, no network but
-//! loopback, `no_new_privs`, a seccomp deny-list, open-file and core limits, a control
-//! group with CPU, memory and pids limits (v1 or v2), a wall-clock budget, and the whole
-//! process tree killed at the end. Still to come: the syscall tracer, the sinkhole
-//! network, bait credentials, runtime rules and the WASI backend.
+//! What is here: running an image's entrypoint on a root filesystem unpacked from its
+//! layers ([`rootfs`]), isolated the way the runtime-sandbox issue asks (new user,
+//! mount, pid, net, uts, ipc and cgroup namespaces, `pivot_root` onto an overlay whose
+//! writable layer is a size-limited tmpfs, a hardened `/proc`, a minimal `/dev`,
+//! `no_new_privs`, a cut bounding set, a seccomp deny-list, a control group with CPU,
+//! memory and pids limits, a wall-clock budget, the whole process tree killed at the
+//! end), and watching it: a seccomp user-notification tracer of execs and connects
+//! ([`trace`]), a sinkhole network that answers DNS, Stratum and HTTP ([`sinkhole`]),
+//! canary credentials ([`bait`]), the files it wrote ([`written`]), and the runtime rules
+//! that judge all of it ([`runtime`]). docs/sandbox.md has the design, the timeline
+//! format and the figures; what is still to come is listed there.
 //!
 //! How a run is laid out (each arrow a `fork`, each box a process):
 //!
 //! ```text
 //! supervisor (the caller)                              host namespaces
-//!  └─ init: `canary __sandbox-init CONFIG` (exec'd)    host namespaces; writes the id maps
-//!      └─ ns child: new user ns, then mount/pid/net/uts/ipc/cgroup ns
-//!          └─ pid 1 of the new pid ns: mounts, pivot_root, limits, seccomp, execve
+//!  └─ init: `canary __sandbox-init CONFIG` (exec'd)    host namespaces; writes the id
+//!      │                                               maps, answers the tracer, serves
+//!      │                                               the sinkhole's sockets
+//!      └─ ns child: joins the cgroup, new user ns, then mount/net/uts/ipc/cgroup ns,
+//!          │        the sinkhole's routes and rules, the scratch tmpfs, new pid ns;
+//!          │        keeps the deadline and lists what the run wrote
+//!          └─ pid 1 of the new pid ns: own mount ns, overlay, pivot_root, limits,
+//!             seccomp, execve
 //! ```
 //!
 //! The init is a fresh process (the caller may have threads), so everything after a
-//! `fork` is ordinary Rust. Each child dies with its parent (`PR_SET_PDEATHSIG`), and the
-//! pid namespace dies with its pid 1: killing the init kills every process of the run.
+//! `fork` is ordinary Rust. Each child dies with its parent (`PR_SET_PDEATHSIG`, and a
+//! lifeline pipe for pid 1), and the pid namespace dies with its pid 1: killing the
+//! init kills every process of the run.
 //!
 //! This is the only crate of the workspace allowed `unsafe`, each block with a
 //! `// SAFETY:` line.
