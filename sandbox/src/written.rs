@@ -18,7 +18,7 @@ pub struct Written {
     pub path: String,
     pub size: u64,
     pub mode: u32,
-    /// `sha256:<hex>` of regular files up to [`MAX_HASHED`] bytes.
+    /// `sha256:<hex>` of regular files up to 256 MiB.
     pub sha256: Option<String>,
     /// Where the copy is, for executables within the bounds.
     pub copy: Option<PathBuf>,
