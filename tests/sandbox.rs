@@ -679,6 +679,35 @@ fn scan_runtime_catches_what_only_shows_at_run_time() {
         report["coverage"]
     );
     assert_ne!(code, 2);
+
+    // A web server that listens until the budget ends: nothing at run time either.
+    let archive = probe_image(dir.path(), &["serve"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--runtime",
+            "--runtime-timeout",
+            "2",
+        ])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .env("CANARY_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runtime: Vec<_> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"].as_str().unwrap().starts_with("runtime/"))
+        .collect();
+    assert!(runtime.is_empty(), "{runtime:#?}");
+    assert_eq!(
+        report["coverage"]["complete"], true,
+        "{}",
+        report["coverage"]
+    );
 }
 
 /// Planted canary credentials: a stealer reads the AWS file and posts it; the run is

@@ -297,6 +297,20 @@ int main(int argc, char **argv) {
         close(c);
         return 0;
     }
+    if (!strcmp(mode, "serve")) {
+        /* A benign web server: listens and waits for clients until it is stopped. */
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(8080);
+        tried("bind", bind(l, (struct sockaddr *)&a, sizeof a));
+        tried("listen", listen(l, 16));
+        for (;;) {
+            int c = accept(l, NULL, NULL);
+            if (c >= 0) { const char *r = "HTTP/1.0 200 OK\r\n\r\n"; if (write(c, r, strlen(r)) < 0) {} close(c); }
+        }
+    }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(mode, "crash")) {
         /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */
