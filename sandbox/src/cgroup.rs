@@ -228,11 +228,10 @@ impl Cgroup {
 
     fn make_dirs(&self) -> Result<(), String> {
         for d in self.dirs() {
-            match std::fs::create_dir(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(format!("{}: {e}", d.display())),
-            }
+            // A group left by a killed earlier process of the same pid is taken over
+            // only if empty (rmdir fails otherwise), so runs never share one.
+            let _ = std::fs::remove_dir(d);
+            std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         Ok(())
     }

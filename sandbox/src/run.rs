@@ -180,10 +180,10 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let _ = std::fs::remove_file(&status_path);
     let config_path = spec.work_dir.join("init.json");
     let mut notes = Vec::new();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let cgroup_name = format!("canary-{}-{nanos}", std::process::id());
+    // Unique per run of this process: two runs must never share a group.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cgroup_name = format!("canary-{}-{n}", std::process::id());
     let cgroup = match Cgroup::create(&cgroup_name, &spec.limits.cgroup) {
         Ok(c) => Some(c),
         Err(why) => {
