@@ -174,23 +174,29 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     // Pid 1 sends the tracer's listener just before its execve (nothing if it failed
     // before that). From then on every traced call waits for us, so the pipes are read
     // in the same loop that answers the listener.
-    let sinkhole = match receive(&trace_parent) {
-        Some((_, fds)) if fds.len() == 2 => {
-            let mut fds = fds.into_iter();
-            let (tcp, udp) = (fds.next(), fds.next());
-            tcp.zip(udp)
-                .map(|(tcp, udp)| crate::sinkhole::Sinkhole::start(tcp, udp, started))
-        }
-        Some((why, _)) => {
-            notes.push(format!(
+    // The ns child's message comes first (the sinkhole's two sockets, tagged `s`, or why
+    // there is none), then pid 1's (the listener, tagged `f`); told apart by their tags.
+    let mut sinkhole = None;
+    let mut listener = None;
+    while listener.is_none() {
+        let Some((data, fds)) = receive(&trace_parent) else {
+            break;
+        };
+        match (data.first(), fds.len()) {
+            (Some(b'f'), 1) => listener = fds.into_iter().next(),
+            (Some(b's'), 2) => {
+                let mut fds = fds.into_iter();
+                sinkhole = fds
+                    .next()
+                    .zip(fds.next())
+                    .map(|(tcp, udp)| crate::sinkhole::Sinkhole::start(tcp, udp, started));
+            }
+            _ => notes.push(format!(
                 "no sinkhole: {}; the run had no network at all",
-                String::from_utf8_lossy(&why)
-            ));
-            None
+                String::from_utf8_lossy(data.strip_prefix(b"-").unwrap_or(&data))
+            )),
         }
-        None => None,
-    };
-    let listener = receive(&trace_parent).and_then(|(_, fds)| fds.into_iter().next());
+    }
     drop(trace_parent);
     let mut watch = Watch {
         started,
@@ -523,7 +529,7 @@ fn ns_child(
             let _ = send(&trace, b"s", &[tcp.as_raw_fd(), udp.as_raw_fd()]);
         }
         Err(why) => {
-            let _ = send(&trace, why.as_bytes(), &[]);
+            let _ = send(&trace, format!("-{why}").as_bytes(), &[]);
         }
     }
     if let Err(e) = prepare_scratch(config) {
