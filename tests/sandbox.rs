@@ -837,3 +837,17 @@ fn a_layer_that_does_not_match_its_digest_is_not_unpacked() {
     let r = canary_sandbox::rootfs::prepare(&image, dir.path(), &Default::default()).unwrap();
     assert!(r.path.join("etc/x").is_file());
 }
+
+/// A run that writes more files than are listed says so.
+#[test]
+fn a_listing_cut_short_is_reported() {
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["spray", "10050"]));
+    assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+    assert_eq!(o.written.len(), 10_000);
+    assert!(
+        o.notes.iter().any(|n| n.contains("not all were listed")),
+        "{:?}",
+        o.notes
+    );
+}

@@ -252,10 +252,17 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     let wall = started.elapsed();
     let (stdout, stdout_dropped) = out.map(join_capture).unwrap_or_default();
     let (stderr, stderr_dropped) = err.map(join_capture).unwrap_or_default();
-    let written: Vec<crate::written::Written> = std::fs::read(spec.work_dir.join("written.json"))
+    let listing: crate::written::Listing = std::fs::read(spec.work_dir.join("written.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    if listing.truncated {
+        notes.push(
+            "the run wrote more than 10,000 files or deeper than 64 directories: not all were listed"
+                .into(),
+        );
+    }
+    let written = listing.files;
     let _ = std::fs::remove_file(spec.work_dir.join("written.json"));
     let status: Option<InitStatus> = std::fs::read(&status_path)
         .ok()

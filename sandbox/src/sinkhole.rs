@@ -215,6 +215,23 @@ impl Sinkhole {
                         }
                     };
                     if active.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONNECTIONS {
+                        // Too many open at once: still recorded, by destination, unread.
+                        if let Some((ip, port)) = original_dst(&conn) {
+                            let dst_name = names
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .by_addr
+                                .get(&ip)
+                                .cloned();
+                            record(NetEvent::Tcp {
+                                t_ms: t_ms(),
+                                dst_ip: ip.to_string(),
+                                dst_port: port,
+                                dst_name,
+                                protocol: "unknown".into(),
+                                first_bytes: Vec::new(),
+                            });
+                        }
                         continue;
                     }
                     active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -34,8 +34,22 @@ fn executable_magic(head: &[u8]) -> bool {
     head.starts_with(b"\x7fELF") || head.starts_with(b"MZ") || head.starts_with(b"#!")
 }
 
+/// What the listing found, and whether a bound cut it short.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Listing {
+    pub files: Vec<Written>,
+    /// More than 10,000 files, or directories deeper than 64 levels: not all listed.
+    pub truncated: bool,
+}
+
 /// List the regular files under `upper`; copy executables into `out_dir`.
-pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Vec<Written> {
+pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Listing {
+    let mut truncated = false;
+    let files = walk(upper, out_dir, &mut truncated);
+    Listing { files, truncated }
+}
+
+fn walk(upper: &Path, out_dir: &Path, truncated: &mut bool) -> Vec<Written> {
     let mut found = Vec::new();
     let mut copied = 0u64;
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(upper.to_path_buf(), String::new(), 0)];
@@ -45,6 +59,7 @@ pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Vec<Written> {
         };
         for e in rd.flatten() {
             if found.len() >= MAX_ENTRIES {
+                *truncated = true;
                 return found;
             }
             let name = e.file_name().to_string_lossy().into_owned();
@@ -55,6 +70,8 @@ pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Vec<Written> {
             if m.is_dir() {
                 if depth < MAX_DEPTH {
                     stack.push((e.path(), path, depth + 1));
+                } else {
+                    *truncated = true;
                 }
                 continue;
             }

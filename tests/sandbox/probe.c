@@ -311,6 +311,19 @@ int main(int argc, char **argv) {
             if (c >= 0) { const char *r = "HTTP/1.0 200 OK\r\n\r\n"; if (write(c, r, strlen(r)) < 0) {} close(c); }
         }
     }
+    if (!strcmp(mode, "spray")) {
+        /* Many small files, to bury what matters. */
+        long n = atol(argc > 2 ? argv[2] : "10001");
+        char name[64];
+        for (long i = 0; i < n; i++) {
+            snprintf(name, sizeof name, "/tmp/f%ld", i);
+            int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) return 10;
+            close(fd);
+        }
+        printf("sprayed=%ld\n", n);
+        return 0;
+    }
     if (!strcmp(mode, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(mode, "crash")) {
         /* Pid 1 ignores signals it sends itself; a fault's signal is forced. */
