@@ -624,6 +624,15 @@ fn scan_runtime(dir: &Path, archive: &Path) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), report)
 }
 
+/// The finding of rule `id` in a report's first image.
+fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    findings
+        .iter()
+        .find(|f| f["rule_id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))
+}
+
 /// `canary scan --runtime`: a miner that only shows itself when run is caught, with its
 /// pool and the cloud metadata request it made; a benign image raises nothing.
 #[test]
@@ -633,13 +642,7 @@ fn scan_runtime_catches_what_only_shows_at_run_time() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["net"]));
-    let findings = report["images"][0]["findings"].as_array().unwrap();
-    let by_rule = |id: &str| {
-        findings
-            .iter()
-            .find(|f| f["rule_id"] == id)
-            .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))
-    };
+    let by_rule = |id: &str| finding(&report, id);
     let stratum = by_rule("runtime/stratum-protocol");
     assert_eq!(stratum["severity"], "critical");
     assert_eq!(stratum["location"]["kind"], "runtime");
@@ -719,11 +722,7 @@ fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["steal"]));
-    let findings = report["images"][0]["findings"].as_array().unwrap();
-    let f = findings
-        .iter()
-        .find(|f| f["rule_id"] == "runtime/bait-exfiltrated")
-        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let f = finding(&report, "runtime/bait-exfiltrated");
     assert_eq!(f["severity"], "critical");
     assert!(
         f["location"]["event"]
@@ -772,10 +771,7 @@ fn files_written_at_run_time_are_judged() {
     let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["drop"]));
     let findings = report["images"][0]["findings"].as_array().unwrap();
     let event = |id: &str| {
-        findings
-            .iter()
-            .find(|f| f["rule_id"] == id)
-            .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))["location"]["event"]
+        finding(&report, id)["location"]["event"]
             .as_str()
             .unwrap()
             .to_string()

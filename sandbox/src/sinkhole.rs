@@ -217,12 +217,7 @@ impl Sinkhole {
                     if active.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONNECTIONS {
                         // Too many open at once: still recorded, by destination, unread.
                         if let Some((ip, port)) = original_dst(&conn) {
-                            let dst_name = names
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .by_addr
-                                .get(&ip)
-                                .cloned();
+                            let dst_name = name_of(&names, ip);
                             record(NetEvent::Tcp {
                                 t_ms: t_ms(),
                                 dst_ip: ip.to_string(),
@@ -301,15 +296,20 @@ fn original_dst(conn: &TcpStream) -> Option<(Ipv4Addr, u16)> {
     })
 }
 
-/// Serve one caught connection: read its first bytes, answer as its protocol expects.
-fn catch(mut conn: TcpStream, names: &Mutex<Names>, t_ms: u64) -> Option<NetEvent> {
-    let (ip, port) = original_dst(&conn)?;
-    let dst_name = names
+/// The name our resolver gave `ip` for, if it did.
+fn name_of(names: &Mutex<Names>, ip: Ipv4Addr) -> Option<String> {
+    names
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .by_addr
         .get(&ip)
-        .cloned();
+        .cloned()
+}
+
+/// Serve one caught connection: read its first bytes, answer as its protocol expects.
+fn catch(mut conn: TcpStream, names: &Mutex<Names>, t_ms: u64) -> Option<NetEvent> {
+    let (ip, port) = original_dst(&conn)?;
+    let dst_name = name_of(names, ip);
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
