@@ -146,6 +146,8 @@ fn scan_all(blobs: &'static [Vec<u8>], detectors: &[Box<dyn Detector>]) -> usize
             issues: Vec::new(),
             started: std::time::Instant::now(),
             runtime: None,
+            known_layers: Default::default(),
+            on_layer_walked: None,
         },
     );
     assert!(report.coverage.complete, "{:?}", report.coverage);

@@ -52,7 +52,16 @@ pub struct ScanInput<'a> {
     /// Runs an image and says what it did (`canary scan --runtime`): its findings join
     /// the static ones before the policy, its issues the coverage section.
     pub runtime: Option<&'a RuntimeHook<'a>>,
+    /// Layers walked before (by digest, under the same rules), used instead of walking
+    /// them again; their blobs need not be present.
+    pub known_layers: HashMap<String, LayerResult>,
+    /// Told of every layer this scan walked, as soon as it is done (a store keeps the
+    /// complete ones for the next scan).
+    pub on_layer_walked: Option<&'a LayerSink<'a>>,
 }
+
+/// See [`ScanInput::on_layer_walked`].
+pub type LayerSink<'a> = dyn Fn(&str, &LayerResult) + Sync + 'a;
 
 /// See [`ScanInput::runtime`].
 pub type RuntimeHook<'a> = dyn Fn(&ResolvedImage) -> (Vec<Finding>, Vec<Issue>) + Sync + 'a;
@@ -62,8 +71,13 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
     // Each distinct layer digest is walked once, however many images or positions use it.
     let mut jobs: Vec<(usize, usize)> = Vec::new();
     let mut first_use: HashMap<&str, usize> = HashMap::new();
+    let known = input.known_layers;
+    let mut fetch = input.fetch;
     for (i, img) in images.iter().enumerate() {
         for (l, layer) in img.layers.iter().enumerate() {
+            if known.contains_key(&layer.digest) {
+                continue;
+            }
             first_use.entry(layer.digest.as_str()).or_insert_with(|| {
                 jobs.push((i, l));
                 jobs.len() - 1
@@ -83,7 +97,14 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
     };
     let threads = cores.min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<HashMap<String, LayerResult>> = Mutex::new(HashMap::new());
+    fetch.layers_reused = images
+        .iter()
+        .flat_map(|img| &img.layers)
+        .filter(|l| known.contains_key(&l.digest))
+        .map(|l| l.digest.as_str())
+        .collect::<HashSet<_>>()
+        .len();
+    let results: Mutex<HashMap<String, LayerResult>> = Mutex::new(known);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -109,6 +130,9 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                         },
                     };
                     input.progress.layer_done(&img.name, l, r.compressed_bytes);
+                    if let Some(sink) = input.on_layer_walked {
+                        sink(&layer.digest, &r);
+                    }
                     results
                         .lock()
                         .expect("no worker panics while holding the lock")
@@ -156,7 +180,10 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                     );
                 }
                 for issue in &r.issues {
-                    push_issue(&mut coverage, issue.clone());
+                    // A reused layer's issues name the image it was first walked in.
+                    let mut issue = issue.clone();
+                    issue.image.clone_from(&img.name);
+                    push_issue(&mut coverage, issue);
                 }
                 for (k, v) in &r.skipped {
                     *coverage.skipped.entry(k).or_default() += v;
@@ -259,7 +286,7 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
             policy_digest: input.policy.digest(),
         },
         coverage,
-        fetch: input.fetch,
+        fetch,
         duration_ms: input.started.elapsed().as_millis() as u64,
     }
 }

@@ -49,7 +49,7 @@ impl Default for WalkLimits {
 }
 
 /// Paths a layer adds, and what it deletes from the layers below.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LayerIndex {
     /// Path → is a directory.
     pub entries: HashMap<String, bool>,
@@ -60,7 +60,7 @@ pub struct LayerIndex {
 }
 
 /// Compression found by sniffing the blob's first bytes (media types can lie).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     Gzip,
@@ -87,6 +87,89 @@ pub struct LayerResult {
     pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// Archive members scanned.
     pub nested_members: u64,
+}
+
+/// Every reason a limit or a problem can keep a file from the detectors (the keys of
+/// [`LayerResult::skipped`]).
+pub const SKIP_REASONS: &[&str] = &[
+    "file_truncated",
+    "nested_truncated",
+    "nested_depth",
+    "nested_limit",
+    "nested_ratio",
+    "nested_encrypted",
+    "nested_unsupported",
+    "nested_corrupt",
+    "detector_problem",
+];
+
+/// A layer walked to its end, in a form a store can keep and a later scan can reuse in
+/// place of walking the same layer digest again (valid for one rules digest: the caller
+/// keys it by both). Issues keep the name of the image the layer was first walked in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredLayer {
+    pub index: LayerIndex,
+    pub findings: Vec<Finding>,
+    pub issues: Vec<Issue>,
+    pub entries: u64,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub compression: Option<Compression>,
+    pub symlinks: Vec<(String, String)>,
+    pub skipped: std::collections::BTreeMap<String, u64>,
+    pub nested_members: u64,
+}
+
+impl LayerResult {
+    /// The storable form; `None` for a walk that stopped early (it must be redone).
+    pub fn to_stored(&self) -> Option<StoredLayer> {
+        if self.error.is_some() {
+            return None;
+        }
+        Some(StoredLayer {
+            index: self.index.clone(),
+            findings: self.findings.clone(),
+            issues: self.issues.clone(),
+            entries: self.entries,
+            compressed_bytes: self.compressed_bytes,
+            uncompressed_bytes: self.uncompressed_bytes,
+            compression: self.compression,
+            symlinks: self.symlinks.clone(),
+            skipped: self
+                .skipped
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            nested_members: self.nested_members,
+        })
+    }
+
+    /// Back from the stored form. A skip reason this version does not know (a store
+    /// written by a newer one) is counted as `detector_problem`, not dropped.
+    pub fn from_stored(s: StoredLayer) -> LayerResult {
+        let mut skipped = std::collections::BTreeMap::new();
+        for (k, v) in s.skipped {
+            let key = SKIP_REASONS
+                .iter()
+                .find(|r| **r == k)
+                .copied()
+                .unwrap_or("detector_problem");
+            *skipped.entry(key).or_default() += v;
+        }
+        LayerResult {
+            index: s.index,
+            findings: s.findings,
+            issues: s.issues,
+            entries: s.entries,
+            compressed_bytes: s.compressed_bytes,
+            uncompressed_bytes: s.uncompressed_bytes,
+            compression: s.compression,
+            symlinks: s.symlinks,
+            error: None,
+            skipped,
+            nested_members: s.nested_members,
+        }
+    }
 }
 
 struct Counting<R> {

@@ -5,6 +5,7 @@ mod resolve;
 mod rules;
 mod sandbox;
 mod scan;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Run an image's entrypoint in the sandbox (isolated namespaces, no network, a
     /// wall-clock budget) and print what happened as JSON lines.
     RunSandbox(sandbox::SandboxArgs),
+    /// Run the admission gate service: scan API, Harbor scanner adapter, Kubernetes
+    /// admission webhook, registry push events, with a persistent store and job queue.
+    Serve(serve::ServeArgs),
 }
 
 /// How to reach registries; shared by the subcommands that talk to one.
@@ -80,7 +84,15 @@ impl RegistryArgs {
     }
 
     pub fn client(&self) -> anyhow::Result<canary_analyzer::source::registry::RegistryClient> {
-        use canary_analyzer::source::registry::{Credentials, RegistryClient, RegistryOptions};
+        Ok(canary_analyzer::source::registry::RegistryClient::new(
+            self.options()?,
+            self.cache(),
+        )?)
+    }
+
+    /// Registry options from the flags, the environment and (for a password) stdin.
+    pub fn options(&self) -> anyhow::Result<canary_analyzer::source::registry::RegistryOptions> {
+        use canary_analyzer::source::registry::{Credentials, RegistryOptions};
         let password = if self.password_stdin {
             let mut s = String::new();
             std::io::stdin().read_line(&mut s)?;
@@ -109,7 +121,7 @@ impl RegistryArgs {
             retry_base: std::time::Duration::from_millis(self.retry_base_ms),
             ..Default::default()
         };
-        Ok(RegistryClient::new(opts, self.cache())?)
+        Ok(opts)
     }
 }
 
@@ -120,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cache(a) => cache::run(a),
         Command::Rules(a) => rules::run(a),
         Command::RunSandbox(a) => sandbox::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

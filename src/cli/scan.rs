@@ -196,6 +196,8 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
             issues: vec![],
             started,
             runtime: if a.runtime { Some(&run_it) } else { None },
+            known_layers: Default::default(),
+            on_layer_walked: None,
         },
     );
     bars.bar.finish_and_clear();

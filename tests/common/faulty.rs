@@ -24,6 +24,13 @@ pub enum Fault {
     },
     /// Send headers and only the first `bytes` of the body, then close, `times` times.
     CloseMidBody { bytes: usize, times: usize },
+    /// Send headers and the first `bytes` of the body, then hold the connection open
+    /// without sending more for `secs` seconds, `times` times (a download in progress).
+    Stall {
+        bytes: usize,
+        secs: u64,
+        times: usize,
+    },
 }
 
 struct State {
@@ -159,7 +166,9 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
             let mut fault = None;
             for (suffix, f, used) in st.faults.iter_mut() {
                 let times = match f {
-                    Fault::Status { times, .. } | Fault::CloseMidBody { times, .. } => *times,
+                    Fault::Status { times, .. }
+                    | Fault::CloseMidBody { times, .. }
+                    | Fault::Stall { times, .. } => *times,
                 };
                 if path.ends_with(suffix.as_str()) && *used < times {
                     *used += 1;
@@ -199,6 +208,17 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
                 out.write_all(resp.as_bytes())?;
                 out.write_all(&data[..bytes.min(data.len())])?;
                 out.flush()?;
+                return Ok(());
+            }
+            (Some(Fault::Stall { bytes, secs, .. }), Some((ct, data))) => {
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    data.len()
+                );
+                out.write_all(resp.as_bytes())?;
+                out.write_all(&data[..bytes.min(data.len())])?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_secs(secs));
                 return Ok(());
             }
             (_, Some((ct, data))) if path != "/v2/" => {

@@ -101,7 +101,23 @@ impl Registry {
         Registry::start(Mode::Token, Some((user.to_owned(), pass.to_owned())))
     }
 
+    /// A registry without authentication that sends its event notifications
+    /// (Distribution's `notifications` endpoint) to `url`, with
+    /// `Authorization: Bearer TOKEN`.
+    pub fn open_notifying(url: &str, token: &str) -> Registry {
+        let yaml = format!(
+            "notifications:\n  endpoints:\n    - name: canary\n      url: \"{url}\"\n      \
+             headers:\n        Authorization: [\"Bearer {token}\"]\n      timeout: 2s\n      \
+             threshold: 3\n      backoff: 500ms\n"
+        );
+        Registry::start_with(Mode::Open, None, &yaml)
+    }
+
     fn start(mode: Mode, creds: Option<(String, String)>) -> Registry {
+        Registry::start_with(mode, creds, "")
+    }
+
+    fn start_with(mode: Mode, creds: Option<(String, String)>, extra_yaml: &str) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: {MISSING}"
@@ -149,7 +165,7 @@ impl Registry {
                  storage:\n  filesystem:\n    rootdirectory: \"{storage}\"\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: {host}\n  secret: {secret}\n\
-                 {auth_yaml}",
+                 {auth_yaml}{extra_yaml}",
                 storage = d.join("storage").display(),
                 secret = random_hex(),
             );
@@ -356,12 +372,19 @@ impl Registry {
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
+impl Registry {
+    /// Kill the registry process now (a registry that is down); its files stay.
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.kill();
             let _ = w.wait();

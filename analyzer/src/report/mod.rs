@@ -11,10 +11,10 @@ use crate::finding::{Finding, Severity};
 use crate::image::Layer;
 
 /// Version of the JSON report format (`docs/json-report.md`).
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// How serious a scan issue is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueLevel {
     /// Part of the image was not scanned, or the image is hostile/broken: exit 2.
@@ -24,7 +24,7 @@ pub enum IssueLevel {
 }
 
 /// Trouble met while scanning: recorded, never silent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Issue {
     pub level: IssueLevel,
     pub image: String,
@@ -147,6 +147,8 @@ pub struct Coverage {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FetchStats {
     pub blobs_downloaded: usize,
+    /// Layers not walked because a store held their result under the same rules.
+    pub layers_reused: usize,
     pub blobs_cached: usize,
     pub bytes_downloaded: u64,
     pub requests: usize,

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
 use reqwest::{Method, Response, StatusCode, header};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -236,6 +236,11 @@ impl RegistryClient {
 
     fn stat(&self, f: impl FnOnce(&mut FetchStats)) {
         f(&mut self.stats.lock().expect("stats lock"))
+    }
+
+    /// Whether this client talks plain HTTP to `host` (loopback, or an insecure host).
+    pub fn allows_plain_http(&self, host: &str) -> bool {
+        self.scheme(host) == "http"
     }
 
     fn scheme(&self, host: &str) -> &'static str {
@@ -662,6 +667,19 @@ impl RegistryClient {
         platform: &Platform,
         all: bool,
     ) -> Result<Vec<ResolvedImage>> {
+        let mut images = self.resolve(r, platform, all).await?;
+        self.fetch_layers(r, &mut images, &HashSet::new()).await;
+        Ok(images)
+    }
+
+    /// Resolve a reference to platform images (manifests and configs, verified) without
+    /// downloading any layer: see [`RegistryClient::fetch_layers`].
+    pub async fn resolve(
+        &self,
+        r: &Reference,
+        platform: &Platform,
+        all: bool,
+    ) -> Result<Vec<ResolvedImage>> {
         check_pin(r)?;
         let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let top = self.get_manifest(r, &reference).await?;
@@ -671,22 +689,6 @@ impl RegistryClient {
             reference: r,
         };
         let parts: Vec<Parts> = resolve_parts(&store, top, top_digest, platform, all).await?;
-        let mut wanted: Vec<(String, Option<u64>)> = parts
-            .iter()
-            .flat_map(|p| p.layers.iter().map(|l| (l.digest.clone(), l.size)))
-            .collect();
-        wanted.sort();
-        wanted.dedup();
-        let failures: Vec<(String, String)> = futures_util::stream::iter(wanted)
-            .map(|(d, size)| async move {
-                let res = self.fetch_blob(r, &d, size, self.opts.max_blob_bytes).await;
-                (d, res)
-            })
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .filter_map(|(d, res)| async move { res.err().map(|e| (d, e.to_string())) })
-            .collect()
-            .await;
-        let failures: HashMap<String, String> = failures.into_iter().collect();
         Ok(parts
             .into_iter()
             .map(|p| {
@@ -704,11 +706,45 @@ impl RegistryClient {
                     layers: p.layers,
                     opener: Box::new(CacheOpener {
                         cache: self.cache.clone(),
-                        failures: failures.clone(),
+                        failures: HashMap::new(),
                     }),
                 }
             })
             .collect())
+    }
+
+    /// Download the layers of resolved images into the cache, all but those in `skip`
+    /// (layers whose results are already known), several at once. A layer that fails is
+    /// reported by the image's opener when the walk asks for it.
+    pub async fn fetch_layers(
+        &self,
+        r: &Reference,
+        images: &mut [ResolvedImage],
+        skip: &HashSet<String>,
+    ) {
+        let mut wanted: Vec<(String, Option<u64>)> = images
+            .iter()
+            .flat_map(|i| i.layers.iter().map(|l| (l.digest.clone(), l.size)))
+            .filter(|(d, _)| !skip.contains(d))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let failures: Vec<(String, String)> = futures_util::stream::iter(wanted)
+            .map(|(d, size)| async move {
+                let res = self.fetch_blob(r, &d, size, self.opts.max_blob_bytes).await;
+                (d, res)
+            })
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .filter_map(|(d, res)| async move { res.err().map(|e| (d, e.to_string())) })
+            .collect()
+            .await;
+        let failures: HashMap<String, String> = failures.into_iter().collect();
+        for img in images {
+            img.opener = Box::new(CacheOpener {
+                cache: self.cache.clone(),
+                failures: failures.clone(),
+            });
+        }
     }
 }
 
