@@ -221,6 +221,24 @@ fn miner_image() -> Image {
         .build()
 }
 
+/// A miner image whose digest no other test image has.
+fn miner_image_variant() -> Image {
+    ImageBuilder::new()
+        .layer(base_layer())
+        .entrypoint(&["/opt/xmrig", "-o", "stratum+tcp://pool.minexmr.com:4444"])
+        .build()
+}
+
+/// Jobs in the store, in any state, from the queue gauges of `/metrics`.
+fn jobs_total(s: &Serve) -> i64 {
+    http("GET", &format!("{}/metrics", s.base), None, None, &[])
+        .body
+        .lines()
+        .filter(|l| l.starts_with("canary_queue_jobs{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum()
+}
+
 fn push(reg: &Registry, repo: &str, tag: &str, img: &Image) {
     rt().block_on(push_image(&reg.url, repo, tag, img, None))
         .unwrap();
@@ -642,7 +660,8 @@ fn admission_webhook_answers_from_verdicts_and_waits_for_scans() {
     let cfg = c.home.path().join("admission.toml");
     std::fs::write(
         &cfg,
-        "on_miss = \"wait\"\nwait_ms = 20000\n[namespaces.strict]\non_miss = \"deny\"\n[namespaces.dev]\non_miss = \"allow\"\n",
+        "on_miss = \"wait\"\nwait_ms = 20000\n[namespaces.strict]\non_miss = \"deny\"\n[namespaces.dev]\non_miss = \"allow\"\n\
+         [namespaces.pinned]\non_miss = \"wait\"\nrequire_digest = true\n",
     )
     .unwrap();
     let s = Serve::start(&c, &db, &["--admission-config", cfg.to_str().unwrap()]);
@@ -699,6 +718,50 @@ fn admission_webhook_answers_from_verdicts_and_waits_for_scans() {
     p["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": miner}]);
     let r = s.post("/admission/validate", &review("u-5", "default", "Pod", p));
     assert_eq!(r.json()["response"]["allowed"], false);
+
+    // A namespace that admits only digests refuses tags, takes the same image pinned.
+    let r = s.post(
+        "/admission/validate",
+        &review("u-p1", "pinned", "Pod", pod(&[&clean], &[])),
+    );
+    let a = r.json();
+    assert_eq!(a["response"]["allowed"], false, "{a}");
+    assert!(
+        a["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pinned by digest"),
+        "{a}"
+    );
+    let pinned = format!("{}/team/clean@{}", reg.host, clean_image().manifest.digest);
+    let r = s.post(
+        "/admission/validate",
+        &review("u-p2", "pinned", "Pod", pod(&[&pinned], &[])),
+    );
+    assert_eq!(r.json()["response"]["allowed"], true, "{}", r.body);
+
+    // A dry run queues nothing and does not wait.
+    push(&reg, "team/other", "1", &miner_image_variant());
+    let before = jobs_total(&s);
+    let mut dry = review(
+        "u-d",
+        "default",
+        "Pod",
+        pod(&[&format!("{}/team/other:1", reg.host)], &[]),
+    );
+    dry["request"]["dryRun"] = json!(true);
+    let started = Instant::now();
+    let a = s.post("/admission/validate", &dry).json();
+    assert_eq!(a["response"]["allowed"], false, "{a}");
+    assert!(
+        a["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dry run"),
+        "{a}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(jobs_total(&s), before);
 
     // Cached verdicts are still served with the registry down (the tag's last digest),
     // with a warning.
@@ -934,5 +997,74 @@ fn tls_and_refusals_at_start() {
     assert!(
         r.stderr.contains("expected sqlite://PATH or postgres://"),
         "{r}"
+    );
+    // One password for every registry is refused: requests choose the registry.
+    let r = c.run_with(
+        c.command()
+            .args(["serve", "--db", &db])
+            .env("CANARY_REGISTRY_USERNAME", "u")
+            .env("CANARY_REGISTRY_PASSWORD", "p"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("per registry"), "{r}");
+    // With an allow-list, other registries are not contacted at all.
+    let s = Serve::start(
+        &c,
+        &format!("sqlite://{}", dir.join("e.db").display()),
+        &["--allow-registry", "registry.internal:5000"],
+    );
+    let r = s.post("/v1/scans", &json!({"image": "127.0.0.1:1/x:1"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("--allow-registry"), "{}", r.body);
+}
+
+#[test]
+fn new_rules_make_old_verdicts_stale_and_layers_are_walked_again() {
+    let reg = Registry::open();
+    push(&reg, "team/clean", "1", &clean_image());
+    let c = Canary::new();
+    let db = format!("sqlite://{}", c.home.path().join("canary.db").display());
+    let image = format!("{}/team/clean:1", reg.host);
+    let mut s = Serve::start(&c, &db, &[]);
+    let first = s.wait_scan(&s.scan(&image));
+    let digest = first["manifest_digest"].as_str().unwrap().to_string();
+    let verdict = format!("/v1/images/{digest}/verdict");
+    assert_eq!(s.get(&verdict).json()["verdict"], "allow");
+    s.kill();
+
+    let rules = c.home.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("marker.yar"),
+        r#"rule readme_marker {
+  meta:
+    id = "user/readme-marker"
+    family = "test"
+    severity = "high"
+    description = "A marker only this test's images carry."
+    positive = "nothing to see here"
+    negative = "something to see"
+  strings:
+    $a = "nothing to see"
+  condition:
+    $a
+}
+"#,
+    )
+    .unwrap();
+    let s = Serve::start(&c, &db, &["--rules", rules.to_str().unwrap()]);
+    let stale = s.get(&verdict);
+    assert_eq!(stale.status, 404, "{}", stale.body);
+    assert!(stale.body.contains("current rules"), "{}", stale.body);
+    let second = s.wait_scan(&s.scan(&image));
+    assert_eq!(second["state"], "done", "{second}");
+    // Nothing reused from the old rules' results.
+    assert_eq!(second["result"]["layers_walked"], 2, "{second}");
+    assert_eq!(second["result"]["layers_reused"], 0, "{second}");
+    let v = s.get(&verdict).json();
+    assert_eq!(v["verdict"], "deny", "{v}");
+    assert_eq!(
+        v["detail"]["summary"]["failing"][0]["rule_id"],
+        "user/readme-marker"
     );
 }

@@ -53,6 +53,10 @@ pub struct MissPolicy {
     /// With `wait`: what to answer when the budget runs out (`deny` or `allow`).
     #[serde(default = "default_after_wait")]
     pub after_wait: OnMiss,
+    /// Admit only images pinned by digest: a tag can be moved between admission and the
+    /// kubelet's pull, a digest cannot.
+    #[serde(default)]
+    pub require_digest: bool,
 }
 
 fn default_wait_ms() -> u64 {
@@ -69,6 +73,8 @@ pub struct AdmissionConfig {
     pub namespaces: HashMap<String, MissPolicy>,
     /// Longest a tag's HEAD may take before the stored digest is used.
     pub resolve_timeout: Duration,
+    /// Oldest tag → digest resolution that may stand in for an unreachable registry.
+    pub stale_tag_max_age: Duration,
 }
 
 impl Default for AdmissionConfig {
@@ -78,9 +84,11 @@ impl Default for AdmissionConfig {
                 on_miss: OnMiss::Wait,
                 wait_ms: default_wait_ms(),
                 after_wait: OnMiss::Deny,
+                require_digest: false,
             },
             namespaces: HashMap::new(),
             resolve_timeout: Duration::from_secs(2),
+            stale_tag_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -215,17 +223,41 @@ fn denial_reason(v: &crate::store::Verdict) -> String {
     )
 }
 
-async fn decide(app: &Shared, namespace: &str, image: &str, deadline: Instant) -> Decision {
-    let reference = match parse_image(image) {
-        Ok(r) => r,
-        Err(e) => {
-            return Decision {
-                allowed: false,
-                message: Some(e),
-                warning: None,
-            };
-        }
+/// The digest a tag had the last time, when it was learned recently enough to stand in
+/// for a registry that cannot be reached.
+async fn stored_digest(app: &Shared, reference: &oci_client::Reference) -> Option<String> {
+    let (d, at) = app
+        .scanner
+        .store
+        .image_digest(&reference.whole())
+        .await
+        .ok()??;
+    let age = crate::store::now_ms().saturating_sub(at);
+    (age <= app.config.admission.stale_tag_max_age.as_millis() as i64).then_some(d)
+}
+
+async fn decide(
+    app: &Shared,
+    namespace: &str,
+    image: &str,
+    deadline: Instant,
+    dry_run: bool,
+) -> Decision {
+    let deny = |message: String| Decision {
+        allowed: false,
+        message: Some(message),
+        warning: None,
     };
+    let reference = match parse_image(image).and_then(|r| app.check_registry(&r).map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => return deny(e),
+    };
+    let policy = app.config.admission.for_namespace(namespace).clone();
+    if policy.require_digest && reference.digest().is_none() {
+        return deny(format!(
+            "{image}: namespace {namespace:?} admits only images pinned by digest (image@sha256:…)"
+        ));
+    }
     let platform = app.config.platform.clone();
     let mut warning = None;
     let digest = match reference.digest() {
@@ -236,41 +268,35 @@ async fn decide(app: &Shared, namespace: &str, image: &str, deadline: Instant) -
                 app.resolver.head(&reference),
             )
             .await;
-            match head {
+            // Only an unreachable or failing registry lets the stored digest stand in: a
+            // registry that says "no such tag" or "not allowed" is believed.
+            let why = match head {
                 Ok(Ok(h)) => {
                     let store = app.scanner.store.clone();
                     let (r, d) = (reference.whole(), h.digest.clone());
                     tokio::spawn(async move {
                         let _ = store.record_image(&r, &d).await;
                     });
-                    Some(h.digest)
+                    Err(h.digest)
                 }
-                Ok(Err(e)) => {
-                    let stored = app.scanner.store.image_digest(&reference.whole()).await;
-                    match stored {
-                        Ok(Some((d, _))) => {
-                            warning = Some(format!(
-                                "{image}: registry not reachable ({e}); used the digest the tag last had, {}",
-                                short(&d)
-                            ));
-                            Some(d)
-                        }
-                        _ => {
-                            warning = Some(format!("{image}: cannot resolve the tag: {e}"));
-                            None
-                        }
-                    }
+                Ok(Err(e)) if crate::scanner::transient(&e) => {
+                    Ok(format!("registry not reachable ({e})"))
                 }
-                Err(_) => match app.scanner.store.image_digest(&reference.whole()).await {
-                    Ok(Some((d, _))) => {
+                Ok(Err(e)) => return deny(format!("{image}: cannot resolve the tag: {e}")),
+                Err(_) => Ok("registry too slow to answer".to_string()),
+            };
+            match why {
+                Err(resolved) => Some(resolved),
+                Ok(why) => match stored_digest(app, &reference).await {
+                    Some(d) => {
                         warning = Some(format!(
-                            "{image}: registry too slow to answer; used the digest the tag last had, {}",
+                            "{image}: {why}; used the digest the tag last had, {}",
                             short(&d)
                         ));
                         Some(d)
                     }
-                    _ => {
-                        warning = Some(format!("{image}: registry too slow to resolve the tag"));
+                    None => {
+                        warning = Some(format!("{image}: {why}; the tag has no recent digest"));
                         None
                     }
                 },
@@ -279,8 +305,7 @@ async fn decide(app: &Shared, namespace: &str, image: &str, deadline: Instant) -
     };
     let Some(digest) = digest else {
         // Not even a digest: nothing can be scanned; the namespace's setting decides.
-        let p = app.config.admission.for_namespace(namespace);
-        let allowed = p.on_miss == OnMiss::Allow;
+        let allowed = policy.on_miss == OnMiss::Allow;
         return Decision {
             allowed,
             message: (!allowed)
@@ -307,7 +332,25 @@ async fn decide(app: &Shared, namespace: &str, image: &str, deadline: Instant) -
             };
         }
     }
-    // A miss: scan exactly the digest that was resolved.
+    // A miss: scan exactly the digest that was resolved (not for a dry run, which must
+    // have no side effects: it is answered as if the wait ran out).
+    let p = policy;
+    if dry_run {
+        let allowed = match p.on_miss {
+            OnMiss::Wait => p.after_wait == OnMiss::Allow,
+            other => other == OnMiss::Allow,
+        };
+        return Decision {
+            allowed,
+            message: (!allowed).then(|| {
+                format!(
+                    "{image} ({}): not scanned yet (dry run: no scan queued)",
+                    short(&digest)
+                )
+            }),
+            warning,
+        };
+    }
     let pinned = oci_client::Reference::with_digest(
         reference.registry().to_string(),
         reference.repository().to_string(),
@@ -318,7 +361,6 @@ async fn decide(app: &Shared, namespace: &str, image: &str, deadline: Instant) -
         Ok((id, _)) => format!("scan {id} queued"),
         Err(e) => format!("the scan could not be queued: {e:#}"),
     };
-    let p = app.config.admission.for_namespace(namespace).clone();
     let miss = |allowed: bool, why: &str| Decision {
         allowed,
         message: (!allowed).then(|| format!("{image} ({}): {why}; {job}", short(&digest))),
@@ -396,6 +438,7 @@ pub async fn validate(State(app): State<Shared>, body: Bytes) -> Response {
         );
     };
     let namespace = req.get("namespace").and_then(Value::as_str).unwrap_or("");
+    let dry_run = req.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
     let kind = req
         .pointer("/kind/kind")
         .and_then(Value::as_str)
@@ -448,7 +491,7 @@ pub async fn validate(State(app): State<Shared>, body: Bytes) -> Response {
     let decisions = futures_util::future::join_all(
         distinct
             .iter()
-            .map(|img| decide(&app, namespace, img, deadline)),
+            .map(|img| decide(&app, namespace, img, deadline, dry_run)),
     )
     .await;
     let mut denied = Vec::new();

@@ -23,7 +23,7 @@ const MANIFEST_TYPES: &[&str] = &[
 
 #[derive(Deserialize)]
 struct Envelope {
-    events: Vec<Event>,
+    events: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +81,16 @@ pub async fn receive(State(app): State<Shared>, body: Bytes) -> Response {
     }
     let platform = app.config.platform.clone();
     let (mut queued, mut known, mut ignored, mut rejected) = (0, 0, 0, Vec::new());
-    for ev in &env.events {
+    for raw in env.events {
+        // One odd event must not make the registry retry the whole envelope forever.
+        let ev: Event = match serde_json::from_value(raw) {
+            Ok(e) => e,
+            Err(e) => {
+                app.scanner.metrics.event("rejected");
+                rejected.push(format!("unreadable event: {e}"));
+                continue;
+            }
+        };
         let t = &ev.target;
         if ev.action != "push"
             || !MANIFEST_TYPES.contains(&t.media_type.as_str())
@@ -95,21 +104,23 @@ pub async fn receive(State(app): State<Shared>, body: Bytes) -> Response {
             .map(str::to_string)
             .or_else(|| (!ev.request.host.is_empty()).then(|| ev.request.host.clone()));
         let Some(host) = host else {
+            app.scanner.metrics.event("rejected");
             rejected.push(format!(
                 "{}@{}: no registry host in the event",
                 t.repository, t.digest
             ));
             continue;
         };
-        let image =
-            match crate::server::parse_image(&format!("{host}/{}@{}", t.repository, t.digest)) {
-                Ok(r) => r,
-                Err(e) => {
-                    app.scanner.metrics.event("rejected");
-                    rejected.push(e);
-                    continue;
-                }
-            };
+        let image = crate::server::parse_image(&format!("{host}/{}@{}", t.repository, t.digest))
+            .and_then(|i| app.check_registry(&i).map(|_| i));
+        let image = match image {
+            Ok(r) => r,
+            Err(e) => {
+                app.scanner.metrics.event("rejected");
+                rejected.push(e);
+                continue;
+            }
+        };
         match app.scanner.lookup(&t.digest, &platform).await {
             Ok(Lookup::Hit(_)) => {
                 app.scanner.metrics.event("known");

@@ -30,7 +30,7 @@ const CONSUMES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-fn harbor_error(status: StatusCode, message: impl Into<String>) -> Response {
+pub fn harbor_error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, ERROR_MIME)],
@@ -143,7 +143,9 @@ pub async fn scan(State(app): State<Shared>, body: Bytes) -> Response {
     let image = match crate::server::parse_image(&format!(
         "{host}/{}@{}",
         req.artifact.repository, req.artifact.digest
-    )) {
+    ))
+    .and_then(|i| app.check_registry(&i).map(|_| i))
+    {
         Ok(i) => i,
         Err(e) => return harbor_error(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
@@ -222,7 +224,7 @@ fn vulnerability_report(report: &Value, artifact: Value, v11: bool, generated_at
                 "fix_version": "",
                 "severity": sev,
                 "description": description,
-                "links": [format!("canary rules explain {}", f["rule_id"].as_str().unwrap_or(""))],
+                "links": [],
             });
             if !layer.is_empty() {
                 v["layer"] = json!({ "digest": layer });

@@ -73,13 +73,18 @@ pub struct Scanner {
 }
 
 /// Why a registry error is worth a retry: the registry or the network, not the image.
-fn transient(e: &canary_analyzer::Error) -> bool {
+pub fn transient(e: &canary_analyzer::Error) -> bool {
     use canary_analyzer::Error as E;
     match e {
         E::Transport { .. } => true,
         E::Registry { status, .. } => *status == 429 || *status >= 500,
         _ => false,
     }
+}
+
+/// Whether the scan behind a verdict read every layer.
+fn complete(v: &Verdict) -> bool {
+    v.summary.get("complete") != Some(&serde_json::Value::Bool(false))
 }
 
 /// The answer for a digest, when there is one under the current rules.
@@ -96,6 +101,7 @@ impl Scanner {
         let key = format!("{digest}|{platform}");
         if let Some(v) = self.verdicts.get(&key)
             && v.rules_digest == self.rules_digest
+            && complete(&v)
         {
             self.metrics.verdict_lookup("hit");
             return Ok(Lookup::Hit(v));
@@ -105,6 +111,12 @@ impl Scanner {
             return Ok(Lookup::Miss);
         };
         match self.store.verdict(&manifest, &self.policy_digest).await? {
+            // A verdict from a scan that could not read every layer stands only until the
+            // image is scanned again: it is never taken as the final word.
+            Some(v) if v.rules_digest == self.rules_digest && !complete(&v) => {
+                self.metrics.verdict_lookup("stale");
+                Ok(Lookup::Stale(Arc::new(v)))
+            }
             Some(v) if v.rules_digest == self.rules_digest => {
                 let v = Arc::new(v);
                 self.verdicts.put(&key, v.clone());
@@ -303,7 +315,9 @@ impl Scanner {
                     img.platform.as_deref(),
                     img.config_digest.as_deref(),
                     &layers,
-                    img.index_digest.as_deref(),
+                    img.index_digest
+                        .as_deref()
+                        .map(|i| (i, job.platform.as_str())),
                 )
                 .await?;
             let top = img.index_digest.clone().unwrap_or_else(|| manifest.clone());
@@ -314,9 +328,11 @@ impl Scanner {
             let verdict = verdict_of(&one, &manifest, &self.policy_digest);
             self.store.put_verdict(&verdict, pack(&one)?).await?;
             let verdict = Arc::new(verdict);
-            for d in [&manifest, &top] {
-                self.verdicts
-                    .put(&format!("{d}|{}", job.platform), verdict.clone());
+            if complete(&verdict) {
+                for d in [&manifest, &top] {
+                    self.verdicts
+                        .put(&format!("{d}|{}", job.platform), verdict.clone());
+                }
             }
             let _ = self.verdict_stored.send(manifest.clone());
             let _ = self.verdict_stored.send(top.clone());

@@ -35,6 +35,24 @@ pub struct ServeConfig {
     pub max_body: usize,
     /// Longest a request may take end to end.
     pub request_timeout: Duration,
+    /// Registries (`host[:port]`) the service pulls from; empty = any. Every image a
+    /// request names is checked against it before anything is sent to its registry.
+    pub allowed_registries: Vec<String>,
+}
+
+impl App {
+    /// Whether the service may pull from this image's registry.
+    pub fn check_registry(&self, r: &oci_client::Reference) -> Result<(), String> {
+        let allowed = &self.config.allowed_registries;
+        if allowed.is_empty() || allowed.iter().any(|h| h.eq_ignore_ascii_case(r.registry())) {
+            Ok(())
+        } else {
+            Err(format!(
+                "registry {} is not one this service pulls from (--allow-registry)",
+                r.registry()
+            ))
+        }
+    }
 }
 
 /// Shared by every handler.
@@ -127,10 +145,10 @@ async fn authenticate(State(app): State<Shared>, req: Request, next: Next) -> Re
         {
             next.run(req).await
         }
-        Some(_) => error(StatusCode::UNAUTHORIZED, "invalid token"),
+        Some(_) => unauthorized(req.uri().path(), "invalid token"),
         None => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
+            let mut r = unauthorized(
+                req.uri().path(),
                 "authentication required: Authorization: Bearer TOKEN or X-ScannerAdapter-API-Key",
             );
             r.headers_mut().insert(
@@ -139,6 +157,15 @@ async fn authenticate(State(app): State<Shared>, req: Request, next: Next) -> Re
             );
             r
         }
+    }
+}
+
+/// A 401 in the shape of the API asked (Harbor's error type under `/api/v1`).
+fn unauthorized(path: &str, message: &str) -> Response {
+    if path.starts_with("/api/v1/") {
+        crate::harbor::harbor_error(StatusCode::UNAUTHORIZED, message)
+    } else {
+        error(StatusCode::UNAUTHORIZED, message)
     }
 }
 
@@ -244,7 +271,7 @@ async fn create_scan(
         Ok(b) => b,
         Err(e) => return error(e.status(), e.body_text()),
     };
-    let image = match parse_image(&req.image) {
+    let image = match parse_image(&req.image).and_then(|i| app.check_registry(&i).map(|_| i)) {
         Ok(i) => i,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
     };

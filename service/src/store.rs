@@ -177,13 +177,19 @@ pub struct Store {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 fn shown_url(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, q)) if q.to_ascii_lowercase().contains("password") => {
+            format!("{base}?***")
+        }
+        _ => url.to_string(),
+    };
     if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
         && let Some((user, _)) = userinfo.split_once(':')
     {
         return format!("{scheme}://{user}:***@{host}");
     }
-    url.to_string()
+    url
 }
 
 /// `$1` → `?1`: SQLite's numbered parameters, from the PostgreSQL text.
@@ -303,14 +309,15 @@ impl Store {
         }
     }
 
-    /// Record a platform manifest, its layers, and the index it was chosen from.
+    /// Record a platform manifest, its layers, and the index it was chosen from with
+    /// the platform selector that chose it (`(index digest, selector)`).
     pub async fn record_manifest(
         &self,
         manifest_digest: &str,
         platform: Option<&str>,
         config_digest: Option<&str>,
         layers: &[LayerRow],
-        index_digest: Option<&str>,
+        chosen_from: Option<(&str, &str)>,
     ) -> Result<()> {
         let t = now_ms();
         let layer_json = serde_json::to_string(
@@ -337,10 +344,10 @@ impl Store {
                 )
             })
             .collect();
-        let alias = index_digest.map(|i| {
+        let alias = chosen_from.map(|(i, selector)| {
             (
                 i.to_string(),
-                platform.unwrap_or("").to_string(),
+                selector.to_string(),
                 manifest_digest.to_string(),
             )
         });
@@ -688,11 +695,32 @@ impl Store {
                 return Ok((id, true));
             }
             if let Some(e) = existing {
+                if let Some(auth) = &j.auth {
+                    self.add_credentials(&e, auth).await?;
+                }
                 return Ok((e, false));
             }
             // The job we collided with ended between the two statements: try again.
         }
         bail!("store {}: could not queue {}", self.shown, j.image)
+    }
+
+    /// Give credentials to a job that has none (a request with credentials met the same
+    /// image already queued without them).
+    async fn add_credentials(&self, id: &str, auth: &str) -> Result<()> {
+        const Q: &str = "UPDATE jobs SET auth = $1 WHERE id = $2 AND auth IS NULL \
+                         AND state IN ('queued', 'running')";
+        let (a, i) = (auth.to_string(), id.to_string());
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                self.sqlite(move |c| c.execute(&sqlite_sql(Q), rusqlite::params![a, i]))
+                    .await?;
+            }
+            Backend::Postgres(_) => {
+                self.pg().await?.execute(Q, &[&a, &i]).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Take the oldest runnable job: queued and due, or running with an expired lease (its
@@ -933,7 +961,18 @@ fn open_sqlite(path: &Path) -> Result<Backend> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    // Lock the file's real location, so two spellings (symlinks, `..`) are one lock.
+    let real = match (
+        path.parent().filter(|d| !d.as_os_str().is_empty()),
+        path.file_name(),
+    ) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .with_context(|| format!("resolving {}", dir.display()))?
+            .join(name),
+        _ => path.to_path_buf(),
+    };
+    let real = std::fs::canonicalize(&real).unwrap_or(real);
+    let lock_path = PathBuf::from(format!("{}.lock", real.display()));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -1159,7 +1198,7 @@ mod tests {
                 size: Some(3),
                 media_type: None,
             }],
-            Some("sha256:idx"),
+            Some(("sha256:idx", "linux/amd64")),
         )
         .await
         .unwrap();
@@ -1288,5 +1327,10 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(shown_url("sqlite:///x.db"), "sqlite:///x.db");
+        assert_eq!(shown_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            shown_url("postgres://h/db?user=u&password=x"),
+            "postgres://h/db?***"
+        );
     }
 }

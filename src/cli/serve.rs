@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// Ignore file (TOML, as `canary scan --ignore-file`); part of the policy digest.
     #[arg(long, value_name = "FILE")]
     pub ignore_file: Option<PathBuf>,
+    /// Only pull from this registry (`host[:port]`; repeatable). Without it any registry a
+    /// request names is contacted.
+    #[arg(long = "allow-registry", value_name = "HOST")]
+    pub allow_registry: Vec<String>,
+    /// Add the rules in DIR (as `canary scan --rules`); they change the rules digest, so
+    /// verdicts made without them are stale and images are scanned again.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Platform scanned when a request names none.
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: String,
@@ -114,6 +122,13 @@ fn tokens(a: &ServeArgs) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
+    if a.registry.username.is_some() || a.registry.password_stdin {
+        // The service pulls from registries that requests name: one password for every
+        // registry would be sent to whichever host an image reference points at.
+        anyhow::bail!(
+            "canary serve takes registry credentials per registry, from a Docker config file's auths (--docker-config), not --username/--password-stdin/CANARY_REGISTRY_USERNAME"
+        );
+    }
     let tokens = tokens(&a)?;
     if tokens.is_empty() && !a.listen.ip().is_loopback() && !a.insecure_no_auth {
         anyhow::bail!(
@@ -134,6 +149,21 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     if let Some(p) = &a.admission_config {
         admission = AdmissionConfig::from_file(p, admission)?;
     }
+    let (detectors, rules_digest) = match &a.rules {
+        None => (
+            canary_analyzer::detect::default_detectors(),
+            canary_rules::rules_digest(),
+        ),
+        Some(dir) => {
+            let (engine, user) =
+                canary_analyzer::detect::content::ContentEngine::with_user_rules(dir)
+                    .map_err(|e| anyhow::anyhow!("--rules: {e}"))?;
+            (
+                canary_analyzer::detect::detectors_with(engine),
+                super::rules::combined_digest(&user.digest),
+            )
+        }
+    };
     let db =
         a.db.clone()
             .unwrap_or_else(|| format!("sqlite://{}", data_dir().join("canary.db").display()));
@@ -142,7 +172,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    super::runtime()?.block_on(async move {
+    let rt = super::runtime()?;
+    let result = rt.block_on(async move {
         let store = Store::open(&db).await?;
         if store.is_sqlite() {
             let n = store.requeue_running().await?;
@@ -155,8 +186,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             store: store.clone(),
             policy_digest: policy.digest(),
             policy,
-            rules_digest: canary_rules::rules_digest(),
-            detectors: Arc::new(canary_analyzer::detect::default_detectors()),
+            rules_digest,
+            detectors: Arc::new(detectors),
             registry: registry.clone(),
             cache: cache.clone(),
             limits: Default::default(),
@@ -184,6 +215,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
                 admission,
                 max_body: a.max_body_bytes,
                 request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)),
+                allowed_registries: a.allow_registry.clone(),
             },
             wake: Arc::new(tokio::sync::Notify::new()),
             resolver,
@@ -227,5 +259,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             let _ = tokio::time::timeout(Duration::from_millis(200), w).await;
         }
         anyhow::Ok(0)
-    })
+    });
+    // A scan still running on a blocking thread is not waited for: its job is taken up
+    // again (at the next start on SQLite, when its lease runs out on PostgreSQL).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
