@@ -369,6 +369,12 @@ fn scan_api_stores_verdicts_and_walks_shared_layers_once() {
         metrics.body
     );
 
+    // An image the registry does not have fails at once (no retries), saying why.
+    let nope = s.wait_scan(&s.scan(&format!("{}/team/nope:1", reg.host)));
+    assert_eq!(nope["state"], "failed", "{nope}");
+    assert_eq!(nope["attempts"], 1, "{nope}");
+    assert!(nope["error"].as_str().unwrap().contains("404"), "{nope}");
+
     // Bad input and authentication.
     let u = format!("{}/v1/scans", s.base);
     let body = br#"{"image":"x/y:1"}"#.to_vec();
