@@ -3,7 +3,7 @@
 # Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl and
 # ssh-keygen (the detection tests' bait certificates and public keys), gcc and glibc's
 # static libc (the sandbox tests' probe program), ip and nft (the sandbox's sinkhole),
-# psql (the service tests' PostgreSQL databases; the server itself must be running on
+# Chromium (renders the crawl's HTML report), psql (the service tests' PostgreSQL databases; the server itself must be running on
 # 127.0.0.1:5432 with trust auth), and the SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the
 # SARIF structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
 set -euo pipefail
@@ -22,6 +22,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # The service tests create their databases on the machine's PostgreSQL with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# The crawl report test renders the HTML report in headless Chromium.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # The sandbox tests build a static probe: glibc's static libc.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 # The sandbox's sinkhole sets up the run's network with ip and nft.

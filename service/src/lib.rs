@@ -9,9 +9,11 @@
 //! no job: another worker (or the restarted one) takes it up again.
 
 pub mod admission;
+pub mod crawl;
 pub mod events;
 pub mod harbor;
 pub mod metrics;
+pub mod report;
 pub mod scanner;
 pub mod server;
 pub mod store;

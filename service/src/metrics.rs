@@ -36,6 +36,8 @@ pub struct Metrics {
     admission: Family<Labels, Counter>,
     events: Family<Labels, Counter>,
     queue: Family<Labels, Gauge>,
+    walked_total: std::sync::atomic::AtomicU64,
+    reused_total: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,8 @@ impl Metrics {
             admission,
             events,
             queue,
+            walked_total: Default::default(),
+            reused_total: Default::default(),
         }
     }
 
@@ -113,7 +117,20 @@ impl Metrics {
         self.scan_seconds.observe(took.as_secs_f64());
     }
 
+    /// Layers walked by this process so far.
+    pub fn layers_walked(&self) -> u64 {
+        self.walked_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Layers this process did not walk because the store had them.
+    pub fn layers_reused(&self) -> u64 {
+        self.reused_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn layers(&self, walked: u64, reused: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.walked_total.fetch_add(walked, Relaxed);
+        self.reused_total.fetch_add(reused, Relaxed);
         self.layers
             .get_or_create(&labels(&[("result", "walked")]))
             .inc_by(walked);

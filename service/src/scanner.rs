@@ -70,6 +70,121 @@ pub struct Scanner {
     pub verdicts: VerdictCache,
     /// Told whenever a verdict is stored (admission requests waiting for one listen).
     pub verdict_stored: tokio::sync::broadcast::Sender<String>,
+    /// Layers being walked by a job of this process.
+    pub inflight: InFlight,
+    /// Runs each image in the sandbox (`crawl --runtime`); needs every layer's blob.
+    pub runtime: Option<Arc<RuntimeFn>>,
+    /// Delete an image's blobs from the cache once it is scanned (bounded disk in a crawl).
+    pub delete_blobs: bool,
+}
+
+/// See [`Scanner::runtime`].
+pub type RuntimeFn = dyn Fn(
+        &ResolvedImage,
+    ) -> (
+        Vec<canary_analyzer::finding::Finding>,
+        Vec<canary_analyzer::report::Issue>,
+    ) + Send
+    + Sync;
+
+/// What a [`Scanner`] is made of.
+pub struct ScannerParts {
+    pub store: Store,
+    pub policy: Policy,
+    pub rules_digest: String,
+    pub detectors: Vec<Box<dyn Detector>>,
+    pub registry: RegistryOptions,
+    pub cache: BlobCache,
+    /// Scans at once: each gets cores ÷ this many threads.
+    pub workers: usize,
+}
+
+impl Scanner {
+    pub fn new(p: ScannerParts) -> Scanner {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let (verdict_stored, _) = tokio::sync::broadcast::channel(1024);
+        Scanner {
+            store: p.store,
+            policy_digest: p.policy.digest(),
+            policy: p.policy,
+            rules_digest: p.rules_digest,
+            detectors: Arc::new(p.detectors),
+            registry: p.registry,
+            cache: p.cache,
+            limits: WalkLimits::default(),
+            threads: (cores / p.workers.max(1)).max(1),
+            metrics: Arc::new(Metrics::new()),
+            verdicts: VerdictCache::default(),
+            verdict_stored,
+            inflight: InFlight::default(),
+            runtime: None,
+            delete_blobs: false,
+        }
+    }
+}
+
+/// Layer digests some job of this process is walking now.
+#[derive(Default)]
+pub struct InFlight {
+    set: Mutex<HashSet<String>>,
+    done: tokio::sync::Notify,
+}
+
+/// Layers claimed by one job; released when dropped.
+pub struct Claim<'a> {
+    owner: &'a InFlight,
+    digests: Vec<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.owner.set.lock() {
+            for d in &self.digests {
+                s.remove(d);
+            }
+        }
+        self.owner.done.notify_waiters();
+    }
+}
+
+impl InFlight {
+    /// Wait until none of the layers this job still needs is being walked elsewhere in
+    /// the process, then claim them all.
+    pub async fn claim_missing(
+        &self,
+        store: &Store,
+        digests: &[String],
+        rules_digest: &str,
+    ) -> anyhow::Result<Claim<'_>> {
+        loop {
+            let notified = self.done.notified();
+            let have = store.layer_results(digests, rules_digest).await?;
+            let missing: Vec<String> = digests
+                .iter()
+                .filter(|d| !have.contains_key(*d))
+                .cloned()
+                .collect();
+            {
+                let mut set = self
+                    .set
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("in-flight lock"))?;
+                if !missing.iter().any(|d| set.contains(d)) {
+                    for d in &missing {
+                        set.insert(d.clone());
+                    }
+                    return Ok(Claim {
+                        owner: self,
+                        digests: missing,
+                    });
+                }
+            }
+            // Woken when another job releases its layers (or re-check after a while).
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), notified).await;
+        }
+    }
 }
 
 /// Why a registry error is worth a retry: the registry or the network, not the image.
@@ -177,6 +292,34 @@ impl Scanner {
                 };
             }
         };
+        // A tag is HEADed first (no pull counted on Docker Hub): a digest already judged
+        // under these rules needs no manifest GET and no layer.
+        if reference.digest().is_none() {
+            match client.head(&reference).await {
+                Ok(h) => {
+                    if let Err(e) = self.store.record_image(&reference.whole(), &h.digest).await {
+                        return retry(job, format!("store: {e:#}"));
+                    }
+                    if let Ok(Lookup::Hit(v)) = self.lookup(&h.digest, &job.platform).await {
+                        return JobOutcome::Done {
+                            manifest_digest: Some(v.manifest_digest.clone()),
+                            result: serde_json::json!({
+                                "manifest_digests": [v.manifest_digest],
+                                "passed": v.allowed,
+                                "complete": true,
+                                "known_digest": h.digest,
+                                "layers_walked": 0,
+                                "layers_reused": 0,
+                                "blobs_downloaded": 0,
+                            }),
+                        };
+                    }
+                }
+                Err(e) if transient(&e) => return retry(job, e.to_string()),
+                // Unknown tag, auth…: the GET below says so in full.
+                Err(_) => {}
+            }
+        }
         let mut images = match client.resolve(&reference, &platform, false).await {
             Ok(i) => i,
             Err(e) if transient(&e) => return retry(job, e.to_string()),
@@ -208,6 +351,12 @@ impl Scanner {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        // Layers another job of this process is walking right now are waited for, not
+        // walked twice; ours are claimed all at once (no two jobs wait on each other).
+        let _claim = self
+            .inflight
+            .claim_missing(&self.store, &digests, &self.rules_digest)
+            .await?;
         let mut known: HashMap<String, LayerResult> = HashMap::new();
         for (d, bytes) in self
             .store
@@ -224,7 +373,12 @@ impl Scanner {
                 ),
             }
         }
-        let skip: HashSet<String> = known.keys().cloned().collect();
+        // A run in the sandbox needs the whole rootfs: every blob, walked or not.
+        let skip: HashSet<String> = if self.runtime.is_some() {
+            HashSet::new()
+        } else {
+            known.keys().cloned().collect()
+        };
         client.fetch_layers(reference, images, &skip).await;
         let fetch = client.stats();
         let walked: Arc<Mutex<Vec<(String, StoredLayer)>>> = Arc::default();
@@ -239,6 +393,7 @@ impl Scanner {
             };
             let walked = walked.clone();
             let target = job.image.clone();
+            let runtime = self.runtime.clone();
             tokio::task::spawn_blocking(move || {
                 let sink = |digest: &str, r: &LayerResult| {
                     if let Some(s) = r.to_stored() {
@@ -259,7 +414,9 @@ impl Scanner {
                         fetch,
                         issues: vec![],
                         started: std::time::Instant::now(),
-                        runtime: None,
+                        runtime: runtime
+                            .as_deref()
+                            .map(|r| r as &canary_analyzer::scan::RuntimeHook<'_>),
                         known_layers: known,
                         on_layer_walked: Some(&sink),
                     },
@@ -271,6 +428,18 @@ impl Scanner {
         };
         let (report, back) = report;
         *images = back;
+        if self.delete_blobs {
+            for img in images.iter() {
+                for d in img
+                    .layers
+                    .iter()
+                    .map(|l| &l.digest)
+                    .chain(img.config_digest.as_ref())
+                {
+                    let _ = std::fs::remove_file(self.cache.path_of(d));
+                }
+            }
+        }
         let walked = std::mem::take(&mut *walked.lock().expect("scan is done"));
         self.metrics
             .layers(walked.len() as u64, report.fetch.layers_reused as u64);

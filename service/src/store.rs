@@ -17,7 +17,8 @@ use serde::Serialize;
 
 /// Numbered migrations; `{blob}` is the backend's binary type. Never edit a released
 /// one: add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     reference TEXT PRIMARY KEY,
     digest TEXT NOT NULL,
@@ -82,7 +83,13 @@ CREATE TABLE jobs (
 );
 CREATE UNIQUE INDEX jobs_active ON jobs (dedup_key) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_claim ON jobs (state, not_before, created_at);
-"#];
+"#,
+    // 2: how many times each layer result was produced: above 1 means work was done twice
+    // (two processes meeting a new layer at once), which the crawl's figures report.
+    r#"
+ALTER TABLE layer_results ADD COLUMN walks BIGINT NOT NULL DEFAULT 1;
+"#,
+];
 
 const JOB_COLS: &str = "id, image, platform, source, dedup_key, state, attempts, max_attempts, \
      error, manifest_digest, result, created_at, updated_at, auth, worker";
@@ -462,7 +469,8 @@ impl Store {
         findings: usize,
     ) -> Result<()> {
         const Q: &str = "INSERT INTO layer_results (layer_digest, rules_digest, result, findings, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (layer_digest, rules_digest) DO NOTHING";
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (layer_digest, rules_digest) \
+                         DO UPDATE SET walks = layer_results.walks + 1";
         let (d, r, n, t) = (
             digest.to_string(),
             rules_digest.to_string(),
@@ -894,6 +902,86 @@ impl Store {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect()),
+        }
+    }
+}
+
+impl Store {
+    /// Verdict reports in digest order after `after`, at most `limit`: `(manifest digest,
+    /// image, rules digest, report)`; a report walk that does not hold everything in memory.
+    pub async fn verdict_reports(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String, Vec<u8>)>> {
+        const Q: &str = "SELECT manifest_digest, image, rules_digest, report FROM verdicts \
+                         WHERE manifest_digest > $1 ORDER BY manifest_digest LIMIT $2";
+        let a = after.to_string();
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                self.sqlite(move |c| {
+                    let mut st = c.prepare_cached(&sqlite_sql(Q))?;
+                    let rows = st.query_map(rusqlite::params![a, limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?;
+                    rows.collect()
+                })
+                .await
+            }
+            Backend::Postgres(_) => Ok(self
+                .pg()
+                .await?
+                .query(Q, &[&a, &limit])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()),
+        }
+    }
+
+    /// Jobs finished per minute: `(minute since the epoch, done, failed)`.
+    pub async fn jobs_per_minute(&self) -> Result<Vec<(i64, i64, i64)>> {
+        const Q: &str = "SELECT updated_at / 60000 AS m, \
+                         SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) \
+                         FROM jobs WHERE state IN ('done', 'failed') GROUP BY m ORDER BY m";
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                self.sqlite(|c| {
+                    let mut st = c.prepare_cached(Q)?;
+                    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    rows.collect()
+                })
+                .await
+            }
+            Backend::Postgres(_) => Ok(self
+                .pg()
+                .await?
+                .query(Q, &[])
+                .await?
+                .iter()
+                .map(|r| {
+                    let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
+                    (r.get(0), n(1), n(2))
+                })
+                .collect()),
+        }
+    }
+
+    /// Layer figures: `(layers recorded in manifests, layer results stored, walks that
+    /// produced them)`.
+    pub async fn layer_counts(&self) -> Result<(i64, i64, i64)> {
+        const Q: &str = "SELECT (SELECT COUNT(*) FROM layers), (SELECT COUNT(*) FROM layer_results), \
+                         (SELECT CAST(COALESCE(SUM(walks), 0) AS BIGINT) FROM layer_results)";
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                self.sqlite(|c| c.query_row(Q, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+                    .await
+            }
+            Backend::Postgres(_) => {
+                let r = self.pg().await?.query_one(Q, &[]).await?;
+                Ok((r.get(0), r.get(1), r.get(2)))
+            }
         }
     }
 }

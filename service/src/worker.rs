@@ -61,7 +61,7 @@ pub fn spawn(
 }
 
 /// Claim and run one job; false when there was none.
-async fn work_one(scanner: &Scanner, worker: &str, cfg: &QueueConfig) -> anyhow::Result<bool> {
+pub async fn work_one(scanner: &Scanner, worker: &str, cfg: &QueueConfig) -> anyhow::Result<bool> {
     let lease_ms = cfg.lease.as_millis() as i64;
     scanner.store.fail_exhausted().await?;
     let Some(job) = scanner.store.claim(worker, lease_ms).await? else {

@@ -1,6 +1,7 @@
 //! Command-line definitions, one file per subcommand.
 
 mod cache;
+mod crawl;
 mod resolve;
 mod rules;
 mod sandbox;
@@ -38,6 +39,12 @@ pub enum Command {
     /// Run the admission gate service: scan API, Harbor scanner adapter, Kubernetes
     /// admission webhook, registry push events, with a persistent store and job queue.
     Serve(serve::ServeArgs),
+    /// Crawl many images (a list, a registry's catalog, Docker Hub namespaces or
+    /// searches) into a store, each unique layer walked once; resumable, and several
+    /// processes can share one PostgreSQL.
+    Crawl(crawl::CrawlArgs),
+    /// Figures over a crawl's store: Markdown, HTML with charts, CSV of findings, JSON.
+    Report(crawl::ReportArgs),
 }
 
 /// How to reach registries; shared by the subcommands that talk to one.
@@ -133,6 +140,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rules(a) => rules::run(a),
         Command::RunSandbox(a) => sandbox::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Crawl(a) => crawl::run(a),
+        Command::Report(a) => crawl::report(a),
     }
 }
 

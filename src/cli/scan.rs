@@ -240,7 +240,7 @@ fn write_report(report: &Report, format: Format, output: Option<&PathBuf>) -> an
 
 /// `--runtime`: run the image in the sandbox and judge it. A run that could not happen
 /// makes the scan incomplete; an image with nothing to run is a warning.
-fn runtime_findings(
+pub(super) fn runtime_findings(
     img: &canary_analyzer::image::ResolvedImage,
     cache: &std::path::Path,
     limits: &canary_sandbox::Limits,

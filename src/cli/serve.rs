@@ -9,7 +9,7 @@ use anyhow::Context;
 use canary_analyzer::finding::Severity;
 use canary_analyzer::policy::Policy;
 use canary_service::admission::{AdmissionConfig, OnMiss};
-use canary_service::scanner::{Scanner, VerdictCache};
+use canary_service::scanner::{Scanner, ScannerParts};
 use canary_service::server::{App, ServeConfig};
 use canary_service::store::Store;
 use canary_service::worker::QueueConfig;
@@ -169,9 +169,6 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| format!("sqlite://{}", data_dir().join("canary.db").display()));
     let registry = a.registry.options()?;
     let cache = a.registry.cache();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     let rt = super::runtime()?;
     let result = rt.block_on(async move {
         let store = Store::open(&db).await?;
@@ -181,21 +178,15 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
                 eprintln!("canary serve: {n} job(s) interrupted by the last stop are queued again");
             }
         }
-        let (stored_tx, _) = tokio::sync::broadcast::channel(1024);
-        let scanner = Arc::new(Scanner {
+        let scanner = Arc::new(Scanner::new(ScannerParts {
             store: store.clone(),
-            policy_digest: policy.digest(),
             policy,
             rules_digest,
-            detectors: Arc::new(detectors),
+            detectors,
             registry: registry.clone(),
             cache: cache.clone(),
-            limits: Default::default(),
-            threads: (cores / a.workers.max(1)).max(1),
-            metrics: Arc::new(canary_service::metrics::Metrics::new()),
-            verdicts: VerdictCache::default(),
-            verdict_stored: stored_tx,
-        });
+            workers: a.workers,
+        }));
         let resolver = canary_analyzer::source::registry::RegistryClient::new(
             canary_analyzer::source::registry::RegistryOptions {
                 max_retries: 0,

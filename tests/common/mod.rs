@@ -4,4 +4,5 @@
 
 pub mod cli;
 pub mod faulty;
+pub mod hub;
 pub mod registry;

@@ -172,6 +172,23 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The target of `Link: <…>; rel="next"`.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .to_ascii_lowercase()
+            .contains("rel=\"next\"")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
 /// The `realm` parameter of a `WWW-Authenticate: Bearer …` challenge.
 fn challenge_realm(challenge: &str) -> Option<String> {
     let i = challenge.to_ascii_lowercase().find("realm=")?;
@@ -530,6 +547,86 @@ impl RegistryClient {
             size,
             rate_limit: self.stats().rate_limit,
         })
+    }
+
+    /// Tags of a repository (`/v2/<repo>/tags/list`, following `Link: rel="next"`
+    /// pages), at most `max`, in the order the registry lists them.
+    pub async fn list_tags(&self, r: &Reference, max: usize) -> Result<Vec<String>> {
+        let first = format!("{}/tags/list?n={}", self.base(r), max.clamp(1, 1000));
+        let names = self.paged(r, first, "tags", max).await?;
+        Ok(names)
+    }
+
+    /// Repositories of a registry (`/v2/_catalog`, paged), at most `max`. Registries
+    /// with token auth need a token with the `registry:catalog:*` scope, which the
+    /// pull credentials may not give.
+    pub async fn catalog(&self, registry: &str, max: usize) -> Result<Vec<String>> {
+        let probe: Reference =
+            format!("{registry}/catalog-probe")
+                .parse()
+                .map_err(|e: oci_client::ParseError| Error::Reference {
+                    input: registry.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let host = probe.resolve_registry();
+        let first = format!(
+            "{}://{host}/v2/_catalog?n={}",
+            self.scheme(host),
+            max.clamp(1, 1000)
+        );
+        self.paged(&probe, first, "repositories", max).await
+    }
+
+    /// Follow a Distribution list's pages, collecting the strings of `field`.
+    async fn paged(
+        &self,
+        r: &Reference,
+        mut url: String,
+        field: &str,
+        max: usize,
+    ) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for _page in 0..10_000 {
+            let resp = self
+                .send(Method::GET, &url, r, Some("application/json"))
+                .await?;
+            let next = resp
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = read_bounded(resp, 16 << 20, &url, field).await?;
+            let v: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| Error::bad(&url, format!("not JSON: {e}")))?;
+            for name in v
+                .get(field)
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(n) = name.as_str() {
+                    out.push(n.to_string());
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
+            match next {
+                // A relative link (`/v2/...?last=x`) is resolved against the same origin.
+                Some(n) if n.starts_with('/') => {
+                    let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                    url = format!("{origin}{n}");
+                }
+                Some(n)
+                    if n.starts_with(&url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")) =>
+                {
+                    url = n
+                }
+                // A next page on another host is not followed.
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
     }
 
     async fn get_manifest(

@@ -1,0 +1,420 @@
+//! `canary crawl` and `canary report` against the real Distribution registry (images
+//! built in code, sharing base layers), a local stand-in for Docker Hub's API
+//! (tests/common/hub.rs), SQLite and the machine's PostgreSQL.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canary_analyzer::fixtures::{
+    Compression, Image, ImageBuilder, Layer, LayerBuilder, push_image,
+};
+use common::cli::Canary;
+use common::hub::FakeHub;
+use common::registry::Registry;
+use serde_json::Value;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn base() -> [Layer; 2] {
+    [
+        LayerBuilder::new()
+            .file("etc/os-release", "ID=fixture\n")
+            .file("usr/share/doc/base.txt", "base system\n".repeat(300))
+            .build(Compression::Gzip),
+        LayerBuilder::new()
+            .file("usr/lib/libx.txt", "libraries\n".repeat(300))
+            .build(Compression::Gzip),
+    ]
+}
+
+const MINER: &str =
+    "#!/bin/sh\nexec /opt/xmrig -o stratum+tcp://pool.supportxmr.com:3333 -u w --donate-level 1\n";
+const AWS: &str = "[default]\naws_access_key_id = AKIAZ7QWERTYUIOPASDF\naws_secret_access_key = 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\n";
+
+/// The newest tag of app`i`: 0 and 3 carry a miner, 1 a secret a later layer deleted,
+/// 3 also a visible secret; the rest are clean.
+fn app(i: usize, newest: bool) -> Image {
+    let mut b = ImageBuilder::new();
+    for l in base() {
+        b = b.layer(l);
+    }
+    let own = LayerBuilder::new().file(
+        &format!("app/{i}/VERSION"),
+        if newest { "2\n" } else { "1\n" },
+    );
+    let own = match (newest, i) {
+        (true, 0) => own.file("opt/start.sh", MINER),
+        (true, 1) => own.file("root/.aws/credentials", AWS),
+        (true, 3) => own
+            .file("opt/start.sh", MINER)
+            .file("srv/.aws/credentials", AWS),
+        _ => own,
+    };
+    b = b.layer(own.build(Compression::Gzip));
+    if newest && i == 1 {
+        b = b.layer(
+            LayerBuilder::new()
+                .whiteout("root/.aws/credentials")
+                .build(Compression::Gzip),
+        );
+    }
+    b.user("1000").build()
+}
+
+fn push_all(reg: &Registry, n: usize) -> Vec<(String, Vec<(String, String)>)> {
+    let mut table = Vec::new();
+    for i in 0..n {
+        let repo = format!("team/app{i}");
+        rt().block_on(push_image(&reg.url, &repo, "v1", &app(i, false), None))
+            .unwrap();
+        rt().block_on(push_image(&reg.url, &repo, "v2", &app(i, true), None))
+            .unwrap();
+        // The Hub lists tags in its own order; v2 is the newest.
+        table.push((
+            repo,
+            vec![
+                ("v1".to_string(), "2026-10-01T00:00:00Z".to_string()),
+                ("v2".to_string(), "2026-11-01T00:00:00Z".to_string()),
+            ],
+        ));
+    }
+    table
+}
+
+fn manifest_gets(reg: &Registry) -> usize {
+    reg.access_log()
+        .iter()
+        .filter(|l| l.method == "GET" && l.path.contains("/manifests/"))
+        .count()
+}
+
+fn blob_gets(reg: &Registry) -> usize {
+    reg.access_log()
+        .iter()
+        .filter(|l| l.method == "GET" && l.path.contains("/blobs/"))
+        .count()
+}
+
+fn report_json(c: &Canary, db: &str) -> Value {
+    let r = c.run(&["report", "--db", db, "--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    r.json()
+}
+
+#[test]
+fn crawl_hub_namespace_dedups_layers_resumes_cheaply_and_reports() {
+    let reg = Registry::open();
+    let hub = FakeHub::start(push_all(&reg, 6));
+    let c = Canary::new();
+    let db = format!("sqlite://{}", c.home.path().join("crawl.db").display());
+    let crawl = |extra: &[&str]| {
+        let mut args = vec![
+            "crawl",
+            "--db",
+            &db,
+            "--workers",
+            "2",
+            "--hub-url",
+            &hub.url,
+            "--hub-registry",
+            &reg.host,
+        ];
+        args.extend_from_slice(extra);
+        c.run(&args)
+    };
+    let r = crawl(&["--hub-namespace", "team", "--max-tags", "1"]);
+    assert_eq!(r.code, 0, "{r}");
+    // Paged listing: 6 repositories at 2 a page.
+    assert!(
+        hub.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("page=3"))
+    );
+    let f = report_json(&c, &db);
+    assert_eq!(f["images"], 6, "{f}");
+    assert_eq!(f["by_category"]["miner"], 2, "{f}");
+    assert_eq!(f["miner_families"]["xmrig"], 2, "{f}");
+    assert_eq!(f["pools"]["pool.supportxmr.com"], 2, "{f}");
+    assert_eq!(f["secret_types"]["secret/aws-access-key-id"], 2, "{f}");
+    assert_eq!(f["with_miner_or_secret"], 3, "{f}");
+    assert_eq!(f["only_in_deleted_files"], 1, "{f}");
+    // 2 shared base layers + 6 own layers + 1 whiteout layer, each walked once.
+    assert_eq!(f["layer_results"], 9, "{f}");
+    let end: Value = r
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "end")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(end["layers_walked"], 9, "{r}");
+    assert_eq!(end["layers_deduped"], 10, "{r}"); // the base pair, in 5 of the 6 images
+
+    // Again: every tag is HEADed and found known: no manifest GET, no blob.
+    let (m, b) = (manifest_gets(&reg), blob_gets(&reg));
+    let r = crawl(&["--hub-namespace", "team", "--max-tags", "1"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!((manifest_gets(&reg), blob_gets(&reg)), (m, b), "{r}");
+    assert_eq!(report_json(&c, &db)["images"], 6);
+
+    // The registry's own catalog as a source: the older tags are new images; only their
+    // own layers are walked.
+    let r = crawl(&["--registry", &reg.host, "--max-tags", "2"]);
+    assert_eq!(r.code, 0, "{r}");
+    let f = report_json(&c, &db);
+    assert_eq!(f["images"], 12, "{f}");
+    assert_eq!(f["layer_results"], 15, "{f}");
+
+    // Reports: Markdown, CSV (one row per finding, nothing whole of the secret), HTML.
+    let md = c.run(&["report", "--db", &db]).stdout;
+    assert!(
+        md.contains("| images scanned (platform manifests) | 12 |"),
+        "{md}"
+    );
+    let csv_path = c.home.path().join("f.csv");
+    let r = c.run(&["report", "--db", &db, "-o", csv_path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv.starts_with("image,manifest_digest,rule_id,"));
+    assert!(csv.contains("\"miner/stratum-url\""));
+    assert!(!csv.contains("q8Jd/2kLw9Xz"), "secret value in the CSV");
+    let html_path = c.home.path().join("r.html");
+    assert_eq!(
+        c.run(&["report", "--db", &db, "-o", html_path.to_str().unwrap()])
+            .code,
+        0
+    );
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        html.contains("<td class=\"n\" id=\"images\">12</td>"),
+        "{html}"
+    );
+    check_in_chromium(&html_path, &[("images", "12"), ("deleted-only", "1")]);
+}
+
+/// The page as headless Chromium renders it: the figures in the DOM it built are the
+/// store's.
+fn check_in_chromium(page: &std::path::Path, want: &[(&str, &str)]) {
+    let bin = "/usr/bin/chromium";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: run the README test command (bash scripts/test.sh), which installs Debian's chromium"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("<svg"), "no chart rendered:\n{dom}");
+    for (id, v) in want {
+        assert!(
+            dom.contains(&format!("id=\"{id}\">{v}</td>")),
+            "{id} ≠ {v} in the rendered page:\n{dom}"
+        );
+    }
+}
+
+fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-At",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// kill -9 a crawl on PostgreSQL mid-way and run it again: it finishes, and no layer is
+/// walked twice over both runs; two processes then share the queue.
+#[test]
+fn crawl_killed_and_restarted_on_postgres_redoes_no_layer() {
+    let name = "canary_test_crawl";
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        psql("postgres", &sql);
+    }
+    let db = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let reg = Registry::open();
+    let n = 10;
+    push_all(&reg, n);
+    let list = tempfile::NamedTempFile::new().unwrap();
+    let refs: Vec<String> = (0..n)
+        .flat_map(|i| {
+            [
+                format!("{}/team/app{i}:v1", reg.host),
+                format!("{}/team/app{i}:v2", reg.host),
+            ]
+        })
+        .collect();
+    std::fs::write(list.path(), refs.join("\n")).unwrap();
+    let c = Canary::new();
+    let mut child = c
+        .command()
+        .args([
+            "crawl",
+            "--db",
+            &db,
+            "--workers",
+            "1",
+            "--job-lease-secs",
+            "3",
+            "--from-file",
+        ])
+        .arg(list.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some images are done and some are not.
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        // The table appears once the crawl has migrated the database.
+        let done = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", name, "-At", "-c"])
+            .arg("SELECT count(*) FROM jobs WHERE state = 'done'")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        if done >= 3 {
+            break;
+        }
+        assert!(Instant::now() < until, "the crawl made no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before: i64 = psql(name, "SELECT count(*) FROM jobs WHERE state = 'done'")
+        .parse()
+        .unwrap();
+    assert!(
+        done_before < 2 * n as i64,
+        "killed too late to test anything"
+    );
+    // Two processes resume together: one re-reads the list (dedup), one only works.
+    let helper = c
+        .command()
+        .args([
+            "crawl",
+            "--db",
+            &db,
+            "--workers",
+            "1",
+            "--job-lease-secs",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = c.run_with(
+        c.command()
+            .args([
+                "crawl",
+                "--db",
+                &db,
+                "--workers",
+                "1",
+                "--job-lease-secs",
+                "3",
+                "--from-file",
+            ])
+            .arg(list.path()),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let h = helper.wait_with_output().unwrap();
+    assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
+    // Every image has a verdict; every distinct layer was walked exactly once overall.
+    assert_eq!(
+        psql(name, "SELECT count(*) FROM verdicts"),
+        (2 * n).to_string()
+    );
+    let layers: i64 = psql(name, "SELECT count(*) FROM layer_results")
+        .parse()
+        .unwrap();
+    assert_eq!(layers, 2 + 2 * n as i64 + 1);
+    // No layer result was produced twice, before or after the kill.
+    assert_eq!(psql(name, "SELECT max(walks) FROM layer_results"), "1");
+    let walked: i64 = psql(
+        name,
+        "SELECT COALESCE(SUM((result::json->>'layers_walked')::bigint), 0) FROM jobs WHERE state = 'done'",
+    )
+    .parse()
+    .unwrap();
+    assert!(walked <= layers, "{walked} walks for {layers} layers");
+}
+
+#[test]
+fn crawl_refuses_bad_sources() {
+    let c = Canary::new();
+    let db = format!("sqlite://{}", c.home.path().join("x.db").display());
+    let list = c.home.path().join("list.txt");
+    std::fs::write(&list, "ok/image:1\n/etc/passwd\n").unwrap();
+    let r = c.run(&["crawl", "--db", &db, "--from-file", list.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("list.txt:2"), "{r}");
+    let r = c.run(&[
+        "crawl",
+        "--db",
+        &db,
+        "--hub-namespace",
+        "x",
+        "--hub-url",
+        "http://hub.example",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("only https://"), "{r}");
+    let r = c.run(&[
+        "crawl",
+        "--db",
+        &db,
+        "--hub-namespace",
+        "../admin",
+        "--hub-url",
+        "https://hub.example",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("not a Docker Hub namespace"), "{r}");
+}
