@@ -1231,6 +1231,13 @@ async fn push_blob_with(
 ) -> anyhow::Result<()> {
     use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
     let base = base_url.trim_end_matches('/');
+    // Already in the repository: not uploaded again (as `docker push` does).
+    let exists = format!("{base}/v2/{repo}/blobs/{}", blob.digest);
+    if let Ok(r) = authed(client.head(&exists), auth).send().await
+        && r.status().as_u16() == 200
+    {
+        return Ok(());
+    }
     let start = format!("{base}/v2/{repo}/blobs/uploads/");
     let resp = authed(client.post(&start), auth)
         .header(CONTENT_LENGTH, "0")

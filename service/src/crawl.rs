@@ -330,6 +330,7 @@ pub struct Progress {
 pub async fn drain(
     scanner: Arc<Scanner>,
     cfg: QueueConfig,
+    linger: Duration,
     mut report: impl FnMut(&Progress),
 ) -> Result<Progress> {
     let started = Instant::now();
@@ -355,7 +356,9 @@ pub async fn drain(
                 let counts = scanner.store.job_counts().await.unwrap_or_default();
                 let open = counts.get("queued").copied().unwrap_or(0)
                     + counts.get("running").copied().unwrap_or(0);
-                if open == 0 {
+                // An empty queue ends the work, once `linger` has passed (workers started
+                // before the queue is filled wait for it).
+                if open == 0 && started.elapsed() >= linger {
                     return;
                 }
                 tokio::time::sleep(cfg.poll).await;

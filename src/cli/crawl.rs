@@ -35,6 +35,14 @@ pub struct CrawlArgs {
     /// Scans at once in this process.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// With an empty queue, wait this long for work before stopping (workers started
+    /// alongside the process that fills the queue).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub linger_secs: u64,
+    /// Queue the sources' images and stop (workers elsewhere, e.g. the Kubernetes
+    /// Deployment of deploy/, do the scanning).
+    #[arg(long)]
+    pub enqueue_only: bool,
     /// Also run each image in the sandbox and add its runtime findings.
     #[arg(long)]
     pub runtime: bool,
@@ -157,6 +165,9 @@ pub fn run(a: CrawlArgs) -> anyhow::Result<i32> {
                 serde_json::json!({"event": "source", "source": format!("{s:?}"), "images": refs.len(), "queued": new, "already_queued": existing})
             );
         }
+        if a.enqueue_only {
+            return anyhow::Ok(0);
+        }
         let started = Instant::now();
         let mut last_log = Instant::now() - Duration::from_secs(60);
         let done_at_start = store.job_counts().await?.get("done").copied().unwrap_or(0);
@@ -168,6 +179,7 @@ pub fn run(a: CrawlArgs) -> anyhow::Result<i32> {
                 lease: Duration::from_secs(a.job_lease_secs.max(3)),
                 poll: Duration::from_millis(500),
             },
+            Duration::from_secs(a.linger_secs),
             |p| {
                 let done = (p.done - done_at_start).max(0);
                 let secs = started.elapsed().as_secs_f64().max(0.001);
