@@ -418,3 +418,72 @@ fn crawl_refuses_bad_sources() {
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("not a Docker Hub namespace"), "{r}");
 }
+
+/// A registry with Docker Hub's pull limit (3 manifest GETs per user per 4 s, the local
+/// fault-injecting server of tests/common/faulty.rs): with two accounts the crawl splits
+/// its pulls between them; with one it waits for the window instead of being refused.
+#[test]
+fn crawl_paces_pulls_and_rotates_credentials() {
+    use common::faulty::FaultyRegistry;
+    let faulty = FaultyRegistry::start();
+    faulty.require_basic(&[("alice", "pw-a"), ("bob", "pw-b")]);
+    faulty.pull_limit(3, 4);
+    let mut refs = Vec::new();
+    for i in 0..5 {
+        faulty.add_image(&format!("team/r{i}"), "1", &app(i, false));
+        refs.push(format!("{}/team/r{i}:1", faulty.host));
+    }
+    let c = Canary::new();
+    let list = c.home.path().join("list.txt");
+    std::fs::write(&list, refs.join("\n")).unwrap();
+    let both = c.home.path().join("creds-both");
+    std::fs::write(
+        &both,
+        format!("{0} alice:pw-a\n{0} bob:pw-b\n", faulty.host),
+    )
+    .unwrap();
+    let crawl = |db: &str, creds: &std::path::Path| {
+        c.run(&[
+            "crawl",
+            "--db",
+            db,
+            "--workers",
+            "1",
+            "--registry-credentials",
+            creds.to_str().unwrap(),
+            "--from-file",
+            list.to_str().unwrap(),
+        ])
+    };
+    let r = crawl(
+        &format!("sqlite://{}", c.home.path().join("a.db").display()),
+        &both,
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(faulty.too_many(), 0, "{r}");
+    let (a, b) = (faulty.pulls("alice"), faulty.pulls("bob"));
+    assert_eq!(a + b, 5, "{a} + {b}");
+    assert!(a >= 2 && b >= 2, "both accounts used: {a}, {b}");
+
+    // One account for 5 pulls at 3 per 4 s: the last two wait for the window.
+    std::thread::sleep(Duration::from_secs(4));
+    let one = c.home.path().join("creds-one");
+    std::fs::write(&one, format!("{} alice:pw-a\n", faulty.host)).unwrap();
+    let started = Instant::now();
+    let r = crawl(
+        &format!("sqlite://{}", c.home.path().join("b.db").display()),
+        &one,
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        faulty.too_many(),
+        0,
+        "the crawl was refused instead of waiting\n{r}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(r.stderr.contains("waited"), "{r}");
+}

@@ -13,6 +13,7 @@ pub mod crawl;
 pub mod events;
 pub mod harbor;
 pub mod metrics;
+pub mod ratelimit;
 pub mod report;
 pub mod scanner;
 pub mod server;

@@ -15,6 +15,7 @@ use canary_analyzer::source::registry::{Credentials, RegistryClient, RegistryOpt
 use canary_analyzer::walk::{LayerResult, StoredLayer, WalkLimits};
 
 use crate::metrics::Metrics;
+use crate::ratelimit::{Pick, RateGate};
 use crate::store::{Job, JobOutcome, LayerRow, Store, Verdict, now_ms};
 
 /// Compressed JSON, as layer results and reports are stored.
@@ -76,6 +77,8 @@ pub struct Scanner {
     pub runtime: Option<Arc<RuntimeFn>>,
     /// Delete an image's blobs from the cache once it is scanned (bounded disk in a crawl).
     pub delete_blobs: bool,
+    /// Pull pacing and credential rotation per registry.
+    pub rates: RateGate,
 }
 
 /// See [`Scanner::runtime`].
@@ -121,6 +124,7 @@ impl Scanner {
             inflight: InFlight::default(),
             runtime: None,
             delete_blobs: false,
+            rates: RateGate::default(),
         }
     }
 }
@@ -249,7 +253,9 @@ impl Scanner {
         }
     }
 
-    fn client(&self, auth: Option<&str>) -> anyhow::Result<RegistryClient> {
+    /// A registry client for a job: its own credentials (Harbor's robot account), or
+    /// the rotated credential the rate gate picked, or the Docker config's.
+    fn client(&self, auth: Option<&str>, pick: Option<&Pick>) -> anyhow::Result<RegistryClient> {
         let mut opts = self.registry.clone();
         if let Some(a) = auth {
             let (u, p) = a.split_once(':').ok_or_else(|| {
@@ -259,6 +265,8 @@ impl Scanner {
                 username: u.to_string(),
                 password: p.to_string(),
             });
+        } else if let Some(c) = pick.and_then(|p| p.credentials.clone()) {
+            opts.credentials = Some(c);
         }
         Ok(RegistryClient::new(opts, self.cache.clone())?)
     }
@@ -284,7 +292,11 @@ impl Scanner {
             Ok(p) => p,
             Err(e) => return JobOutcome::Failed { error: e },
         };
-        let client = match self.client(job.auth.as_deref()) {
+        // Pulls are paced per registry (and credential) from what the registry says.
+        let host = reference.registry().to_string();
+        let own = job.auth.is_some();
+        let head_pick = self.rates.any(&host);
+        let client = match self.client(job.auth.as_deref(), Some(&head_pick)) {
             Ok(c) => c,
             Err(e) => {
                 return JobOutcome::Failed {
@@ -295,7 +307,17 @@ impl Scanner {
         // A tag is HEADed first (no pull counted on Docker Hub): a digest already judged
         // under these rules needs no manifest GET and no layer.
         if reference.digest().is_none() {
-            match client.head(&reference).await {
+            let head = client.head(&reference).await;
+            if !own {
+                self.rates.record(
+                    &host,
+                    head_pick.slot,
+                    client.stats().rate_limit.as_ref(),
+                    false,
+                    false,
+                );
+            }
+            match head {
                 Ok(h) => {
                     if let Err(e) = self.store.record_image(&reference.whole(), &h.digest).await {
                         return retry(job, format!("store: {e:#}"));
@@ -320,7 +342,47 @@ impl Scanner {
                 Err(_) => {}
             }
         }
-        let mut images = match client.resolve(&reference, &platform, false).await {
+        // A manifest GET is a pull: under a credential with pulls left, waiting if none has.
+        let (client, slot) = if own {
+            (client, None)
+        } else {
+            let (pick, waited) = self.rates.acquire(&host).await;
+            if waited > std::time::Duration::from_secs(1) {
+                eprintln!(
+                    "canary: waited {:.0}s for {host}'s pull limit before {}",
+                    waited.as_secs_f64(),
+                    job.image
+                );
+            }
+            let c = if pick.slot == head_pick.slot {
+                client
+            } else {
+                match self.client(None, Some(&pick)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return JobOutcome::Failed {
+                            error: e.to_string(),
+                        };
+                    }
+                }
+            };
+            (c, Some(pick.slot))
+        };
+        let resolved = client.resolve(&reference, &platform, false).await;
+        if let Some(slot) = slot {
+            let too_many = matches!(
+                &resolved,
+                Err(canary_analyzer::Error::Registry { status: 429, .. })
+            );
+            self.rates.record(
+                &host,
+                slot,
+                client.stats().rate_limit.as_ref(),
+                too_many,
+                true,
+            );
+        }
+        let mut images = match resolved {
             Ok(i) => i,
             Err(e) if transient(&e) => return retry(job, e.to_string()),
             Err(e) => {

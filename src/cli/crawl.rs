@@ -71,6 +71,10 @@ pub struct CrawlArgs {
     /// Policy threshold recorded in verdicts.
     #[arg(long, default_value = "high", value_name = "SEVERITY")]
     pub fail_on: Severity,
+    /// Registry credentials to rotate, `HOST USER:PASSWORD` a line; a host may appear
+    /// several times (pulls go out under a credential with pulls left).
+    #[arg(long, value_name = "FILE")]
+    pub registry_credentials: Option<PathBuf>,
     /// Attempts of an image before it fails for good.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: i64,
@@ -141,6 +145,10 @@ pub fn run(a: CrawlArgs) -> anyhow::Result<i32> {
             workers: a.workers,
         });
         scanner.delete_blobs = a.delete_blobs;
+        if let Some(f) = &a.registry_credentials {
+            scanner.rates = canary_service::ratelimit::RateGate::from_file(f)
+                .with_context(|| "--registry-credentials")?;
+        }
         if a.runtime {
             let init = std::env::current_exe().context("the canary binary's own path")?;
             let limits =

@@ -38,6 +38,13 @@ struct State {
     content: HashMap<String, (String, Vec<u8>)>,
     faults: Vec<(String, Fault, usize)>,
     log: Vec<String>,
+    /// `Authorization` header value → user, when Basic auth is required.
+    users: Option<HashMap<String, String>>,
+    /// Docker Hub style pull limit: (limit, window seconds), per user.
+    rate: Option<(usize, u64)>,
+    /// user → times of their manifest GETs (pulls).
+    pulls: HashMap<String, Vec<std::time::Instant>>,
+    too_many: usize,
 }
 
 pub struct FaultyRegistry {
@@ -56,6 +63,10 @@ impl FaultyRegistry {
             content: HashMap::new(),
             faults: vec![],
             log: vec![],
+            users: None,
+            rate: None,
+            pulls: HashMap::new(),
+            too_many: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -117,6 +128,41 @@ impl FaultyRegistry {
             .push((path_suffix.to_string(), f, 0));
     }
 
+    /// Require HTTP Basic auth with one of these `(user, password)` pairs.
+    pub fn require_basic(&self, users: &[(&str, &str)]) {
+        use base64::Engine;
+        let map = users
+            .iter()
+            .map(|(u, p)| {
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                (format!("Basic {b}"), u.to_string())
+            })
+            .collect();
+        self.state.lock().unwrap().users = Some(map);
+    }
+
+    /// Limit manifest GETs (pulls) per user as Docker Hub does: `limit` per sliding
+    /// `window` seconds, announced in `RateLimit-Limit`/`RateLimit-Remaining` on manifest
+    /// GETs and HEADs (HEADs do not count), and 429 beyond it.
+    pub fn pull_limit(&self, limit: usize, window_secs: u64) {
+        self.state.lock().unwrap().rate = Some((limit, window_secs));
+    }
+
+    /// Manifest GETs served to `user` (or "anonymous").
+    pub fn pulls(&self, user: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .pulls
+            .get(user)
+            .map_or(0, Vec::len)
+    }
+
+    /// 429s served for the pull limit.
+    pub fn too_many(&self) -> usize {
+        self.state.lock().unwrap().too_many
+    }
+
     /// Request lines seen, e.g. `GET /v2/x/blobs/sha256:…`.
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
@@ -139,6 +185,7 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
             return Ok(());
         }
         let mut content_length = 0usize;
+        let mut authorization = String::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 {
@@ -148,10 +195,13 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                content_length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.trim().parse().unwrap_or(0);
+                }
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorization = v.trim().to_string();
+                }
             }
         }
         let mut body = vec![0; content_length];
@@ -179,6 +229,57 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
             (fault, st.content.get(&path).cloned())
         };
         let head = method == "HEAD";
+        // Auth, then the pull limit, as a registry in front of everything else.
+        let (user, limited) = {
+            let mut st = state.lock().unwrap();
+            let user = match &st.users {
+                None => Some("anonymous".to_string()),
+                Some(u) => u.get(&authorization).cloned(),
+            };
+            let mut limited = None;
+            if let (Some(u), Some((limit, window))) = (&user, st.rate)
+                && path.contains("/manifests/")
+            {
+                let now = std::time::Instant::now();
+                let w = Duration::from_secs(window);
+                let times = st.pulls.entry(u.clone()).or_default();
+                times.retain(|t| now.duration_since(*t) < w);
+                let mut used = times.len();
+                let over = !head && used >= limit;
+                if !head && !over {
+                    times.push(now);
+                    used += 1;
+                }
+                if over {
+                    st.too_many += 1;
+                }
+                limited = Some((limit, window, limit.saturating_sub(used), over));
+            }
+            (user, limited)
+        };
+        if user.is_none() {
+            out.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"faulty\"\r\nContent-Length: 0\r\n\r\n")?;
+            out.flush()?;
+            continue;
+        }
+        let rate_headers = match limited {
+            Some((l, w, r, _)) => {
+                format!("RateLimit-Limit: {l};w={w}\r\nRateLimit-Remaining: {r};w={w}\r\n")
+            }
+            None => {
+                "RateLimit-Limit: 100;w=21600\r\nRateLimit-Remaining: 99;w=21600\r\n".to_string()
+            }
+        };
+        if let Some((_, _, _, true)) = limited {
+            let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull limit reached"}]}"#;
+            write!(
+                out,
+                "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n{rate_headers}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            out.flush()?;
+            continue;
+        }
         match (fault, found) {
             (
                 Some(Fault::Status {
@@ -227,7 +328,7 @@ fn serve(s: TcpStream, state: &Mutex<State>, requests: &AtomicUsize) -> std::io:
                     canary_analyzer::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data))
                 );
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nDocker-Content-Digest: {digest}\r\nRateLimit-Limit: 100;w=21600\r\nRateLimit-Remaining: 99;w=21600\r\n\r\n",
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nDocker-Content-Digest: {digest}\r\n{rate_headers}\r\n",
                     data.len()
                 );
                 out.write_all(resp.as_bytes())?;
