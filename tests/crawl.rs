@@ -487,3 +487,65 @@ fn crawl_paces_pulls_and_rotates_credentials() {
     );
     assert!(r.stderr.contains("waited"), "{r}");
 }
+
+/// `crawl --runtime`: an image whose miner only shows itself when run (its pool name and
+/// Stratum login XOR-encoded, tests/sandbox/quiet.c) is counted as caught only at run
+/// time; an image with a miner launcher in plain sight is not.
+#[test]
+fn crawl_runtime_counts_images_caught_only_when_run() {
+    let reg = Registry::open();
+    let miner = std::fs::read(common::probe::quiet()).unwrap();
+    let quiet = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .file_mode("usr/bin/worker", &miner, 0o755)
+                .dir("tmp")
+                .build(Compression::Gzip),
+        )
+        .entrypoint(&["/usr/bin/worker"])
+        .user("1000")
+        .build();
+    rt().block_on(push_image(&reg.url, "team/quiet", "1", &quiet, None))
+        .unwrap();
+    rt().block_on(push_image(&reg.url, "team/app0", "2", &app(0, true), None))
+        .unwrap();
+    let c = Canary::new();
+    let list = c.home.path().join("list.txt");
+    std::fs::write(
+        &list,
+        format!("{0}/team/quiet:1\n{0}/team/app0:2\n", reg.host),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", c.home.path().join("rt.db").display());
+    let r = c.run_with(
+        c.command()
+            .args([
+                "crawl",
+                "--db",
+                &db,
+                "--runtime",
+                "--runtime-timeout",
+                "15",
+                "--from-file",
+            ])
+            .arg(&list)
+            .env("CANARY_CACHE_DIR", sandbox_cache()),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let f = report_json(&c, &db);
+    assert_eq!(f["images"], 2, "{f}");
+    assert_eq!(f["runtime_only"], 1, "{f}");
+    assert!(
+        f["by_category"]["runtime"].as_u64().unwrap_or(0) >= 1,
+        "{f}"
+    );
+}
+
+/// The sandbox unpacks root filesystems under the cache: on a disk, not a tmpfs home.
+fn sandbox_cache() -> std::path::PathBuf {
+    let d = tempfile::Builder::new()
+        .prefix("canary-crawl-rt-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    d.keep()
+}

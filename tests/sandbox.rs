@@ -1,31 +1,15 @@
 //! The sandbox on real namespaces: a static probe (tests/sandbox/probe.c, built here with
 //! gcc) runs in a rootfs made for the test, and every way out it tries must fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
+
+use common::probe::probe;
 
 use canary_sandbox::sinkhole::NetEvent;
 use canary_sandbox::{Exit, Limits, Outcome, RunSpec, run};
-
-/// The probe, built once per test binary.
-fn probe() -> &'static Path {
-    static PROBE: OnceLock<PathBuf> = OnceLock::new();
-    PROBE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("canary-sandbox-probe");
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("probe");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/probe.c");
-        let st = std::process::Command::new("gcc")
-            .args(["-static", "-O1", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("gcc (scripts/test.sh installs it)");
-        assert!(st.success(), "gcc failed on {}", src.display());
-        out
-    })
-}
 
 struct Dirs {
     _dir: tempfile::TempDir,

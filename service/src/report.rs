@@ -31,7 +31,7 @@ pub struct Figures {
     pub only_in_deleted_files: u64,
     /// Images with a miner/secret finding at all.
     pub with_miner_or_secret: u64,
-    /// Images whose only miner/malware evidence came from running them.
+    /// Images whose only high or critical findings came from running them.
     pub runtime_only: u64,
     /// Layers recorded, and layers walked (one result per rules digest).
     pub layers_seen: i64,
@@ -61,16 +61,17 @@ pub struct Row {
     pub evidence: String,
 }
 
-/// The family a miner finding names: `Crypto-miner: xmrig` or `… crypto-miner (xmrig)`.
-fn family(f: &Value) -> String {
+/// The family a miner finding names: `Crypto-miner: xmrig` or `… crypto-miner (xmrig)`;
+/// none for findings that name no family (a pool URL, a wallet).
+fn family(f: &Value) -> Option<String> {
     let title = f["title"].as_str().unwrap_or("");
     if let Some(x) = title.split("Crypto-miner: ").nth(1) {
-        return x.trim().to_ascii_lowercase();
+        return Some(x.trim().to_ascii_lowercase());
     }
     if let Some(x) = title.split("crypto-miner (").nth(1) {
-        return x.trim_end_matches(')').trim().to_ascii_lowercase();
+        return Some(x.trim_end_matches(')').trim().to_ascii_lowercase());
     }
-    f["rule_id"].as_str().unwrap_or("?").to_string()
+    None
 }
 
 fn pool_re() -> &'static regex::Regex {
@@ -140,7 +141,9 @@ pub async fn figures(store: &Store) -> Result<Figures> {
                 let rule = x["rule_id"].as_str().unwrap_or("?").to_string();
                 let evidence = x["evidence"].as_str().unwrap_or("");
                 let runtime = x["location"]["kind"] == "runtime";
-                if cat == "miner" || cat == "malware" {
+                // Serious: high or critical. Runtime findings carry the `runtime` category
+                // whatever they saw (a pool, a stolen credential, a dropped miner).
+                if matches!(x["severity"].as_str(), Some("critical" | "high")) {
                     if runtime {
                         runtime_bad = true;
                     } else {
@@ -148,7 +151,9 @@ pub async fn figures(store: &Store) -> Result<Figures> {
                     }
                 }
                 if cat == "miner" {
-                    fams.insert(family(x));
+                    if let Some(fam) = family(x) {
+                        fams.insert(fam);
+                    }
                     for c in pool_re().captures_iter(evidence) {
                         pools.insert(c[1].to_ascii_lowercase());
                     }
@@ -463,9 +468,13 @@ mod tests {
     fn families_and_pools_come_from_findings() {
         let f =
             serde_json::json!({"title": "Crypto-miner: xmrig", "rule_id": "miner/xmrig-launch"});
-        assert_eq!(family(&f), "xmrig");
+        assert_eq!(family(&f).as_deref(), Some("xmrig"));
         let f = serde_json::json!({"title": "config.Entrypoint runs a crypto-miner (xmrig)"});
-        assert_eq!(family(&f), "xmrig");
+        assert_eq!(family(&f).as_deref(), Some("xmrig"));
+        assert_eq!(
+            family(&serde_json::json!({"title": "Stratum mining-pool URL"})),
+            None
+        );
         let caps: Vec<String> = pool_re()
             .captures_iter("stratum+tcp://Pool.SupportXMR.com:3333 (a known pool)")
             .map(|c| c[1].to_ascii_lowercase())

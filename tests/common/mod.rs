@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod faulty;
 pub mod hub;
+pub mod probe;
 pub mod registry;
