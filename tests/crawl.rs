@@ -173,6 +173,23 @@ fn crawl_hub_namespace_dedups_layers_resumes_cheaply_and_reports() {
     assert_eq!(f["images"], 12, "{f}");
     assert_eq!(f["layer_results"], 15, "{f}");
 
+    // A report runs beside a crawl that holds the SQLite store.
+    let mut holder = c
+        .command()
+        .args(["crawl", "--db", &db, "--linger-secs", "60"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the holder has the store, another writer is refused and a reader is not.
+    let until = Instant::now() + Duration::from_secs(20);
+    while !c.run(&["crawl", "--db", &db]).stderr.contains("in use") {
+        assert!(Instant::now() < until, "the holder never took the store");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(report_json(&c, &db)["images"], 12);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
     // Reports: Markdown, CSV (one row per finding, nothing whole of the secret), HTML.
     let md = c.run(&["report", "--db", &db]).stdout;
     assert!(

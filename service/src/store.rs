@@ -168,8 +168,9 @@ pub struct LayerRow {
 enum Backend {
     Sqlite {
         conn: Arc<Mutex<rusqlite::Connection>>,
-        /// Held for the life of the store: one process per SQLite file.
-        _lock: std::fs::File,
+        /// Held for the life of the store: one process per SQLite file (none when opened
+        /// only to read, as `canary report` does while a crawl runs).
+        _lock: Option<std::fs::File>,
     },
     Postgres(deadpool_postgres::Pool),
 }
@@ -221,6 +222,45 @@ impl Store {
         } else {
             bail!("store URL {shown:?}: expected sqlite://PATH or postgres://…");
         };
+        Ok(Store {
+            backend: Arc::new(backend),
+            shown,
+        })
+    }
+
+    /// Open a store only to read it: SQLite read-only and without taking the file's
+    /// lock, so a report can run beside the crawl or service that holds it.
+    pub async fn open_for_reading(url: &str) -> Result<Store> {
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            return Store::open(url).await;
+        };
+        let shown: Arc<str> = shown_url(url).into();
+        let path = PathBuf::from(path);
+        let backend = tokio::task::spawn_blocking(move || -> Result<Backend> {
+            let c = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_context(|| format!("opening {} to read", path.display()))?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            let have: i64 = c
+                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .with_context(|| format!("{} is not a canary store", path.display()))?;
+            if have != MIGRATIONS.len() as i64 {
+                bail!(
+                    "{}: schema version {have}, this canary reads {}; open it with canary serve or crawl first",
+                    path.display(),
+                    MIGRATIONS.len()
+                );
+            }
+            Ok(Backend::Sqlite {
+                conn: Arc::new(Mutex::new(c)),
+                _lock: None,
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("opening the store: {e}"))?
+        .with_context(|| format!("store {shown}"))?;
         Ok(Store {
             backend: Arc::new(backend),
             shown,
@@ -1107,7 +1147,7 @@ fn open_sqlite(path: &Path) -> Result<Backend> {
     }
     Ok(Backend::Sqlite {
         conn: Arc::new(Mutex::new(c)),
-        _lock: lock,
+        _lock: Some(lock),
     })
 }
 

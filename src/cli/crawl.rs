@@ -241,7 +241,8 @@ pub fn report(a: ReportArgs) -> anyhow::Result<i32> {
         (_, f) => f,
     };
     let figures = super::runtime()?.block_on(async {
-        let store = Store::open(&a.db).await?;
+        // Read-only: a report may run while a crawl holds the store.
+        let store = Store::open_for_reading(&a.db).await?;
         canary_service::report::figures(&store).await
     })?;
     let text = match format {
