@@ -1,5 +1,7 @@
 //! Helm charts from Git history, packaged charts and repositories: rendering, checks, and
 //! the image references handed to the analyzer.
 //!
-//! Not built yet: the Helm-scanner issue fills this crate.
+//! Built so far: [`template`], the Go template engine with Helm's and Sprig's functions.
 #![forbid(unsafe_code)]
+
+pub mod template;

@@ -1,0 +1,565 @@
+//! Executing parsed templates over JSON-shaped data, with Go `text/template` semantics:
+//! truthiness, field access on maps, variables scoped to their block, `range` over lists
+//! and maps (keys sorted), `with`, `template`, and the built-in functions; function calls
+//! take the previous command's value as their last argument.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::parse::{Arg, Command, Node, Pipe};
+
+/// An execution error with the template name and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {name}:{line}: {message}")]
+pub struct ExecError {
+    pub name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Limits that keep a hostile template from running forever or filling memory.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `template`/`include`/`tpl` nesting.
+    pub max_depth: usize,
+    /// Bytes of output per render.
+    pub max_output: usize,
+    /// Loop iterations and function calls per render.
+    pub max_steps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 100,
+            max_output: 64 << 20,
+            max_steps: 50_000_000,
+        }
+    }
+}
+
+/// A function: arguments already evaluated.
+pub type Func = fn(&mut Exec<'_>, Vec<Value>) -> Result<Value, String>;
+
+/// Templates by name, the functions, and the limits: what a render runs against.
+pub struct Engine {
+    pub templates: HashMap<String, Vec<Node>>,
+    pub funcs: HashMap<&'static str, Func>,
+    pub limits: Limits,
+}
+
+/// One render in progress.
+pub struct Exec<'e> {
+    pub engine: &'e Engine,
+    /// Name of the template being executed (for errors and `.Template.Name`).
+    pub name: String,
+    depth: usize,
+    steps: u64,
+    out_len: usize,
+    /// Extra templates parsed during the render (by `tpl`).
+    pub extra: HashMap<String, Vec<Node>>,
+}
+
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+/// Go's notion of an empty value: false, 0, nil, "", empty list or map.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// A float as Go's `%v` prints it (`strconv.FormatFloat(f, 'g', -1, 64)`).
+pub fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Shortest round-tripping digits, from Rust's `{:e}` (e.g. "1.2345e6").
+    let e = format!("{f:e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let es = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{es}{:02}", exp.abs());
+    }
+    if exp >= 0 {
+        let point = exp as usize + 1;
+        if digits.len() <= point {
+            format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
+        } else {
+            format!("{sign}{}.{}", &digits[..point], &digits[point..])
+        }
+    } else {
+        format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+    }
+}
+
+/// A value as Go's `fmt` `%v` prints it; nil as `<no value>` (Helm then removes those).
+pub fn to_text(v: &Value) -> String {
+    match v {
+        Value::Null => "<no value>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_string(),
+            (_, Some(u)) => u.to_string(),
+            _ => go_float(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(inner_text).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", inner_text(&o[k.as_str()])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// Inside a list or map, nil prints as `<nil>`.
+fn inner_text(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        other => to_text(other),
+    }
+}
+
+impl Engine {
+    /// Render template `name` with `data` as the dot.
+    pub fn render(&self, name: &str, data: &Value) -> Result<String, ExecError> {
+        let mut x = Exec {
+            engine: self,
+            name: name.to_string(),
+            depth: 0,
+            steps: 0,
+            out_len: 0,
+            extra: HashMap::new(),
+        };
+        x.call_template(name, data.clone(), 0)
+    }
+}
+
+impl Exec<'_> {
+    fn err(&self, line: usize, m: impl Into<String>) -> ExecError {
+        ExecError {
+            name: self.name.clone(),
+            line,
+            message: m.into(),
+        }
+    }
+
+    fn lookup_template(&self, name: &str) -> Option<Vec<Node>> {
+        self.extra
+            .get(name)
+            .or_else(|| self.engine.templates.get(name))
+            .cloned()
+    }
+
+    /// Execute a named template with `dot`, returning its text (what `include` does).
+    pub fn call_template(
+        &mut self,
+        name: &str,
+        dot: Value,
+        line: usize,
+    ) -> Result<String, ExecError> {
+        let Some(body) = self.lookup_template(name) else {
+            return Err(self.err(
+                line,
+                format!(
+                    "no template {name:?} associated with template {:?}",
+                    self.name
+                ),
+            ));
+        };
+        if self.depth >= self.engine.limits.max_depth {
+            return Err(self.err(
+                line,
+                format!(
+                    "rendering template {name:?} nested more than {} deep (recursion?)",
+                    self.engine.limits.max_depth
+                ),
+            ));
+        }
+        self.depth += 1;
+        let saved = std::mem::replace(&mut self.name, name.to_string());
+        let mut out = String::new();
+        let mut vars = vec![("$".to_string(), dot.clone())];
+        let r = self.walk(&body, &dot, &mut vars, &mut out);
+        self.name = saved;
+        self.depth -= 1;
+        r.map(|_| out)
+    }
+
+    fn step(&mut self, line: usize) -> Result<(), ExecError> {
+        self.steps += 1;
+        if self.steps > self.engine.limits.max_steps {
+            return Err(self.err(
+                line,
+                format!("more than {} steps: stopped", self.engine.limits.max_steps),
+            ));
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, out: &mut String, s: &str, line: usize) -> Result<(), ExecError> {
+        self.out_len += s.len();
+        if self.out_len > self.engine.limits.max_output {
+            return Err(self.err(
+                line,
+                format!("output larger than {} bytes", self.engine.limits.max_output),
+            ));
+        }
+        out.push_str(s);
+        Ok(())
+    }
+
+    fn walk(
+        &mut self,
+        nodes: &[Node],
+        dot: &Value,
+        vars: &mut Vec<(String, Value)>,
+        out: &mut String,
+    ) -> Result<Flow, ExecError> {
+        for n in nodes {
+            match n {
+                Node::Text(t) => self.emit(out, t, 0)?,
+                Node::Action(p) => {
+                    let v = self.pipe(p, dot, vars)?;
+                    if p.decls.is_empty() {
+                        self.emit(out, &to_text(&v), p.line)?;
+                    }
+                }
+                Node::If { pipe, then, els } => {
+                    let mark = vars.len();
+                    let v = self.pipe(pipe, dot, vars)?;
+                    let f = if truthy(&v) {
+                        self.walk(then, dot, vars, out)?
+                    } else {
+                        self.walk(els, dot, vars, out)?
+                    };
+                    vars.truncate(mark);
+                    if !matches!(f, Flow::Normal) {
+                        return Ok(f);
+                    }
+                }
+                Node::With { pipe, body, els } => {
+                    let mark = vars.len();
+                    let v = self.pipe(pipe, dot, vars)?;
+                    let f = if truthy(&v) {
+                        self.walk(body, &v, vars, out)?
+                    } else {
+                        self.walk(els, dot, vars, out)?
+                    };
+                    vars.truncate(mark);
+                    if !matches!(f, Flow::Normal) {
+                        return Ok(f);
+                    }
+                }
+                Node::Range { pipe, body, els } => {
+                    let mark = vars.len();
+                    let mut inner = pipe.clone();
+                    let decls = std::mem::take(&mut inner.decls);
+                    let v = self.pipe(&inner, dot, vars)?;
+                    let items: Vec<(Value, Value)> = match &v {
+                        Value::Array(a) => a
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| (Value::from(i as i64), x.clone()))
+                            .collect(),
+                        Value::Object(o) => {
+                            let mut keys: Vec<&String> = o.keys().collect();
+                            keys.sort();
+                            keys.into_iter()
+                                .map(|k| (Value::String(k.clone()), o[k.as_str()].clone()))
+                                .collect()
+                        }
+                        Value::Number(n) if n.as_i64().is_some() => {
+                            (0..n.as_i64().unwrap_or(0).max(0))
+                                .map(|i| (Value::from(i), Value::from(i)))
+                                .collect()
+                        }
+                        Value::Null => vec![],
+                        other => {
+                            return Err(self.err(
+                                pipe.line,
+                                format!("range can't iterate over {}", to_text(other)),
+                            ));
+                        }
+                    };
+                    if items.is_empty() {
+                        let f = self.walk(els, dot, vars, out)?;
+                        vars.truncate(mark);
+                        if !matches!(f, Flow::Normal) {
+                            return Ok(f);
+                        }
+                        continue;
+                    }
+                    for (k, x) in items {
+                        self.step(pipe.line)?;
+                        let m = vars.len();
+                        match decls.len() {
+                            1 => vars.push((decls[0].clone(), x.clone())),
+                            2 => {
+                                vars.push((decls[0].clone(), k));
+                                vars.push((decls[1].clone(), x.clone()));
+                            }
+                            _ => {}
+                        }
+                        let f = self.walk(body, &x, vars, out)?;
+                        vars.truncate(m);
+                        if matches!(f, Flow::Break) {
+                            break;
+                        }
+                    }
+                    vars.truncate(mark);
+                }
+                Node::Template { name, pipe, line } => {
+                    let v = match pipe {
+                        Some(p) => self.pipe(p, dot, vars)?,
+                        None => Value::Null,
+                    };
+                    let s = self.call_template(name, v, *line)?;
+                    // The callee's output was counted already.
+                    self.out_len -= s.len().min(self.out_len);
+                    self.emit(out, &s, *line)?;
+                }
+                Node::Break(_) => return Ok(Flow::Break),
+                Node::Continue(_) => return Ok(Flow::Continue),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn pipe(
+        &mut self,
+        p: &Pipe,
+        dot: &Value,
+        vars: &mut Vec<(String, Value)>,
+    ) -> Result<Value, ExecError> {
+        let mut prev: Option<Value> = None;
+        for c in &p.cmds {
+            prev = Some(self.command(c, dot, vars, prev, p.line)?);
+        }
+        let v = prev.unwrap_or(Value::Null);
+        for d in &p.decls {
+            if p.assign {
+                match vars.iter_mut().rev().find(|(n, _)| n == d) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => return Err(self.err(p.line, format!("undefined variable: {d}"))),
+                }
+            } else {
+                vars.push((d.clone(), v.clone()));
+            }
+        }
+        Ok(v)
+    }
+
+    fn var(&self, name: &str, vars: &[(String, Value)], line: usize) -> Result<Value, ExecError> {
+        vars.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| self.err(line, format!("undefined variable: {name}")))
+    }
+
+    fn fields(&self, mut v: Value, chain: &[String], line: usize) -> Result<Value, ExecError> {
+        for f in chain {
+            v = match v {
+                Value::Object(mut o) => o.remove(f).unwrap_or(Value::Null),
+                // A field of nil is nil here (Helm's charts rely on `.Values.a.b` with no `a`
+                // rendering empty only through `default`/`if`; Go would error on a nil
+                // pointer, but map values of interface type give "<no value>").
+                Value::Null => Value::Null,
+                other => {
+                    return Err(self.err(
+                        line,
+                        format!("can't evaluate field {f} in type {}", type_name(&other)),
+                    ));
+                }
+            };
+        }
+        Ok(v)
+    }
+
+    fn arg(
+        &mut self,
+        a: &Arg,
+        dot: &Value,
+        vars: &mut Vec<(String, Value)>,
+        line: usize,
+    ) -> Result<Value, ExecError> {
+        Ok(match a {
+            Arg::Dot => dot.clone(),
+            Arg::Field(chain) => self.fields(dot.clone(), chain, line)?,
+            Arg::Var(n, chain) => {
+                let v = self.var(n, vars, line)?;
+                self.fields(v, chain, line)?
+            }
+            Arg::Str(s) => Value::String(s.clone()),
+            Arg::Int(i) => Value::from(*i),
+            Arg::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            Arg::Bool(b) => Value::Bool(*b),
+            Arg::Nil => Value::Null,
+            Arg::Sub(p, chain) => {
+                let mark = vars.len();
+                let v = self.pipe(p, dot, vars)?;
+                vars.truncate(mark);
+                self.fields(v, chain, line)?
+            }
+            Arg::Ident(f) => self.call(f, vec![], line)?,
+        })
+    }
+
+    fn command(
+        &mut self,
+        c: &Command,
+        dot: &Value,
+        vars: &mut Vec<(String, Value)>,
+        prev: Option<Value>,
+        line: usize,
+    ) -> Result<Value, ExecError> {
+        match &c.args[0] {
+            Arg::Ident(f) => {
+                // `and`/`or` evaluate their arguments lazily, as Go 1.18+ does.
+                if f == "and" || f == "or" {
+                    let mut last = Value::Null;
+                    let n = c.args.len() - 1 + usize::from(prev.is_some());
+                    if n == 0 {
+                        return Err(self.err(
+                            line,
+                            format!("wrong number of args for {f}: want at least 1 got 0"),
+                        ));
+                    }
+                    for a in &c.args[1..] {
+                        last = self.arg(a, dot, vars, line)?;
+                        if truthy(&last) == (f == "or") {
+                            return Ok(last);
+                        }
+                    }
+                    if let Some(p) = prev {
+                        last = p;
+                    }
+                    return Ok(last);
+                }
+                let mut args = Vec::with_capacity(c.args.len());
+                for a in &c.args[1..] {
+                    args.push(self.arg(a, dot, vars, line)?);
+                }
+                if let Some(p) = prev {
+                    args.push(p);
+                }
+                self.call(f, args, line)
+            }
+            first => {
+                if c.args.len() > 1 || prev.is_some() {
+                    return Err(self.err(
+                        line,
+                        format!("can't give argument to non-function {first:?}"),
+                    ));
+                }
+                self.arg(first, dot, vars, line)
+            }
+        }
+    }
+
+    fn call(&mut self, f: &str, args: Vec<Value>, line: usize) -> Result<Value, ExecError> {
+        self.step(line)?;
+        let Some(func) = self.engine.funcs.get(f).copied() else {
+            return Err(self.err(line, format!("function {f:?} not defined")));
+        };
+        // Errors from nested renders (include, tpl) keep their own place.
+        func(self, args).map_err(|m| {
+            if m.starts_with("template ") {
+                ExecError {
+                    name: String::new(),
+                    line: 0,
+                    message: m,
+                }
+            } else {
+                self.err(line, format!("error calling {f}: {m}"))
+            }
+        })
+    }
+
+    /// Parse and run `src` as a template named `name` with `dot` (Helm's `tpl`).
+    pub fn run_inline(&mut self, name: &str, src: &str, dot: Value) -> Result<String, String> {
+        let parsed = super::parse::parse(name, src).map_err(|e| e.to_string())?;
+        for (k, v) in parsed.defines {
+            self.extra.insert(k, v);
+        }
+        self.extra.insert(name.to_string(), parsed.body);
+        self.call_template(name, dot, 0).map_err(|e| e.to_string())
+    }
+}
+
+/// Go-ish type names for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// An empty map.
+pub fn map() -> Map<String, Value> {
+    Map::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_go_does() {
+        for (f, s) in [
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (100000.0, "100000"),
+            (1000000.0, "1e+06"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5e-7, "-2.5e-07"),
+            (123456.0, "123456"),
+        ] {
+            assert_eq!(go_float(f), s, "{f}");
+        }
+    }
+}
