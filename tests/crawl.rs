@@ -180,12 +180,27 @@ fn crawl_hub_namespace_dedups_layers_resumes_cheaply_and_reports() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Once the holder has the store, another writer is refused and a reader is not.
+    // Once the holder has the store's lock file open (its /proc fds tell, without
+    // touching the lock), another writer is refused and a reader is not.
+    let fds = format!("/proc/{}/fd", holder.id());
     let until = Instant::now() + Duration::from_secs(20);
-    while !c.run(&["crawl", "--db", &db]).stderr.contains("in use") {
+    while !std::fs::read_dir(&fds)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|t| t.to_string_lossy().ends_with("crawl.db.lock"))
+        })
+    {
+        assert!(holder.try_wait().unwrap().is_none(), "the holder stopped");
         assert!(Instant::now() < until, "the holder never took the store");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    // It locks right after opening.
+    std::thread::sleep(Duration::from_millis(200));
+    let r = c.run(&["crawl", "--db", &db]);
+    assert!(r.stderr.contains("in use by another canary process"), "{r}");
     assert_eq!(report_json(&c, &db)["images"], 12);
     holder.kill().unwrap();
     holder.wait().unwrap();

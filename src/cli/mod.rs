@@ -2,6 +2,7 @@
 
 mod cache;
 mod crawl;
+mod helm;
 mod resolve;
 mod rules;
 mod sandbox;
@@ -45,6 +46,8 @@ pub enum Command {
     Crawl(crawl::CrawlArgs),
     /// Figures over a crawl's store: Markdown, HTML with charts, CSV of findings, JSON.
     Report(crawl::ReportArgs),
+    /// Helm charts: `canary helm template CHART` renders one as `helm template` does.
+    Helm(helm::HelmArgs),
 }
 
 /// How to reach registries; shared by the subcommands that talk to one.
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(a) => serve::run(a),
         Command::Crawl(a) => crawl::run(a),
         Command::Report(a) => crawl::report(a),
+        Command::Helm(a) => helm::run(a),
     }
 }
 

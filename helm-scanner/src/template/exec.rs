@@ -42,11 +42,16 @@ impl Default for Limits {
 /// A function: arguments already evaluated.
 pub type Func = fn(&mut Exec<'_>, Vec<Value>) -> Result<Value, String>;
 
+/// A method call on a value (`.Files.Get "x"`, `.Capabilities.APIVersions.Has "v1"`):
+/// receiver, method name, arguments; `None` when the receiver has no such method.
+pub type Method = fn(&Value, &str, &[Value]) -> Option<Result<Value, String>>;
+
 /// Templates by name, the functions, and the limits: what a render runs against.
 pub struct Engine {
     pub templates: HashMap<String, Vec<Node>>,
     pub funcs: HashMap<&'static str, Func>,
     pub limits: Limits,
+    pub methods: Option<Method>,
 }
 
 /// One render in progress.
@@ -395,11 +400,25 @@ impl Exec<'_> {
     fn fields(&self, mut v: Value, chain: &[String], line: usize) -> Result<Value, ExecError> {
         for f in chain {
             v = match v {
-                Value::Object(mut o) => o.remove(f).unwrap_or(Value::Null),
-                // A field of nil is nil here (Helm's charts rely on `.Values.a.b` with no `a`
-                // rendering empty only through `default`/`if`; Go would error on a nil
-                // pointer, but map values of interface type give "<no value>").
-                Value::Null => Value::Null,
+                Value::Object(mut o) => match o.remove(f) {
+                    Some(x) => x,
+                    // A method without arguments (`(.Files.Glob "x").AsConfig`).
+                    None => {
+                        let recv = Value::Object(o);
+                        match self.engine.methods.and_then(|m| m(&recv, f, &[])) {
+                            Some(r) => {
+                                r.map_err(|e| self.err(line, format!("error calling {f}: {e}")))?
+                            }
+                            None => Value::Null,
+                        }
+                    }
+                },
+                // As Go: a field of a missing value is an error (`.Values.a.b` without `a`).
+                Value::Null => {
+                    return Err(
+                        self.err(line, format!("nil pointer evaluating interface {{}}.{f}"))
+                    );
+                }
                 other => {
                     return Err(self.err(
                         line,
@@ -484,10 +503,46 @@ impl Exec<'_> {
             }
             first => {
                 if c.args.len() > 1 || prev.is_some() {
-                    return Err(self.err(
-                        line,
-                        format!("can't give argument to non-function {first:?}"),
-                    ));
+                    // `.a.b.Method args…`: a method of the value at `.a.b`.
+                    let (receiver, method) = match first {
+                        Arg::Field(chain) if !chain.is_empty() => (
+                            self.fields(dot.clone(), &chain[..chain.len() - 1], line)?,
+                            chain[chain.len() - 1].clone(),
+                        ),
+                        Arg::Var(n, chain) if !chain.is_empty() => {
+                            let v = self.var(n, vars, line)?;
+                            (
+                                self.fields(v, &chain[..chain.len() - 1], line)?,
+                                chain[chain.len() - 1].clone(),
+                            )
+                        }
+                        _ => {
+                            return Err(self.err(
+                                line,
+                                format!("can't give argument to non-function {first:?}"),
+                            ));
+                        }
+                    };
+                    let mut args = Vec::new();
+                    for a in &c.args[1..] {
+                        args.push(self.arg(a, dot, vars, line)?);
+                    }
+                    if let Some(p) = prev {
+                        args.push(p);
+                    }
+                    return match self
+                        .engine
+                        .methods
+                        .and_then(|m| m(&receiver, &method, &args))
+                    {
+                        Some(r) => {
+                            r.map_err(|e| self.err(line, format!("error calling {method}: {e}")))
+                        }
+                        None => Err(self.err(
+                            line,
+                            format!("{method} is not a method of type {}", type_name(&receiver)),
+                        )),
+                    };
                 }
                 self.arg(first, dot, vars, line)
             }

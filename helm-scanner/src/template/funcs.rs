@@ -798,6 +798,181 @@ pub fn all() -> HashMap<&'static str, Func> {
         want(&a, 1, "typeOf")?;
         Ok(Value::String(type_name(&a[0]).into()))
     });
+    m.insert("sortAlpha", |_, a| {
+        want(&a, 1, "sortAlpha")?;
+        let mut l: Vec<String> = list_of(&a[0])?.iter().map(s).collect();
+        l.sort();
+        Ok(Value::Array(l.into_iter().map(Value::String).collect()))
+    });
+    m.insert("reverse", |_, a| {
+        want(&a, 1, "reverse")?;
+        let mut l = list_of(&a[0])?;
+        l.reverse();
+        Ok(Value::Array(l))
+    });
+    m.insert("without", |_, a| {
+        let Some((l, drop)) = a.split_first() else {
+            return Err("without needs a list".into());
+        };
+        Ok(Value::Array(
+            list_of(l)?
+                .into_iter()
+                .filter(|x| !drop.contains(x))
+                .collect(),
+        ))
+    });
+    m.insert("rest", |_, a| {
+        want(&a, 1, "rest")?;
+        Ok(Value::Array(list_of(&a[0])?.into_iter().skip(1).collect()))
+    });
+    m.insert("initial", |_, a| {
+        want(&a, 1, "initial")?;
+        let mut l = list_of(&a[0])?;
+        l.pop();
+        Ok(Value::Array(l))
+    });
+    m.insert("concat", |_, a| {
+        let mut out = Vec::new();
+        for l in &a {
+            out.extend(list_of(l)?);
+        }
+        Ok(Value::Array(out))
+    });
+    m.insert("substr", |_, a| {
+        want(&a, 3, "substr")?;
+        let t = s(&a[2]);
+        let len = t.len() as i64;
+        let start = to_i64(&a[0]).max(0);
+        let mut end = to_i64(&a[1]);
+        if end < 0 || end > len {
+            end = len;
+        }
+        if start > end {
+            return Ok(Value::String(String::new()));
+        }
+        Ok(Value::String(
+            t.get(start as usize..end as usize)
+                .unwrap_or("")
+                .to_string(),
+        ))
+    });
+    m.insert("cat", |_, a| {
+        let parts: Vec<String> = a.iter().filter(|x| !x.is_null()).map(s).collect();
+        Ok(Value::String(parts.join(" ")))
+    });
+    m.insert("base", |_, a| {
+        want(&a, 1, "base")?;
+        let t = s(&a[0]);
+        let t = t.trim_end_matches('/');
+        Ok(Value::String(if t.is_empty() {
+            "/".into()
+        } else {
+            t.rsplit('/').next().unwrap_or(t).to_string()
+        }))
+    });
+    m.insert("dir", |_, a| {
+        want(&a, 1, "dir")?;
+        let t = s(&a[0]);
+        Ok(Value::String(match t.rfind('/') {
+            Some(0) => "/".into(),
+            Some(i) => t[..i].to_string(),
+            None => ".".into(),
+        }))
+    });
+    m.insert("ext", |_, a| {
+        want(&a, 1, "ext")?;
+        let t = s(&a[0]);
+        let base = t.rsplit('/').next().unwrap_or(&t);
+        Ok(Value::String(
+            base.rfind('.')
+                .map(|i| base[i..].to_string())
+                .unwrap_or_default(),
+        ))
+    });
+    m.insert("sha1sum", |_, a| {
+        want(&a, 1, "sha1sum")?;
+        Ok(Value::String(hex(&sha1::Sha1::digest(s(&a[0]).as_bytes()))))
+    });
+    m.insert("toPrettyJson", |_, a| {
+        want(&a, 1, "toPrettyJson")?;
+        Ok(Value::String(go_pretty_json(&a[0], 0)))
+    });
+    m.insert("dig", |_, a| {
+        if a.len() < 3 {
+            return Err("dig needs keys, a default and a map".into());
+        }
+        let (dict, rest) = a.split_last().expect("length checked");
+        let (default, keys) = rest.split_last().expect("length checked");
+        let mut cur = dict.clone();
+        for k in keys {
+            match cur.get(s(k)) {
+                Some(v) => cur = v.clone(),
+                None => return Ok(default.clone()),
+            }
+        }
+        Ok(cur)
+    });
+    m.insert("pluck", |_, a| {
+        let Some((k, dicts)) = a.split_first() else {
+            return Err("pluck needs a key".into());
+        };
+        let k = s(k);
+        Ok(Value::Array(
+            dicts.iter().filter_map(|d| d.get(&k).cloned()).collect(),
+        ))
+    });
+    m.insert("semverCompare", |_, a| {
+        want(&a, 2, "semverCompare")?;
+        semver_check(&s(&a[0]), &s(&a[1])).map(Value::Bool)
+    });
+    m.insert("toStrings", |_, a| {
+        want(&a, 1, "toStrings")?;
+        Ok(Value::Array(
+            list_of(&a[0])?
+                .iter()
+                .map(|x| Value::String(s(x)))
+                .collect(),
+        ))
+    });
+    m.insert("snakecase", |_, a| {
+        want(&a, 1, "snakecase")?;
+        Ok(Value::String(case_words(&s(&a[0])).join("_")))
+    });
+    m.insert("kebabcase", |_, a| {
+        want(&a, 1, "kebabcase")?;
+        Ok(Value::String(case_words(&s(&a[0])).join("-")))
+    });
+    m.insert("regexFind", |_, a| {
+        want(&a, 2, "regexFind")?;
+        let re = regex::Regex::new(&s(&a[0])).map_err(|e| e.to_string())?;
+        Ok(Value::String(
+            re.find(&s(&a[1]))
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default(),
+        ))
+    });
+    m.insert("regexFindAll", |_, a| {
+        want(&a, 3, "regexFindAll")?;
+        let re = regex::Regex::new(&s(&a[0])).map_err(|e| e.to_string())?;
+        let n = to_i64(&a[2]);
+        let t = s(&a[1]);
+        let all = re
+            .find_iter(&t)
+            .map(|m| Value::String(m.as_str().to_string()));
+        Ok(Value::Array(if n < 0 {
+            all.collect()
+        } else {
+            all.take(n as usize).collect()
+        }))
+    });
+    m.insert("plural", |_, a| {
+        want(&a, 3, "plural")?;
+        Ok(if to_i64(&a[2]) == 1 {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
+    });
     // Helm.
     m.insert("include", |x: &mut Exec<'_>, a| {
         want(&a, 2, "include")?;
@@ -883,6 +1058,156 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "slice",
         Value::Object(_) => "map",
     }
+}
+
+/// Words of a camelCase / snake_case / kebab-case name, lower-cased.
+fn case_words(t: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = t.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' || c == '-' || c == ' ' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if c.is_uppercase()
+            && !cur.is_empty()
+            && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()))
+        {
+            words.push(std::mem::take(&mut cur));
+        }
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// `json.MarshalIndent(v, "", "  ")`.
+fn go_pretty_json(v: &Value, indent: usize) -> String {
+    let pad = "  ".repeat(indent + 1);
+    let end = "  ".repeat(indent);
+    match v {
+        Value::Array(a) if !a.is_empty() => {
+            let parts: Vec<String> = a
+                .iter()
+                .map(|x| format!("{pad}{}", go_pretty_json(x, indent + 1)))
+                .collect();
+            format!("[\n{}\n{end}]", parts.join(",\n"))
+        }
+        Value::Object(o) if !o.is_empty() => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{pad}{}: {}",
+                        go_json(&Value::String((*k).clone())),
+                        go_pretty_json(&o[k.as_str()], indent + 1)
+                    )
+                })
+                .collect();
+            format!("{{\n{}\n{end}}}", parts.join(",\n"))
+        }
+        other => go_json(other),
+    }
+}
+
+/// `(major, minor, patch, prerelease)` of a semantic version (`v` prefix allowed; a
+/// missing minor or patch is 0, as Masterminds/semver reads them).
+fn parse_semver(t: &str) -> Option<(u64, u64, u64, String)> {
+    let t = t.trim().trim_start_matches(['v', 'V']);
+    let t = t.split('+').next()?;
+    let (core, pre) = match t.split_once('-') {
+        Some((c, p)) => (c, p.to_string()),
+        None => (t, String::new()),
+    };
+    let mut it = core.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = match it.next() {
+        Some(x) => x.parse().ok()?,
+        None => 0,
+    };
+    let patch = match it.next() {
+        Some(x) => x.parse().ok()?,
+        None => 0,
+    };
+    if it.next().is_some() {
+        return None;
+    }
+    Some((major, minor, patch, pre))
+}
+
+fn semver_cmp(a: &(u64, u64, u64, String), b: &(u64, u64, u64, String)) -> std::cmp::Ordering {
+    (a.0, a.1, a.2)
+        .cmp(&(b.0, b.1, b.2))
+        .then_with(|| match (a.3.is_empty(), b.3.is_empty()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            (false, false) => a.3.cmp(&b.3),
+        })
+}
+
+/// Masterminds/semver constraints as charts write them: `||` between alternatives,
+/// terms separated by spaces or commas, operators `= != > < >= <= ~ ^`; a version with
+/// a prerelease only satisfies terms that carry one (`>=1.19-0`).
+fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
+    let v = parse_semver(version).ok_or_else(|| format!("invalid semantic version {version:?}"))?;
+    'alternatives: for alt in constraint.split("||") {
+        let spaced = alt.replace(',', " ");
+        let mut toks = spaced.split_whitespace();
+        let mut any = false;
+        while let Some(first) = toks.next() {
+            let mut t = first.to_string();
+            // `>= 1.2`, written with a space.
+            if t.chars().all(|c| "<>=!~^".contains(c))
+                && let Some(n) = toks.next()
+            {
+                t.push_str(n);
+            }
+            any = true;
+            let op_len = t.chars().take_while(|c| "<>=!~^".contains(*c)).count();
+            let (op, ver) = t.split_at(op_len);
+            let c = parse_semver(ver).ok_or_else(|| format!("improper constraint: {t}"))?;
+            if !v.3.is_empty() && c.3.is_empty() {
+                continue 'alternatives;
+            }
+            let ord = semver_cmp(&v, &c);
+            let minor_given = ver.trim_start_matches(['v', 'V']).split('.').count() >= 2;
+            let ok = match op {
+                "" | "=" => ord.is_eq(),
+                "!=" => !ord.is_eq(),
+                ">" => ord.is_gt(),
+                "<" => ord.is_lt(),
+                ">=" | "=>" => ord.is_ge(),
+                "<=" | "=<" => ord.is_le(),
+                "~" => ord.is_ge() && v.0 == c.0 && (!minor_given || v.1 == c.1),
+                "^" => {
+                    ord.is_ge()
+                        && if c.0 > 0 {
+                            v.0 == c.0
+                        } else if c.1 > 0 {
+                            v.0 == 0 && v.1 == c.1
+                        } else {
+                            v.0 == 0 && v.1 == 0 && v.2 == c.2
+                        }
+                }
+                _ => return Err(format!("improper constraint: {t}")),
+            };
+            if !ok {
+                continue 'alternatives;
+            }
+        }
+        if any {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn hex(b: &[u8]) -> String {

@@ -24,6 +24,7 @@ impl Engine {
             templates: HashMap::new(),
             funcs: funcs::all(),
             limits: Limits::default(),
+            methods: None,
         }
     }
 
@@ -111,9 +112,13 @@ mod tests {
             render("{{ and 1 0 }} {{ or 0 \"\" 5 }} {{ not 0 }}", d.clone()),
             "0 5 true"
         );
-        assert_eq!(
-            render("{{ .missing }}|{{ .missing.deeper }}", d.clone()),
-            "<no value>|<no value>"
+        assert_eq!(render("{{ .missing }}", d.clone()), "<no value>");
+        let mut e = Engine::new();
+        e.add("t", "{{ .missing.deeper }}").unwrap();
+        let err = e.render("t", &d).unwrap_err().to_string();
+        assert!(
+            err.contains("nil pointer evaluating interface {}.deeper"),
+            "{err}"
         );
     }
 

