@@ -301,3 +301,92 @@ fn bad_charts_are_refused_naming_the_file() {
     assert!(r.stderr.contains("templates/broken.yaml:2"), "{r}");
     assert!(r.stdout.contains("ok: 1"), "{r}");
 }
+
+/// `canary helm scan`: a chart with a cloud key in its values (rendered into a Secret), a
+/// privileged miner mounting the docker socket, and a cluster-admin binding.
+#[test]
+fn scan_finds_secrets_misconfigurations_and_images() {
+    let key = "AKIAZ7QWERTYUIOPASDF";
+    let secret = "q8Jd/2kLw9Xz+3VbN7mRt5YpHs1GcE4uAo6WfZiT";
+    let values = format!("aws:\n  keyId: {key}\n  secret: {secret}\nimage: reg.example/tools:1\n");
+    let c = Canary::new();
+    let dir = c.home.path().join("bad-chart");
+    write_chart(
+        &dir,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: bad\nversion: 0.3.0\n"),
+            ("values.yaml", &values),
+            (
+                "templates/secret.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  credentials: |\n    [default]\n    aws_access_key_id = {{ .Values.aws.keyId }}\n    aws_secret_access_key = {{ .Values.aws.secret }}\n",
+            ),
+            (
+                "templates/ds.yaml",
+                r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: node-agent
+spec:
+  template:
+    spec:
+      hostPID: true
+      containers:
+      - name: agent
+        image: {{ .Values.image }}
+        args: ["-o", "stratum+tcp://pool.supportxmr.com:3333"]
+        securityContext: {privileged: true}
+      volumes:
+      - name: sock
+        hostPath: {path: /var/run/docker.sock}
+"#,
+            ),
+            (
+                "templates/rbac.yaml",
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: agent\nroleRef: {kind: ClusterRole, name: cluster-admin, apiGroup: rbac.authorization.k8s.io}\n",
+            ),
+        ],
+    );
+    let r = c.run(&["helm", "scan", dir.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(!r.stdout.contains(secret), "a secret printed whole");
+    let j = r.json();
+    let findings = j["images"][0]["findings"].as_array().unwrap();
+    let has = |rule: &str, rendered: bool| {
+        findings.iter().any(|f| {
+            f["rule_id"] == rule
+                && f["location"]["kind"] == "chart_file"
+                && f["location"]["rendered"] == rendered
+        })
+    };
+    // The key in values.yaml itself, and in the rendered Secret.
+    assert!(has("secret/aws-access-key-id", false), "{findings:#?}");
+    assert!(has("secret/aws-access-key-id", true), "{findings:#?}");
+    for rule in [
+        "k8s/privileged",
+        "k8s/host-namespace",
+        "k8s/sensitive-host-path",
+        "k8s/rbac-wildcard",
+        "k8s/miner-args",
+    ] {
+        assert!(has(rule, true), "{rule} missing: {findings:#?}");
+    }
+    let raw = findings
+        .iter()
+        .find(|f| f["rule_id"] == "secret/aws-access-key-id" && f["location"]["rendered"] == false)
+        .unwrap();
+    assert_eq!(raw["location"]["path"], "values.yaml");
+    assert_eq!(raw["location"]["line"], 2);
+    let images = &j["charts"][0]["images"];
+    assert_eq!(images[0]["image"], "reg.example/tools:1", "{j}");
+    assert_eq!(images[0]["object"], "DaemonSet/node-agent");
+    assert_eq!(j["charts"][0]["name"], "bad");
+    // SARIF too.
+    let r = c.run(&["helm", "scan", dir.to_str().unwrap(), "--format", "sarif"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("\"uri\": \"values.yaml\"")
+            || r.stdout.contains("\"uri\":\"values.yaml\""),
+        "{}",
+        r.stdout
+    );
+}

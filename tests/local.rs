@@ -74,7 +74,7 @@ fn visibility_of(report: &serde_json::Value, rule: &str, path: &str) -> Vec<Stri
 fn check_sample_report(r: &common::cli::Run) {
     assert_eq!(r.code, 1, "high findings fail the default policy\n{r}");
     let j = r.json();
-    assert_eq!(j["schema_version"], "1.3");
+    assert_eq!(j["schema_version"], "1.4");
     assert_eq!(j["coverage"]["complete"], true, "{r}");
     let ids = rule_ids(&j);
     assert!(

@@ -126,6 +126,18 @@ pub enum Location {
         #[serde(skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
     },
+    /// A file of a Helm chart (`path` relative to the chart, sub-charts under
+    /// `charts/<name>/`), or a manifest rendered from it (`rendered`: the template's path
+    /// as `helm template` names it).
+    ChartFile {
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+        rendered: bool,
+        /// The object a rendered-manifest finding is about (`Deployment/web`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        object: Option<String>,
+    },
 }
 
 impl Location {
@@ -162,6 +174,24 @@ impl Location {
                 Some(p) => format!("at run time, pid {p}: {event}"),
                 None => format!("at run time: {event}"),
             },
+            Location::ChartFile {
+                path,
+                line,
+                rendered,
+                object,
+            } => {
+                let mut s = path.clone();
+                if let Some(l) = line {
+                    s.push_str(&format!(":{l}"));
+                }
+                if let Some(o) = object {
+                    s.push_str(&format!(" {o}"));
+                }
+                if *rendered {
+                    s.push_str(" (rendered)");
+                }
+                s
+            }
         }
     }
 }
@@ -201,7 +231,7 @@ impl Finding {
     /// The path of an image-file finding.
     pub fn path(&self) -> Option<&str> {
         match &self.location {
-            Location::ImageFile { path, .. } => Some(path),
+            Location::ImageFile { path, .. } | Location::ChartFile { path, .. } => Some(path),
             Location::ImageConfig { .. } | Location::Runtime { .. } => None,
         }
     }

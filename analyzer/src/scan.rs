@@ -228,32 +228,7 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
                 push_issue(&mut coverage, issue);
             }
         }
-        // The same finding from the same place once only.
-        let mut seen = HashSet::new();
-        findings.retain(|f| seen.insert((f.fingerprint.clone(), f.location.clone())));
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.rule_id.cmp(&b.rule_id))
-                .then_with(|| a.location.display().cmp(&b.location.display()))
-        });
-        let mut kept = Vec::new();
-        let mut suppressed = Vec::new();
-        for f in findings {
-            if let Some(rule) = input.policy.suppression(&f) {
-                summary.suppressed += 1;
-                suppressed.push(Suppressed {
-                    reason: rule.reason.clone(),
-                    finding: f,
-                });
-            } else {
-                summary.count(f.severity);
-                if input.policy.fails(&f) {
-                    failing += 1;
-                }
-                kept.push(f);
-            }
-        }
+        let (kept, suppressed) = apply_policy(findings, input.policy, &mut summary, &mut failing);
         reports.push(ImageReport {
             name: img.name.clone(),
             manifest_digest: img.manifest_digest.clone(),
@@ -278,6 +253,7 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
             .clone()
             .unwrap_or_else(canary_rules::rules_digest),
         images: reports,
+        charts: vec![],
         summary,
         policy: PolicyOutcome {
             fail_on: input.policy.fail_on,
@@ -289,6 +265,42 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
         fetch,
         duration_ms: input.started.elapsed().as_millis() as u64,
     }
+}
+
+/// Deduplicate (one finding per fingerprint and place), sort (severity, rule, place), and
+/// split by the policy into kept and suppressed findings, counting them.
+pub fn apply_policy(
+    mut findings: Vec<Finding>,
+    policy: &Policy,
+    summary: &mut Summary,
+    failing: &mut usize,
+) -> (Vec<Finding>, Vec<Suppressed>) {
+    let mut seen = HashSet::new();
+    findings.retain(|f| seen.insert((f.fingerprint.clone(), f.location.clone())));
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule_id.cmp(&b.rule_id))
+            .then_with(|| a.location.display().cmp(&b.location.display()))
+    });
+    let mut kept = Vec::new();
+    let mut suppressed = Vec::new();
+    for f in findings {
+        if let Some(rule) = policy.suppression(&f) {
+            summary.suppressed += 1;
+            suppressed.push(Suppressed {
+                reason: rule.reason.clone(),
+                finding: f,
+            });
+        } else {
+            summary.count(f.severity);
+            if policy.fails(&f) {
+                *failing += 1;
+            }
+            kept.push(f);
+        }
+    }
+    (kept, suppressed)
 }
 
 fn push_issue(c: &mut Coverage, issue: Issue) {

@@ -61,6 +61,10 @@ pub struct Chart {
     /// Every other file (`.Files`), relative path → bytes.
     pub files: BTreeMap<String, Vec<u8>>,
     pub subcharts: Vec<Chart>,
+    /// Every file of the chart as read (Chart.yaml and values.yaml too), for scanning.
+    pub raw: BTreeMap<String, Vec<u8>>,
+    /// The directory's name (sub-charts sit in `charts/<dir>`).
+    pub dir_name: String,
 }
 
 impl Chart {
@@ -139,6 +143,7 @@ fn load_dir_inner(
         },
         None => Value::Object(Map::new()),
     };
+    let raw = all.clone();
     let mut templates = BTreeMap::new();
     let mut files = BTreeMap::new();
     for (rel, bytes) in all {
@@ -173,6 +178,11 @@ fn load_dir_inner(
         templates,
         files,
         subcharts,
+        raw,
+        dir_name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     })
 }
 

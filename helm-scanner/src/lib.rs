@@ -6,4 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+pub mod checks;
+pub mod k8s;
+pub mod scan;
 pub mod template;

@@ -17,6 +17,7 @@ const MINING_POOLS: &str = include_str!("../data/mining-pools.txt");
 const POOL_PORTS: &str = include_str!("../data/pool-ports.txt");
 const IOC_SHA256: &str = include_str!("../data/ioc-sha256.txt");
 const RUNTIME_RULES: &str = include_str!("../data/runtime-rules.toml");
+const K8S_CHECKS: &str = include_str!("../data/k8s-checks.toml");
 
 /// Every embedded data file, in digest order.
 const ALL_DATA: &[&str] = &[
@@ -29,6 +30,7 @@ const ALL_DATA: &[&str] = &[
     POOL_PORTS,
     IOC_SHA256,
     RUNTIME_RULES,
+    K8S_CHECKS,
 ];
 
 /// Metadata of one rule.
@@ -117,6 +119,37 @@ struct RuntimeCatalog {
     rule: Vec<RuntimeRule>,
 }
 
+/// One rule of `data/k8s-checks.toml` (see the header of that file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sCheck {
+    pub id: String,
+    pub severity: String,
+    pub title: String,
+    pub description: String,
+    pub help: String,
+    /// Manifests (YAML) that must make the rule fire.
+    pub positive: Vec<String>,
+    /// Manifests that must not.
+    pub negative: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct K8sCatalog {
+    rule: Vec<K8sCheck>,
+}
+
+/// The Kubernetes misconfiguration checks (their logic is in the Helm scanner, by id).
+pub fn k8s_checks() -> &'static [K8sCheck] {
+    static RULES: OnceLock<Vec<K8sCheck>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        toml::from_str::<K8sCatalog>(K8S_CHECKS)
+            .expect("data/k8s-checks.toml is valid (checked by tests)")
+            .rule
+    })
+}
+
 /// The runtime rules (their logic is in the sandbox crate, by id).
 pub fn runtime_rules() -> &'static [RuntimeRule] {
     static RULES: OnceLock<Vec<RuntimeRule>> = OnceLock::new();
@@ -163,6 +196,14 @@ pub fn rules() -> &'static [RuleMeta] {
             id: r.id.clone(),
             severity: r.severity.clone(),
             category: "runtime".into(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            help: r.help.clone(),
+        }));
+        all.extend(k8s_checks().iter().map(|r| RuleMeta {
+            id: r.id.clone(),
+            severity: r.severity.clone(),
+            category: "misconfig".into(),
             title: r.title.clone(),
             description: r.description.clone(),
             help: r.help.clone(),

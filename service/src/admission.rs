@@ -140,29 +140,10 @@ impl AdmissionConfig {
     }
 }
 
-/// The pod spec inside an object of a kind that makes pods.
-fn pod_specs<'a>(kind: &str, object: &'a Value) -> Option<&'a Value> {
-    let spec = object.get("spec")?;
-    match kind {
-        "Pod" => Some(spec),
-        "CronJob" => spec.pointer("/jobTemplate/spec/template/spec"),
-        "Deployment"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "Job"
-        | "ReplicationController"
-        | "PodTemplate" => spec.pointer("/template/spec"),
-        _ => spec
-            .pointer("/template/spec")
-            .or_else(|| spec.pointer("/jobTemplate/spec/template/spec")),
-    }
-}
-
 /// `(where, image)` for every container, init container and ephemeral container.
 fn images_of(spec: &Value) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
+    for list in canary_helm_scanner::k8s::CONTAINER_LISTS {
         let Some(cs) = spec.get(list) else { continue };
         let cs = cs
             .as_array()
@@ -463,7 +444,7 @@ pub async fn validate(State(app): State<Shared>, body: Bytes) -> Response {
         None | Some(Value::Null) => return answer(true, None, vec![]), // e.g. DELETE
         Some(o) => o,
     };
-    let Some(spec) = pod_specs(kind, object) else {
+    let Some(spec) = canary_helm_scanner::k8s::pod_spec(kind, object) else {
         return answer(
             true,
             None,

@@ -18,6 +18,28 @@ pub struct HelmArgs {
 pub enum HelmCommand {
     /// Print a chart's rendered manifests as `helm template` does (to diff against Helm).
     Template(TemplateArgs),
+    /// Scan a chart: secrets and miners in every file and rendered manifest,
+    /// misconfigurations of the rendered objects, and the images it deploys.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub render: TemplateArgs,
+    /// Output format (default: table on a terminal, json otherwise, or from --output).
+    /// (`-f` is the values file, as in Helm.)
+    #[arg(long, value_enum)]
+    pub format: Option<super::scan::Format>,
+    /// Write the report to FILE.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Fail (exit 1) on findings at or above this severity.
+    #[arg(long, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: canary_analyzer::finding::Severity,
+    /// Ignore file (TOML, as `canary scan`).
+    #[arg(long, value_name = "FILE")]
+    pub ignore_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -50,10 +72,17 @@ pub struct TemplateArgs {
 pub fn run(a: HelmArgs) -> anyhow::Result<i32> {
     match a.command {
         HelmCommand::Template(t) => template(t),
+        HelmCommand::Scan(s) => scan(s),
     }
 }
 
-fn template(a: TemplateArgs) -> anyhow::Result<i32> {
+/// Load and render a chart with the flags' values.
+fn rendered(
+    a: TemplateArgs,
+) -> anyhow::Result<(
+    canary_helm_scanner::chart::Chart,
+    canary_helm_scanner::chart::Rendered,
+)> {
     let chart = load_dir(&a.chart, &ChartLimits::default())?;
     let mut values = serde_json::Value::Object(Default::default());
     for f in &a.values {
@@ -79,9 +108,116 @@ fn template(a: TemplateArgs) -> anyhow::Result<i32> {
         api_versions: a.api_versions,
     };
     let rendered = render(&chart, &opts)?;
+    Ok((chart, rendered))
+}
+
+fn template(a: TemplateArgs) -> anyhow::Result<i32> {
+    let (_, rendered) = rendered(a)?;
     for e in &rendered.errors {
         eprintln!("error: {e}");
     }
     print!("{}", rendered.text());
     Ok(if rendered.errors.is_empty() { 0 } else { 2 })
+}
+
+fn scan(a: ScanArgs) -> anyhow::Result<i32> {
+    use canary_analyzer::report::{
+        ChartImage, ChartReport, Coverage, ImageReport, Issue, IssueLevel, PolicyOutcome, Report,
+        SCHEMA_VERSION, Summary, Tool,
+    };
+    let started = std::time::Instant::now();
+    let mut policy = canary_analyzer::policy::Policy::new(a.fail_on);
+    if let Some(p) = &a.ignore_file {
+        policy = policy.with_ignore_file(p)?;
+    }
+    let target = a.render.chart.display().to_string();
+    let (chart, rendered) = rendered(a.render)?;
+    let engine = canary_analyzer::detect::content::ContentEngine::builtin();
+    let found = canary_helm_scanner::scan::scan_chart(&chart, &rendered, engine);
+    let name = chart.name().to_string();
+    let mut coverage = Coverage {
+        complete: rendered.errors.is_empty(),
+        ..Default::default()
+    };
+    let issue = |level, message: String| Issue {
+        level,
+        image: name.clone(),
+        layer: None,
+        path: None,
+        message,
+    };
+    // A template that failed is an error (the raw file was still scanned).
+    for e in &rendered.errors {
+        coverage
+            .errors
+            .push(issue(IssueLevel::Error, format!("rendering: {e}")));
+    }
+    for p in &found.problems {
+        coverage
+            .warnings
+            .push(issue(IssueLevel::Warning, p.clone()));
+    }
+    let mut summary = Summary::default();
+    let mut failing = 0;
+    let (kept, suppressed) =
+        canary_analyzer::scan::apply_policy(found.findings, &policy, &mut summary, &mut failing);
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "canary",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        target,
+        rules_digest: canary_rules::rules_digest(),
+        images: vec![ImageReport {
+            name: format!("chart {name}"),
+            manifest_digest: None,
+            index_digest: None,
+            platform: None,
+            config_digest: None,
+            layers: vec![],
+            findings: kept,
+            suppressed,
+        }],
+        charts: vec![ChartReport {
+            name: name.clone(),
+            version: chart
+                .metadata
+                .get("version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            manifests: rendered.manifests.len(),
+            images: found
+                .images
+                .into_iter()
+                .map(|i| ChartImage {
+                    object: i.object,
+                    container: i.container,
+                    image: i.image,
+                    source: i.source,
+                })
+                .collect(),
+        }],
+        summary,
+        policy: PolicyOutcome {
+            fail_on: policy.fail_on,
+            failing,
+            passed: failing == 0,
+            policy_digest: policy.digest(),
+        },
+        coverage,
+        fetch: Default::default(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    for e in &report.coverage.errors {
+        eprintln!("error: {e}");
+    }
+    super::scan::write_report(
+        &report,
+        a.format
+            .unwrap_or_else(|| super::scan::default_format(&a.output)),
+        a.output.as_ref(),
+    )?;
+    Ok(report.exit_code())
 }

@@ -84,7 +84,7 @@ impl Progress for Bars {
     }
 }
 
-fn default_format(output: &Option<PathBuf>) -> Format {
+pub(super) fn default_format(output: &Option<PathBuf>) -> Format {
     match output
         .as_ref()
         .and_then(|p| p.extension())
@@ -219,7 +219,11 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     Ok(report.exit_code())
 }
 
-fn write_report(report: &Report, format: Format, output: Option<&PathBuf>) -> anyhow::Result<()> {
+pub(super) fn write_report(
+    report: &Report,
+    format: Format,
+    output: Option<&PathBuf>,
+) -> anyhow::Result<()> {
     let mut out: Box<dyn Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

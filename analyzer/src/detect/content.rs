@@ -725,7 +725,6 @@ impl Detector for ContentDetector {
                 "more than {MAX_HITS_PER_FILE} secrets in this file; only the first {MAX_HITS_PER_FILE} are reported"
             ));
         }
-        let fp_path = e.fingerprint_path();
         let location = |line: u64| Location::ImageFile {
             layer_index: e.layer_index,
             layer_digest: e.layer_digest.to_string(),
@@ -734,15 +733,29 @@ impl Detector for ContentDetector {
             archive_chain: e.archive_chain.to_vec(),
             visibility: Visibility::Visible,
         };
+        out.extend(self.engine.findings(hits, &e.fingerprint_path(), location));
+    }
+}
+
+impl ContentEngine {
+    /// Findings from one file's hits: `fp_path` is what fingerprints name the place by,
+    /// `location` places a hit's line.
+    pub fn findings(
+        &self,
+        hits: FileHits,
+        fp_path: &str,
+        location: impl Fn(u64) -> Location,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
         for h in hits.secrets {
-            let rule = &self.engine.secrets().rules()[h.rule];
+            let rule = &self.secrets().rules()[h.rule];
             out.push(Finding {
                 rule_id: rule.meta.id.clone(),
                 category: Category::Secret,
                 severity: rule.severity,
                 confidence: h.confidence,
                 title: rule.meta.title.clone(),
-                fingerprint: Finding::fingerprint_of(&rule.meta.id, &fp_path, &h.fingerprint_value),
+                fingerprint: Finding::fingerprint_of(&rule.meta.id, fp_path, &h.fingerprint_value),
                 location: location(h.line),
                 evidence: h.evidence,
             });
@@ -757,12 +770,13 @@ impl Detector for ContentDetector {
                 severity: h.severity,
                 confidence: Confidence::High,
                 title: h.title,
-                fingerprint: Finding::fingerprint_of(&h.rule_id, &fp_path, &h.fingerprint_value),
+                fingerprint: Finding::fingerprint_of(&h.rule_id, fp_path, &h.fingerprint_value),
                 location: location(h.line),
                 evidence: h.evidence,
                 rule_id: h.rule_id,
             });
         }
+        out
     }
 }
 

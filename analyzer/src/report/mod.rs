@@ -11,7 +11,7 @@ use crate::finding::{Finding, Severity};
 use crate::image::Layer;
 
 /// Version of the JSON report format (`docs/json-report.md`).
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// How serious a scan issue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -176,11 +176,36 @@ pub struct Report {
     pub target: String,
     pub rules_digest: String,
     pub images: Vec<ImageReport>,
+    /// Helm charts scanned (`canary helm scan`): what each deploys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartReport>,
     pub summary: Summary,
     pub policy: PolicyOutcome,
     pub coverage: Coverage,
     pub fetch: FetchStats,
     pub duration_ms: u64,
+}
+
+/// A chart scanned: its identity, how much it rendered to, and the images it deploys.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartReport {
+    pub name: String,
+    pub version: String,
+    /// Rendered manifests.
+    pub manifests: usize,
+    pub images: Vec<ChartImage>,
+}
+
+/// An image a chart deploys, per workload and container.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartImage {
+    /// `Deployment/web`.
+    pub object: String,
+    /// `containers app`.
+    pub container: String,
+    pub image: String,
+    /// The template it was rendered from.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

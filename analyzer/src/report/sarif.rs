@@ -58,7 +58,9 @@ fn rule_descriptor(f: &Finding) -> Value {
 /// name for config and runtime findings.
 fn artifact_uri(image_name: &str, loc: &Location) -> String {
     let raw = match loc {
-        Location::ImageFile { path, .. } => path.trim_start_matches('/').to_string(),
+        Location::ImageFile { path, .. } | Location::ChartFile { path, .. } => {
+            path.trim_start_matches('/').to_string()
+        }
         Location::ImageConfig { .. } | Location::Runtime { .. } => {
             let n = image_name.split(['@', ' ']).next().unwrap_or(image_name);
             n.replace(':', "/").trim_start_matches('/').to_string()
@@ -98,7 +100,8 @@ pub fn to_value(report: &Report) -> Value {
     let mut results = Vec::new();
     for (img, f) in report.all_findings() {
         let line = match &f.location {
-            Location::ImageFile { line: Some(l), .. } => *l,
+            Location::ImageFile { line: Some(l), .. }
+            | Location::ChartFile { line: Some(l), .. } => *l,
             _ => 1,
         };
         let mut text = format!("{}: {} at {}", f.title, f.evidence, f.location.display());

@@ -18,13 +18,37 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
         }
         let entries: u64 = img.layers.iter().map(|l| l.entries).sum();
         let bytes: u64 = img.layers.iter().map(|l| l.uncompressed_bytes).sum();
-        writeln!(
-            out,
-            "  {} layers, {} entries, {} uncompressed",
-            img.layers.len(),
-            entries,
-            human_bytes(bytes)
-        )?;
+        if let Some(c) = report
+            .charts
+            .iter()
+            .find(|c| img.name == format!("chart {}", c.name))
+        {
+            writeln!(
+                out,
+                "  chart {} {}, {} rendered manifests, {} image references",
+                p(&c.name),
+                p(&c.version),
+                c.manifests,
+                c.images.len()
+            )?;
+            for i in &c.images {
+                writeln!(
+                    out,
+                    "    {} {}: {}",
+                    p(&i.object),
+                    p(&i.container),
+                    p(&i.image)
+                )?;
+            }
+        } else {
+            writeln!(
+                out,
+                "  {} layers, {} entries, {} uncompressed",
+                img.layers.len(),
+                entries,
+                human_bytes(bytes)
+            )?;
+        }
         if img.findings.is_empty() {
             writeln!(out, "  no findings")?;
         }

@@ -1,0 +1,242 @@
+//! The misconfiguration checks of `rules/data/k8s-checks.toml` on one Kubernetes object:
+//! each hit names the rule and where in the object (container, field).
+
+use serde_json::Value;
+
+use crate::k8s::{containers, pod_spec};
+
+/// One check that fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckHit {
+    pub rule_id: &'static str,
+    /// Where and what: `container app: securityContext.privileged is true`.
+    pub detail: String,
+}
+
+const DANGEROUS_CAPS: &[&str] = &[
+    "ALL",
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "NET_RAW",
+    "DAC_READ_SEARCH",
+    "SYS_RAWIO",
+    "BPF",
+    "PERFMON",
+    "SYS_BOOT",
+    "SYS_TIME",
+];
+
+const SENSITIVE_PATHS: &[&str] = &[
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/var/run",
+    "/run",
+    "/var/lib/kubelet",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/run/docker.sock",
+    "/run/containerd",
+    "/var/run/crio",
+    "/etc/kubernetes",
+];
+
+fn is_true(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_bool) == Some(true)
+}
+
+fn sensitive(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    p.is_empty()
+        || SENSITIVE_PATHS
+            .iter()
+            .any(|s| p == *s || p.starts_with(&format!("{s}/")))
+}
+
+fn pipe_to_shell() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(?i)\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b")
+            .expect("static pattern")
+    })
+}
+
+fn miner() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)stratum2?\+(tcp|ssl|tls)://|\b(xmrig|xmr-stak|cpuminer|minerd|ccminer|t-rex|nbminer|lolminer|gminer|phoenixminer|teamredminer|srbminer|nanominer|bzminer|ethminer)\b",
+        )
+        .expect("static pattern")
+    })
+}
+
+/// Every check on one object of kind `kind`.
+pub fn check(kind: &str, obj: &Value) -> Vec<CheckHit> {
+    let mut out = Vec::new();
+    let mut hit = |rule_id: &'static str, detail: String| out.push(CheckHit { rule_id, detail });
+    match kind {
+        "Role" | "ClusterRole" => {
+            for (i, r) in obj
+                .get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let star = |k: &str| {
+                    r.get(k)
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("*")))
+                };
+                if star("verbs") && star("resources") {
+                    hit(
+                        "k8s/rbac-wildcard",
+                        format!("rules[{i}] allows every verb on every resource"),
+                    );
+                }
+            }
+        }
+        "RoleBinding" | "ClusterRoleBinding"
+            if obj.pointer("/roleRef/name").and_then(Value::as_str) == Some("cluster-admin") =>
+        {
+            hit("k8s/rbac-wildcard", "binds cluster-admin".into());
+        }
+        _ => {}
+    }
+    let Some(spec) = pod_spec(kind, obj) else {
+        return out;
+    };
+    for ns in ["hostPID", "hostIPC", "hostNetwork"] {
+        if is_true(spec.get(ns)) {
+            hit("k8s/host-namespace", format!("{ns} is true"));
+        }
+    }
+    for v in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = v.pointer("/hostPath/path").and_then(Value::as_str)
+            && sensitive(p)
+        {
+            let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+            hit(
+                "k8s/sensitive-host-path",
+                format!("volume {name} mounts the host's {p}"),
+            );
+        }
+    }
+    if spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
+    {
+        hit(
+            "k8s/service-account-token",
+            "automountServiceAccountToken is not false".into(),
+        );
+    }
+    let pod_sc = spec.get("securityContext");
+    for (list, _, c) in containers(spec) {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+        let at = format!("{list} {name}");
+        let sc = c.get("securityContext");
+        let get = |k: &str| sc.and_then(|s| s.get(k));
+        if is_true(get("privileged")) {
+            hit(
+                "k8s/privileged",
+                format!("{at}: securityContext.privileged is true"),
+            );
+        }
+        if get("allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false) {
+            hit(
+                "k8s/privilege-escalation",
+                format!("{at}: allowPrivilegeEscalation is not false"),
+            );
+        }
+        for cap in sc
+            .and_then(|s| s.pointer("/capabilities/add"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let bare = cap.trim_start_matches("CAP_").to_ascii_uppercase();
+            if DANGEROUS_CAPS.contains(&bare.as_str()) {
+                hit("k8s/dangerous-capability", format!("{at}: adds {cap}"));
+            }
+        }
+        // The container's settings win over the pod's.
+        let eff = |k: &str| get(k).or_else(|| pod_sc.and_then(|p| p.get(k)));
+        let non_root = eff("runAsNonRoot").and_then(Value::as_bool) == Some(true);
+        let user = eff("runAsUser").and_then(Value::as_f64);
+        if !non_root && !user.is_some_and(|u| u > 0.0) {
+            hit(
+                "k8s/run-as-root",
+                match user {
+                    Some(_) => format!("{at}: runAsUser is 0"),
+                    None => format!("{at}: neither runAsNonRoot nor a non-zero runAsUser is set"),
+                },
+            );
+        }
+        if list != "ephemeralContainers" && !is_true(get("readOnlyRootFilesystem")) {
+            hit(
+                "k8s/writable-root-fs",
+                format!("{at}: readOnlyRootFilesystem is not true"),
+            );
+        }
+        let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+        if !image.is_empty() && !image.contains("@sha256:") {
+            hit("k8s/image-not-pinned", format!("{at}: {image}"));
+        }
+        let words: Vec<&str> = ["command", "args"]
+            .iter()
+            .flat_map(|k| c.get(*k).and_then(Value::as_array).into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        let line = words.join(" ");
+        if pipe_to_shell().is_match(&line) {
+            hit("k8s/init-pipe-to-shell", format!("{at}: {line}"));
+        }
+        if miner().is_match(&line) || miner().is_match(image) {
+            hit("k8s/miner-args", format!("{at}: {image} {line}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule's examples, from the data file.
+    #[test]
+    fn rules_fire_on_their_examples_only() {
+        let ids: Vec<&str> = canary_rules::k8s_checks()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert!(ids.len() >= 12);
+        for r in canary_rules::k8s_checks() {
+            assert!(!r.positive.is_empty(), "{} has no positive example", r.id);
+            for (which, examples, want) in [
+                ("positive", &r.positive, true),
+                ("negative", &r.negative, false),
+            ] {
+                for (i, ex) in examples.iter().enumerate() {
+                    let obj = crate::template::yaml::from_yaml(ex).unwrap();
+                    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+                    let fired = check(kind, &obj).iter().any(|h| h.rule_id == r.id);
+                    assert_eq!(fired, want, "{} {which} example {i}", r.id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Scanning a chart: secrets and miners in every file (templates, values, files,
+//! sub-charts) and in every rendered manifest, the misconfiguration checks on each
+//! rendered object, and the images the chart deploys, per workload.
+
+use canary_analyzer::detect::content::ContentEngine;
+use canary_analyzer::finding::{Category, Confidence, Finding, Location, Severity};
+use serde_json::Value;
+
+use crate::chart::{Chart, Rendered};
+use crate::k8s::{containers, pod_spec};
+
+/// An image a workload of the chart runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageUse {
+    /// `Deployment/web`.
+    pub object: String,
+    /// `containers app`.
+    pub container: String,
+    pub image: String,
+    /// The template it came from.
+    pub source: String,
+}
+
+/// What scanning a chart found.
+#[derive(Debug, Default)]
+pub struct ChartScan {
+    pub findings: Vec<Finding>,
+    pub images: Vec<ImageUse>,
+    /// Problems met (a file the engine could not scan, a rendered document that is not
+    /// YAML), each naming the file.
+    pub problems: Vec<String>,
+}
+
+fn severity(s: &str) -> Severity {
+    s.parse().unwrap_or(Severity::Medium)
+}
+
+fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine, out: &mut ChartScan) {
+    for (rel, bytes) in &chart.raw {
+        let path = format!("{prefix}{rel}");
+        match engine.scan(&path, bytes) {
+            Ok(hits) => {
+                out.findings
+                    .extend(engine.findings(hits, &path, |line| Location::ChartFile {
+                        path: path.clone(),
+                        line: Some(line),
+                        rendered: false,
+                        object: None,
+                    }))
+            }
+            Err(e) => out.problems.push(format!("{path}: {e}")),
+        }
+    }
+    for sub in &chart.subcharts {
+        scan_files(
+            sub,
+            &format!("{prefix}charts/{}/", sub.dir_name),
+            engine,
+            out,
+        );
+    }
+}
+
+/// Scan a chart and what it rendered to.
+pub fn scan_chart(chart: &Chart, rendered: &Rendered, engine: &'static ContentEngine) -> ChartScan {
+    let mut out = ChartScan::default();
+    scan_files(chart, "", engine, &mut out);
+    for m in &rendered.manifests {
+        let obj = match crate::template::yaml::from_yaml(&m.content) {
+            Ok(v) => v,
+            Err(e) => {
+                out.problems
+                    .push(format!("{} (rendered): not YAML: {e}", m.source));
+                Value::Null
+            }
+        };
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let object = format!("{}/{name}", if m.kind.is_empty() { "?" } else { &m.kind });
+        match engine.scan(&m.source, m.content.as_bytes()) {
+            Ok(hits) => out.findings.extend(engine.findings(
+                hits,
+                &format!("{}#{object}", m.source),
+                |line| Location::ChartFile {
+                    path: m.source.clone(),
+                    line: Some(line),
+                    rendered: true,
+                    object: Some(object.clone()),
+                },
+            )),
+            Err(e) => out.problems.push(format!("{} (rendered): {e}", m.source)),
+        }
+        for hit in crate::checks::check(&m.kind, &obj) {
+            let rule = canary_rules::k8s_checks()
+                .iter()
+                .find(|r| r.id == hit.rule_id);
+            out.findings.push(Finding {
+                rule_id: hit.rule_id.to_string(),
+                category: if hit.rule_id == "k8s/miner-args" {
+                    Category::Miner
+                } else {
+                    Category::Misconfig
+                },
+                severity: rule
+                    .map(|r| severity(&r.severity))
+                    .unwrap_or(Severity::Medium),
+                confidence: Confidence::High,
+                title: rule.map(|r| r.title.clone()).unwrap_or_default(),
+                fingerprint: Finding::fingerprint_of(
+                    hit.rule_id,
+                    &format!("{}#{object}", m.source),
+                    hit.detail.as_bytes(),
+                ),
+                location: Location::ChartFile {
+                    path: m.source.clone(),
+                    line: None,
+                    rendered: true,
+                    object: Some(object.clone()),
+                },
+                evidence: hit.detail,
+            });
+        }
+        if let Some(spec) = pod_spec(&m.kind, &obj) {
+            for (list, _, c) in containers(spec) {
+                if let Some(image) = c.get("image").and_then(Value::as_str) {
+                    out.images.push(ImageUse {
+                        object: object.clone(),
+                        container: format!(
+                            "{list} {}",
+                            c.get("name").and_then(Value::as_str).unwrap_or("?")
+                        ),
+                        image: image.to_string(),
+                        source: m.source.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
