@@ -390,3 +390,120 @@ spec:
         r.stdout
     );
 }
+
+/// A `.tgz` (as `helm package` makes) from files: `(path in the archive, bytes, kind)`.
+fn tgz(entries: &[(&str, &[u8], tar::EntryType)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    for (path, data, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(if *kind == tar::EntryType::Regular {
+            data.len() as u64
+        } else {
+            0
+        });
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/passwd").unwrap();
+        }
+        // Written raw: the tar crate's own path checks would refuse `..`.
+        let name = path.as_bytes();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        let body: &[u8] = if *kind == tar::EntryType::Regular {
+            data
+        } else {
+            &[]
+        };
+        b.append(&h, body).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A packaged chart renders as Helm renders it; hostile archives are refused, naming
+/// the archive and the entry.
+#[test]
+fn packaged_charts_render_and_hostile_ones_are_refused() {
+    let c = Canary::new();
+    let files: Vec<(String, &[u8], tar::EntryType)> = HELPERS_CHART
+        .iter()
+        .map(|(p, t)| (format!("c1/{p}"), t.as_bytes(), tar::EntryType::Regular))
+        .collect();
+    let entries: Vec<(&str, &[u8], tar::EntryType)> =
+        files.iter().map(|(p, d, k)| (p.as_str(), *d, *k)).collect();
+    let good = c.home.path().join("c1-0.1.0.tgz");
+    std::fs::write(&good, tgz(&entries)).unwrap();
+    let want = Command::new(helm())
+        .args(["template", "rel"])
+        .arg(&good)
+        .args(["--set", "x.y=1"])
+        .env("HOME", c.home.path())
+        .output()
+        .unwrap();
+    assert!(
+        want.status.success(),
+        "{}",
+        String::from_utf8_lossy(&want.stderr)
+    );
+    let got = c.run(&[
+        "helm",
+        "template",
+        good.to_str().unwrap(),
+        "--release-name",
+        "rel",
+        "--set",
+        "x.y=1",
+    ]);
+    assert_eq!(got.code, 0, "{got}");
+    assert_eq!(got.stdout, String::from_utf8_lossy(&want.stdout));
+
+    let chart_yaml: &[u8] = b"apiVersion: v2\nname: c1\nversion: 1.0.0\n";
+    for (entries, why) in [
+        (
+            vec![
+                ("c1/Chart.yaml", chart_yaml, tar::EntryType::Regular),
+                ("c1/../../evil", b"x".as_slice(), tar::EntryType::Regular),
+            ],
+            "leaves the chart",
+        ),
+        (
+            vec![
+                ("c1/Chart.yaml", chart_yaml, tar::EntryType::Regular),
+                (
+                    "c1/templates/x.yaml",
+                    b"".as_slice(),
+                    tar::EntryType::Symlink,
+                ),
+            ],
+            "links and devices",
+        ),
+        (
+            vec![
+                ("c1/Chart.yaml", chart_yaml, tar::EntryType::Regular),
+                ("/etc/cron.d/x", b"x".as_slice(), tar::EntryType::Regular),
+            ],
+            "leaves the chart",
+        ),
+        (
+            vec![
+                ("c1/Chart.yaml", chart_yaml, tar::EntryType::Regular),
+                ("c2/Chart.yaml", chart_yaml, tar::EntryType::Regular),
+            ],
+            "more than one top directory",
+        ),
+    ] {
+        let p = c.home.path().join("bad.tgz");
+        std::fs::write(&p, tgz(&entries)).unwrap();
+        let r = c.run(&["helm", "template", p.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{r}");
+        assert!(
+            r.stderr.contains("bad.tgz") && r.stderr.contains(why),
+            "{why}: {r}"
+        );
+    }
+    let p = c.home.path().join("notgz.tgz");
+    std::fs::write(&p, b"not an archive").unwrap();
+    let r = c.run(&["helm", "template", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r}");
+}

@@ -5,7 +5,7 @@
 //! `# Source:` line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -76,70 +76,172 @@ impl Chart {
     }
 }
 
-/// Read a chart directory.
+/// Read a chart directory (its `charts/` sub-charts, directories or `.tgz`, included).
 pub fn load_dir(dir: &Path, limits: &ChartLimits) -> Result<Chart, ChartError> {
     let mut budget = (limits.max_files, limits.max_bytes);
-    load_dir_inner(dir, limits, 0, &mut budget)
+    let mut all = BTreeMap::new();
+    walk(dir, dir, &mut all, &mut budget)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    from_files(
+        &dir.display().to_string(),
+        &name,
+        all,
+        limits,
+        0,
+        &mut budget,
+    )
 }
 
-fn load_dir_inner(
-    dir: &Path,
+/// Read a packaged chart (`helm package`'s `.tgz`): one top directory holding the chart.
+pub fn load_tgz(path: &Path, limits: &ChartLimits) -> Result<Chart, ChartError> {
+    let bytes = std::fs::read(path).map_err(|e| bad(path.display().to_string(), e.to_string()))?;
+    let mut budget = (limits.max_files, limits.max_bytes);
+    let origin = path.display().to_string();
+    let (name, all) = untar(&origin, &bytes, &mut budget)?;
+    from_files(&origin, &name, all, limits, 0, &mut budget)
+}
+
+/// The files of a `.tgz` chart, relative to its top directory, which is returned too.
+/// Only regular files and directories are accepted; `..`, absolute paths, links and
+/// devices are refused, as are archives past the budget (a gzip bomb stops there).
+fn untar(
+    origin: &str,
+    bytes: &[u8],
+    budget: &mut (usize, u64),
+) -> Result<(String, BTreeMap<String, Vec<u8>>), ChartError> {
+    use std::io::Read;
+    let gz = flate2::read::GzDecoder::new(bytes);
+    let mut ar = tar::Archive::new(gz);
+    let mut out = BTreeMap::new();
+    let mut top: Option<String> = None;
+    let entries = ar
+        .entries()
+        .map_err(|e| bad(origin, format!("not a tar.gz: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(origin, format!("broken archive: {e}")))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+        {
+            continue;
+        }
+        let clean = raw.trim_start_matches("./");
+        if clean.starts_with('/') || clean.split('/').any(|c| c == "..") {
+            return Err(bad(origin, format!("{raw:?}: path leaves the chart")));
+        }
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(bad(
+                origin,
+                format!(
+                    "{raw:?}: only files and directories are accepted (links and devices are not)"
+                ),
+            ));
+        }
+        let Some((first, rest)) = clean.split_once('/') else {
+            if kind.is_dir() {
+                continue;
+            }
+            return Err(bad(
+                origin,
+                format!("{raw:?}: a file outside the chart's directory"),
+            ));
+        };
+        match &top {
+            None => top = Some(first.to_string()),
+            Some(t) if t != first => {
+                return Err(bad(origin, format!("{raw:?}: more than one top directory")));
+            }
+            _ => {}
+        }
+        if kind.is_dir() || rest.is_empty() {
+            continue;
+        }
+        let size = entry.header().size().unwrap_or(u64::MAX);
+        if budget.0 == 0 || size > budget.1 {
+            return Err(bad(origin, "chart holds too many files or bytes"));
+        }
+        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
+        (&mut entry)
+            .take(budget.1 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(origin, format!("{raw:?}: {e}")))?;
+        if data.len() as u64 > budget.1 {
+            return Err(bad(origin, "chart holds too many files or bytes"));
+        }
+        budget.0 -= 1;
+        budget.1 -= data.len() as u64;
+        out.insert(rest.trim_end_matches('/').to_string(), data);
+    }
+    let top = top.ok_or_else(|| bad(origin, "empty archive"))?;
+    Ok((top, out))
+}
+
+/// A chart from its files (relative paths): `charts/<dir>/…` and `charts/*.tgz` become
+/// sub-charts.
+fn from_files(
+    origin: &str,
+    dir_name: &str,
+    files_in: BTreeMap<String, Vec<u8>>,
     limits: &ChartLimits,
     depth: usize,
     budget: &mut (usize, u64),
 ) -> Result<Chart, ChartError> {
     if depth > limits.max_subchart_depth {
-        return Err(bad(
-            dir.display().to_string(),
-            "sub-charts nested too deeply",
-        ));
+        return Err(bad(origin, "sub-charts nested too deeply"));
     }
     let mut all: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut subdirs: Vec<PathBuf> = Vec::new();
-    walk(dir, dir, &mut all, &mut subdirs, budget)?;
+    let mut sub_dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut sub_tgz: Vec<(String, Vec<u8>)> = Vec::new();
+    for (rel, bytes) in files_in {
+        if let Some(rest) = rel.strip_prefix("charts/") {
+            match rest.split_once('/') {
+                Some((sub, inner)) => {
+                    sub_dirs
+                        .entry(sub.to_string())
+                        .or_default()
+                        .insert(inner.to_string(), bytes);
+                }
+                None if rest.ends_with(".tgz") => sub_tgz.push((rest.to_string(), bytes)),
+                None => {
+                    all.insert(rel, bytes);
+                }
+            }
+        } else {
+            all.insert(rel, bytes);
+        }
+    }
+    let at = |name: &str| format!("{origin}/{name}");
     let text = |name: &str| -> Result<Option<String>, ChartError> {
         match all.get(name) {
             None => Ok(None),
             Some(b) => String::from_utf8(b.clone())
                 .map(Some)
-                .map_err(|_| bad(dir.join(name).display().to_string(), "not UTF-8")),
+                .map_err(|_| bad(at(name), "not UTF-8")),
         }
     };
-    let chart_yaml = text("Chart.yaml")?
-        .ok_or_else(|| bad(dir.display().to_string(), "no Chart.yaml: not a chart"))?;
-    let metadata = match from_yaml(&chart_yaml)
-        .map_err(|e| bad(dir.join("Chart.yaml").display().to_string(), e))?
-    {
+    let chart_yaml =
+        text("Chart.yaml")?.ok_or_else(|| bad(origin, "no Chart.yaml: not a chart"))?;
+    let metadata = match from_yaml(&chart_yaml).map_err(|e| bad(at("Chart.yaml"), e))? {
         Value::Object(o) => o,
-        _ => {
-            return Err(bad(
-                dir.join("Chart.yaml").display().to_string(),
-                "not a mapping",
-            ));
-        }
+        _ => return Err(bad(at("Chart.yaml"), "not a mapping")),
     };
     if metadata
         .get("name")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
-        return Err(bad(
-            dir.join("Chart.yaml").display().to_string(),
-            "chart has no name",
-        ));
+        return Err(bad(at("Chart.yaml"), "chart has no name"));
     }
     let values = match text("values.yaml")? {
-        Some(t) => match from_yaml(&t)
-            .map_err(|e| bad(dir.join("values.yaml").display().to_string(), e))?
-        {
+        Some(t) => match from_yaml(&t).map_err(|e| bad(at("values.yaml"), e))? {
             Value::Null => Value::Object(Map::new()),
             v @ Value::Object(_) => v,
-            _ => {
-                return Err(bad(
-                    dir.join("values.yaml").display().to_string(),
-                    "not a mapping",
-                ));
-            }
+            _ => return Err(bad(at("values.yaml"), "not a mapping")),
         },
         None => Value::Object(Map::new()),
     };
@@ -148,12 +250,8 @@ fn load_dir_inner(
     let mut files = BTreeMap::new();
     for (rel, bytes) in all {
         if rel.starts_with("templates/") {
-            let src = String::from_utf8(bytes).map_err(|_| {
-                bad(
-                    dir.join(&rel).display().to_string(),
-                    "template is not UTF-8",
-                )
-            })?;
+            let src =
+                String::from_utf8(bytes).map_err(|_| bad(at(&rel), "template is not UTF-8"))?;
             templates.insert(rel, src);
         } else if !matches!(
             rel.as_str(),
@@ -163,14 +261,32 @@ fn load_dir_inner(
                 | "Chart.lock"
                 | "requirements.yaml"
                 | "requirements.lock"
-        ) && !rel.starts_with("charts/")
-        {
+        ) {
             files.insert(rel, bytes);
         }
     }
     let mut subcharts = Vec::new();
-    for sub in subdirs {
-        subcharts.push(load_dir_inner(&sub, limits, depth + 1, budget)?);
+    for (sub, inner) in sub_dirs {
+        subcharts.push(from_files(
+            &at(&format!("charts/{sub}")),
+            &sub,
+            inner,
+            limits,
+            depth + 1,
+            budget,
+        )?);
+    }
+    for (name, bytes) in sub_tgz {
+        let sub_origin = at(&format!("charts/{name}"));
+        let (_, inner) = untar(&sub_origin, &bytes, budget)?;
+        subcharts.push(from_files(
+            &sub_origin,
+            name.trim_end_matches(".tgz"),
+            inner,
+            limits,
+            depth + 1,
+            budget,
+        )?);
     }
     Ok(Chart {
         metadata,
@@ -179,20 +295,16 @@ fn load_dir_inner(
         files,
         subcharts,
         raw,
-        dir_name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        dir_name: dir_name.to_string(),
     })
 }
 
-/// Files of a chart directory (symlinks are refused: a chart from anyone must not point
-/// outside itself), and its `charts/*` sub-chart directories.
+/// Files of a chart directory, relative paths (symlinks are refused: a chart from anyone
+/// must not point outside itself).
 fn walk(
     root: &Path,
     dir: &Path,
     out: &mut BTreeMap<String, Vec<u8>>,
-    subdirs: &mut Vec<PathBuf>,
     budget: &mut (usize, u64),
 ) -> Result<(), ChartError> {
     let entries =
@@ -215,22 +327,9 @@ fn walk(
             ));
         }
         if ft.is_dir() {
-            if rel == "charts" {
-                for sub in std::fs::read_dir(&path)
-                    .map_err(|e| bad(path.display().to_string(), e.to_string()))?
-                {
-                    let sub = sub.map_err(|e| bad(path.display().to_string(), e.to_string()))?;
-                    if sub.file_type().is_ok_and(|t| t.is_dir()) {
-                        subdirs.push(sub.path());
-                    }
-                }
-                subdirs.sort();
-                continue;
+            if rel != ".git" {
+                walk(root, &path, out, budget)?;
             }
-            if rel == ".git" {
-                continue;
-            }
-            walk(root, &path, out, subdirs, budget)?;
             continue;
         }
         let len = e.metadata().map(|m| m.len()).unwrap_or(0);

@@ -44,7 +44,7 @@ pub struct ScanArgs {
 
 #[derive(Debug, Args)]
 pub struct TemplateArgs {
-    /// Chart directory.
+    /// Chart directory, or a packaged chart (`.tgz`).
     pub chart: PathBuf,
     /// Values file (repeatable; later ones win).
     #[arg(short = 'f', long = "values", value_name = "FILE")]
@@ -83,7 +83,11 @@ fn rendered(
     canary_helm_scanner::chart::Chart,
     canary_helm_scanner::chart::Rendered,
 )> {
-    let chart = load_dir(&a.chart, &ChartLimits::default())?;
+    let chart = if a.chart.is_file() {
+        canary_helm_scanner::chart::load_tgz(&a.chart, &ChartLimits::default())?
+    } else {
+        load_dir(&a.chart, &ChartLimits::default())?
+    };
     let mut values = serde_json::Value::Object(Default::default());
     for f in &a.values {
         let text = std::fs::read_to_string(f).with_context(|| format!("-f {}", f.display()))?;
