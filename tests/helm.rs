@@ -507,3 +507,151 @@ fn packaged_charts_render_and_hostile_ones_are_refused() {
     let r = c.run(&["helm", "template", p.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{r}");
 }
+
+/// A `git daemon` on a free loopback port serving `base`; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // git-daemon itself, not the `git daemon` wrapper, whose child would outlive a kill.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git (scripts/test.sh installs it)");
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git-daemon (Debian's git package; scripts/test.sh installs it)");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < until,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        GitDaemon { child, port }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str], date: &str) {
+    let st = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.org")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.org")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+/// A chart repository served by a real `git daemon`: a secret added, then deleted from
+/// HEAD, is still found in the history with its commit and date; the chart at HEAD is
+/// rendered and checked.
+#[test]
+fn git_history_keeps_deleted_secrets() {
+    let c = Canary::new();
+    let base = c.home.path().join("git");
+    let work = base.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
+    let key = "AKIAZ7QWERTYUIOPASDF";
+    write_chart(
+        &work.join("charts/web"),
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n"),
+            (
+                "values.yaml",
+                &format!("awsKey: {key}\nimage: nginx:1.27\n"),
+            ),
+            (
+                "templates/dep.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      hostNetwork: true\n      containers:\n      - name: web\n        image: {{ .Values.image }}\n",
+            ),
+        ],
+    );
+    write_chart(&work.join("docs"), &[("README.md", "no chart here\n")]);
+    git(&work, &["add", "-A"], "2026-01-02T03:04:05Z");
+    git(
+        &work,
+        &["commit", "-q", "-m", "add web"],
+        "2026-01-02T03:04:05Z",
+    );
+    std::fs::write(work.join("charts/web/values.yaml"), "image: nginx:1.27\n").unwrap();
+    git(
+        &work,
+        &["commit", "-q", "-am", "drop the key"],
+        "2026-02-03T04:05:06Z",
+    );
+    Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&work)
+        .arg(base.join("charts.git"))
+        .status()
+        .unwrap();
+    let daemon = GitDaemon::start(&base);
+    let url = format!("git://127.0.0.1:{}/charts.git", daemon.port);
+    let r = c.run(&["helm", "scan", &url, "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(!r.stdout.contains(key), "a secret printed whole");
+    assert!(r.stderr.contains("history: 2 commits"), "{r}");
+    let j = r.json();
+    let findings = j["images"][0]["findings"].as_array().unwrap();
+    let old = findings
+        .iter()
+        .find(|f| f["rule_id"] == "secret/aws-access-key-id")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(old["location"]["path"], "charts/web/values.yaml");
+    assert_eq!(old["location"]["commit"]["date"], "2026-01-02T03:04:05Z");
+    assert_eq!(old["location"]["commit"]["at_head"], false);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule_id"] == "k8s/host-namespace"),
+        "{findings:#?}"
+    );
+    assert_eq!(j["charts"][0]["name"], "web");
+    assert_eq!(j["charts"][0]["images"][0]["image"], "nginx:1.27");
+    // One chart by path; a path with no chart is an error.
+    let r = c.run(&[
+        "helm",
+        "scan",
+        &format!("{url}#charts/web"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    let r = c.run(&["helm", "scan", &format!("{url}#docs"), "--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("no Chart.yaml at HEAD"), "{r}");
+    // A local clone works the same without the daemon.
+    let r = c.run(&["helm", "scan", work.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+}

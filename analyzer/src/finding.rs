@@ -137,7 +137,21 @@ pub enum Location {
         /// The object a rendered-manifest finding is about (`Deployment/web`).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         object: Option<String>,
+        /// For a finding in a chart repository's history: the commit that added the
+        /// file's content.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        commit: Option<CommitRef>,
     },
+}
+
+/// A commit of a Git history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub id: String,
+    /// When the commit was made (committer time, RFC 3339).
+    pub date: String,
+    /// Whether the same content is still in the tree at HEAD.
+    pub at_head: bool,
 }
 
 impl Location {
@@ -179,6 +193,7 @@ impl Location {
                 line,
                 rendered,
                 object,
+                commit,
             } => {
                 let mut s = path.clone();
                 if let Some(l) = line {
@@ -189,6 +204,14 @@ impl Location {
                 }
                 if *rendered {
                     s.push_str(" (rendered)");
+                }
+                if let Some(c) = commit {
+                    s.push_str(&format!(
+                        " [commit {} {}{}]",
+                        c.id.get(..12).unwrap_or(&c.id),
+                        c.date,
+                        if c.at_head { "" } else { ", not at HEAD" }
+                    ));
                 }
                 s
             }

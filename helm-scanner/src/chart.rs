@@ -181,6 +181,17 @@ fn untar(
     Ok((top, out))
 }
 
+/// A chart from its files in memory (e.g. a Git tree).
+pub fn load_files(
+    origin: &str,
+    dir_name: &str,
+    files: BTreeMap<String, Vec<u8>>,
+    limits: &ChartLimits,
+) -> Result<Chart, ChartError> {
+    let mut budget = (limits.max_files, limits.max_bytes);
+    from_files(origin, dir_name, files, limits, 0, &mut budget)
+}
+
 /// A chart from its files (relative paths): `charts/<dir>/…` and `charts/*.tgz` become
 /// sub-charts.
 fn from_files(

@@ -46,6 +46,7 @@ fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine, out: 
                         line: Some(line),
                         rendered: false,
                         object: None,
+                        commit: None,
                     }))
             }
             Err(e) => out.problems.push(format!("{path}: {e}")),
@@ -61,10 +62,18 @@ fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine, out: 
     }
 }
 
-/// Scan a chart and what it rendered to.
-pub fn scan_chart(chart: &Chart, rendered: &Rendered, engine: &'static ContentEngine) -> ChartScan {
+/// Scan a chart and what it rendered to. `files_prefix`: where the chart's files are
+/// named from (`None` when its files were scanned already, e.g. through the Git history).
+pub fn scan_chart(
+    chart: &Chart,
+    rendered: &Rendered,
+    engine: &'static ContentEngine,
+    files_prefix: Option<&str>,
+) -> ChartScan {
     let mut out = ChartScan::default();
-    scan_files(chart, "", engine, &mut out);
+    if let Some(prefix) = files_prefix {
+        scan_files(chart, prefix, engine, &mut out);
+    }
     for m in &rendered.manifests {
         let obj = match crate::template::yaml::from_yaml(&m.content) {
             Ok(v) => v,
@@ -88,6 +97,7 @@ pub fn scan_chart(chart: &Chart, rendered: &Rendered, engine: &'static ContentEn
                     line: Some(line),
                     rendered: true,
                     object: Some(object.clone()),
+                    commit: None,
                 },
             )),
             Err(e) => out.problems.push(format!("{} (rendered): {e}", m.source)),
@@ -118,6 +128,7 @@ pub fn scan_chart(chart: &Chart, rendered: &Rendered, engine: &'static ContentEn
                     line: None,
                     rendered: true,
                     object: Some(object.clone()),
+                    commit: None,
                 },
                 evidence: hit.detail,
             });

@@ -44,7 +44,8 @@ pub struct ScanArgs {
 
 #[derive(Debug, Args)]
 pub struct TemplateArgs {
-    /// Chart directory, or a packaged chart (`.tgz`).
+    /// Chart directory, or a packaged chart (`.tgz`); for `scan` also a Git repository
+    /// (`git://`, `https://`, `file://` URL or a local clone), optionally `#path/to/chart`.
     pub chart: PathBuf,
     /// Values file (repeatable; later ones win).
     #[arg(short = 'f', long = "values", value_name = "FILE")]
@@ -77,17 +78,8 @@ pub fn run(a: HelmArgs) -> anyhow::Result<i32> {
 }
 
 /// Load and render a chart with the flags' values.
-fn rendered(
-    a: TemplateArgs,
-) -> anyhow::Result<(
-    canary_helm_scanner::chart::Chart,
-    canary_helm_scanner::chart::Rendered,
-)> {
-    let chart = if a.chart.is_file() {
-        canary_helm_scanner::chart::load_tgz(&a.chart, &ChartLimits::default())?
-    } else {
-        load_dir(&a.chart, &ChartLimits::default())?
-    };
+/// The render options the flags describe.
+fn options(a: &TemplateArgs) -> anyhow::Result<RenderOptions> {
     let mut values = serde_json::Value::Object(Default::default());
     for f in &a.values {
         let text = std::fs::read_to_string(f).with_context(|| format!("-f {}", f.display()))?;
@@ -104,15 +96,40 @@ fn rendered(
     for s in &a.set_string {
         apply_set(&mut sets, s, true).map_err(|e| anyhow::anyhow!("--set-string {s}: {e}"))?;
     }
-    let opts = RenderOptions {
-        release_name: a.release_name,
-        namespace: a.namespace,
+    Ok(RenderOptions {
+        release_name: a.release_name.clone(),
+        namespace: a.namespace.clone(),
         values: coalesce(&canary_helm_scanner::template::yaml::floats(values), &sets),
-        kube_version: a.kube_version,
-        api_versions: a.api_versions,
+        kube_version: a.kube_version.clone(),
+        api_versions: a.api_versions.clone(),
+    })
+}
+
+/// Load a chart directory or package and render it with the flags' values.
+fn rendered(
+    a: TemplateArgs,
+) -> anyhow::Result<(
+    canary_helm_scanner::chart::Chart,
+    canary_helm_scanner::chart::Rendered,
+)> {
+    let chart = if a.chart.is_file() {
+        canary_helm_scanner::chart::load_tgz(&a.chart, &ChartLimits::default())?
+    } else {
+        load_dir(&a.chart, &ChartLimits::default())?
     };
-    let rendered = render(&chart, &opts)?;
+    let rendered = render(&chart, &options(&a)?)?;
     Ok((chart, rendered))
+}
+
+/// Whether a scan source is a Git repository (a URL, or a local clone or bare
+/// repository) rather than one chart.
+fn is_git(source: &str) -> bool {
+    let path = std::path::Path::new(source.split('#').next().unwrap_or(source));
+    source.contains("://")
+        || (path.is_dir()
+            && !path.join("Chart.yaml").exists()
+            && (path.join(".git").exists()
+                || (path.join("HEAD").is_file() && path.join("objects").is_dir())))
 }
 
 fn template(a: TemplateArgs) -> anyhow::Result<i32> {
@@ -135,56 +152,75 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         policy = policy.with_ignore_file(p)?;
     }
     let target = a.render.chart.display().to_string();
-    let (chart, rendered) = rendered(a.render)?;
     let engine = canary_analyzer::detect::content::ContentEngine::builtin();
-    let found = canary_helm_scanner::scan::scan_chart(&chart, &rendered, engine);
-    let name = chart.name().to_string();
     let mut coverage = Coverage {
-        complete: rendered.errors.is_empty(),
+        complete: true,
         ..Default::default()
     };
-    let issue = |level, message: String| Issue {
-        level,
-        image: name.clone(),
-        layer: None,
-        path: None,
-        message,
-    };
-    // A template that failed is an error (the raw file was still scanned).
-    for e in &rendered.errors {
-        coverage
-            .errors
-            .push(issue(IssueLevel::Error, format!("rendering: {e}")));
+    let mut findings = Vec::new();
+    let mut charts = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    // One chart, or every chart at HEAD of a repository plus its whole history.
+    let mut units: Vec<(String, canary_helm_scanner::chart::Chart, Option<String>)> = Vec::new();
+    let opts = options(&a.render)?;
+    let _work;
+    if is_git(&target) {
+        let (url, only) = match target.split_once('#') {
+            Some((u, p)) => (u.to_string(), Some(p.to_string())),
+            None => (target.clone(), None),
+        };
+        let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
+        let repo = canary_helm_scanner::history::open(&url, &work.path().join("repo.git"))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        _work = work;
+        let hist = canary_helm_scanner::history::scan(&repo, engine, &Default::default())
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        eprintln!(
+            "history: {} commits, {} distinct blobs, {} bytes scanned",
+            hist.commits, hist.blobs, hist.bytes
+        );
+        findings.extend(hist.findings);
+        problems.extend(hist.skipped);
+        let at_head =
+            canary_helm_scanner::history::charts_at_head(&repo, only.as_deref(), 64 << 20)
+                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        if at_head.is_empty() {
+            errors.push(format!(
+                "{url}: no Chart.yaml at HEAD{}",
+                only.map(|o| format!(" under {o}")).unwrap_or_default()
+            ));
+        }
+        for (dir, files) in at_head {
+            let dir_name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
+            match canary_helm_scanner::chart::load_files(
+                &format!("{url}#{dir}"),
+                &dir_name,
+                files,
+                &ChartLimits::default(),
+            ) {
+                // Its files were scanned through the history (with their commits).
+                Ok(c) => units.push((dir, c, None)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    } else {
+        let chart = if a.render.chart.is_file() {
+            canary_helm_scanner::chart::load_tgz(&a.render.chart, &ChartLimits::default())?
+        } else {
+            load_dir(&a.render.chart, &ChartLimits::default())?
+        };
+        units.push((String::new(), chart, Some(String::new())));
     }
-    for p in &found.problems {
-        coverage
-            .warnings
-            .push(issue(IssueLevel::Warning, p.clone()));
-    }
-    let mut summary = Summary::default();
-    let mut failing = 0;
-    let (kept, suppressed) =
-        canary_analyzer::scan::apply_policy(found.findings, &policy, &mut summary, &mut failing);
-    let report = Report {
-        schema_version: SCHEMA_VERSION,
-        tool: Tool {
-            name: "canary",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        target,
-        rules_digest: canary_rules::rules_digest(),
-        images: vec![ImageReport {
-            name: format!("chart {name}"),
-            manifest_digest: None,
-            index_digest: None,
-            platform: None,
-            config_digest: None,
-            layers: vec![],
-            findings: kept,
-            suppressed,
-        }],
-        charts: vec![ChartReport {
-            name: name.clone(),
+    for (_, chart, prefix) in &units {
+        let rendered = render(chart, &opts)?;
+        errors.extend(rendered.errors.iter().map(|e| format!("rendering: {e}")));
+        let found =
+            canary_helm_scanner::scan::scan_chart(chart, &rendered, engine, prefix.as_deref());
+        findings.extend(found.findings);
+        problems.extend(found.problems);
+        charts.push(ChartReport {
+            name: chart.name().to_string(),
             version: chart
                 .metadata
                 .get("version")
@@ -202,7 +238,50 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
                     source: i.source,
                 })
                 .collect(),
+        });
+    }
+    let name = match units.as_slice() {
+        [(_, c, _)] if !is_git(&target) => format!("chart {}", c.name()),
+        _ => format!("charts in {target}"),
+    };
+    let issue = |level, message: String| Issue {
+        level,
+        image: name.clone(),
+        layer: None,
+        path: None,
+        message,
+    };
+    // A template that failed is an error (its raw file was still scanned).
+    for e in errors {
+        coverage.complete = false;
+        coverage.errors.push(issue(IssueLevel::Error, e));
+    }
+    for p in problems {
+        coverage.warnings.push(issue(IssueLevel::Warning, p));
+    }
+    let mut summary = Summary::default();
+    let mut failing = 0;
+    let (kept, suppressed) =
+        canary_analyzer::scan::apply_policy(findings, &policy, &mut summary, &mut failing);
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "canary",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        target,
+        rules_digest: canary_rules::rules_digest(),
+        images: vec![ImageReport {
+            name,
+            manifest_digest: None,
+            index_digest: None,
+            platform: None,
+            config_digest: None,
+            layers: vec![],
+            findings: kept,
+            suppressed,
         }],
+        charts,
         summary,
         policy: PolicyOutcome {
             fail_on: policy.fail_on,

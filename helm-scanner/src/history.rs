@@ -1,0 +1,239 @@
+//! Charts in Git: clone (bare, with gix, no `git` binary), walk every commit reachable
+//! from HEAD, scan every distinct blob once for secrets and miners (a secret deleted from
+//! HEAD still lives in the history), and find the charts at HEAD by their `Chart.yaml`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use canary_analyzer::detect::content::ContentEngine;
+use canary_analyzer::finding::{CommitRef, Finding, Location};
+use gix::bstr::ByteSlice;
+
+/// Bounds on what a repository from anyone may cost.
+#[derive(Debug, Clone)]
+pub struct HistoryLimits {
+    pub max_commits: usize,
+    /// Blobs larger than this are not scanned (counted).
+    pub max_blob_bytes: u64,
+    /// All blobs together.
+    pub max_total_bytes: u64,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_commits: 100_000,
+            max_blob_bytes: 8 << 20,
+            max_total_bytes: 4 << 30,
+        }
+    }
+}
+
+/// What walking the history found and cost.
+#[derive(Debug, Default)]
+pub struct HistoryScan {
+    pub findings: Vec<Finding>,
+    pub commits: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    /// Limits that cut the walk short, said out loud.
+    pub skipped: Vec<String>,
+}
+
+/// Where a blob was first added: the oldest commit reachable from HEAD holding it.
+struct Sighting {
+    path: String,
+    commit: gix::ObjectId,
+    seconds: i64,
+}
+
+/// A repository: cloned bare into `work` from a URL (`git://`, `https://`, `file://`),
+/// or opened in place (a local clone or bare repository).
+pub fn open(source: &str, work: &Path) -> Result<gix::Repository, String> {
+    let local = Path::new(source);
+    if !source.contains("://") && local.exists() {
+        return gix::open(local).map_err(|e| format!("{source}: not a Git repository: {e}"));
+    }
+    let mut prep = gix::prepare_clone_bare(source, work).map_err(|e| format!("{source}: {e}"))?;
+    let (repo, _) = prep
+        .fetch_only(
+            gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .map_err(|e| format!("cloning {source}: {e}"))?;
+    Ok(repo)
+}
+
+fn rfc3339(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Blob ids and paths of a tree, recursively.
+fn files(tree: &gix::Tree<'_>) -> Result<Vec<(String, gix::ObjectId)>, String> {
+    Ok(tree
+        .traverse()
+        .breadthfirst
+        .files()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| e.mode.is_blob())
+        .map(|e| (e.filepath.to_str_lossy().into_owned(), e.oid))
+        .collect())
+}
+
+/// Walk the history from HEAD and scan each distinct blob once.
+pub fn scan(
+    repo: &gix::Repository,
+    engine: &'static ContentEngine,
+    limits: &HistoryLimits,
+) -> Result<HistoryScan, String> {
+    let mut out = HistoryScan::default();
+    let head = repo.head_commit().map_err(|e| format!("HEAD: {e}"))?;
+    let head_tree = head.tree().map_err(|e| e.to_string())?;
+    let at_head: HashSet<gix::ObjectId> =
+        files(&head_tree)?.into_iter().map(|(_, id)| id).collect();
+    let mut first: HashMap<gix::ObjectId, Sighting> = HashMap::new();
+    let mut seen_trees: HashSet<gix::ObjectId> = HashSet::new();
+    let walk = repo.rev_walk([head.id]).all().map_err(|e| e.to_string())?;
+    for info in walk {
+        if out.commits >= limits.max_commits {
+            out.skipped
+                .push(format!("history cut at {} commits", limits.max_commits));
+            break;
+        }
+        let info = info.map_err(|e| e.to_string())?;
+        out.commits += 1;
+        let commit = info.object().map_err(|e| e.to_string())?;
+        let seconds = commit.time().map(|t| t.seconds).unwrap_or(0);
+        let tree = commit.tree().map_err(|e| e.to_string())?;
+        // The same tree in an older commit adds nothing new.
+        if !seen_trees.insert(tree.id) {
+            continue;
+        }
+        // Newest first: a later (older) sighting of a blob replaces the earlier one, so
+        // each blob ends up named by the commit that added it.
+        for (path, id) in files(&tree)? {
+            first.insert(
+                id,
+                Sighting {
+                    path,
+                    commit: commit.id,
+                    seconds,
+                },
+            );
+        }
+    }
+    let mut by_path: BTreeMap<(String, gix::ObjectId), &Sighting> = BTreeMap::new();
+    for (id, s) in &first {
+        by_path.insert((s.path.clone(), *id), s);
+    }
+    for ((path, id), s) in by_path {
+        let obj = repo.find_object(id).map_err(|e| e.to_string())?;
+        if obj.data.len() as u64 > limits.max_blob_bytes {
+            out.skipped.push(format!(
+                "{path} (blob {id}): larger than {} bytes, not scanned",
+                limits.max_blob_bytes
+            ));
+            continue;
+        }
+        if out.bytes + obj.data.len() as u64 > limits.max_total_bytes {
+            out.skipped.push(format!(
+                "history cut at {} bytes of blobs",
+                limits.max_total_bytes
+            ));
+            break;
+        }
+        out.blobs += 1;
+        out.bytes += obj.data.len() as u64;
+        let hits = match engine.scan(&path, &obj.data) {
+            Ok(h) => h,
+            Err(e) => {
+                out.skipped.push(format!("{path} (blob {id}): {e}"));
+                continue;
+            }
+        };
+        let commit = CommitRef {
+            id: s.commit.to_string(),
+            date: rfc3339(s.seconds),
+            at_head: at_head.contains(&id),
+        };
+        out.findings
+            .extend(
+                engine.findings(hits, &format!("{path}@{id}"), |line| Location::ChartFile {
+                    path: path.clone(),
+                    line: Some(line),
+                    rendered: false,
+                    object: None,
+                    commit: Some(commit.clone()),
+                }),
+            );
+    }
+    Ok(out)
+}
+
+/// The charts at HEAD: each directory holding a `Chart.yaml` (sub-charts under another
+/// chart's `charts/` belong to it), as path → its files (relative to the chart).
+pub fn charts_at_head(
+    repo: &gix::Repository,
+    only: Option<&str>,
+    max_bytes: u64,
+) -> Result<BTreeMap<String, BTreeMap<String, Vec<u8>>>, String> {
+    let head = repo.head_commit().map_err(|e| format!("HEAD: {e}"))?;
+    let all = files(&head.tree().map_err(|e| e.to_string())?)?;
+    let mut dirs: Vec<String> = all
+        .iter()
+        .filter_map(|(p, _)| {
+            p.strip_suffix("Chart.yaml")
+                .filter(|d| d.is_empty() || d.ends_with('/'))
+                .map(|d| d.trim_end_matches('/').to_string())
+        })
+        .filter(|d| only.is_none_or(|o| d == o.trim_matches('/')))
+        .collect();
+    dirs.sort();
+    // A chart inside another chart's `charts/` is that chart's sub-chart.
+    let roots: Vec<String> = dirs
+        .iter()
+        .filter(|d| {
+            !dirs.iter().any(|o| {
+                o != *d && {
+                    let prefix = if o.is_empty() {
+                        "charts/".to_string()
+                    } else {
+                        format!("{o}/charts/")
+                    };
+                    d.starts_with(&prefix)
+                }
+            })
+        })
+        .cloned()
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut total = 0u64;
+    for root in roots {
+        let prefix = if root.is_empty() {
+            String::new()
+        } else {
+            format!("{root}/")
+        };
+        let mut chart_files = BTreeMap::new();
+        for (p, id) in &all {
+            let Some(rel) = p.strip_prefix(&prefix) else {
+                continue;
+            };
+            let data = repo
+                .find_object(*id)
+                .map_err(|e| e.to_string())?
+                .data
+                .clone();
+            total += data.len() as u64;
+            if total > max_bytes {
+                return Err(format!("charts at HEAD larger than {max_bytes} bytes"));
+            }
+            chart_files.insert(rel.to_string(), data);
+        }
+        out.insert(root, chart_files);
+    }
+    Ok(out)
+}
