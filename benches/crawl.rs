@@ -6,6 +6,8 @@
 //! Needs Debian's docker-registry and the PostgreSQL server at 127.0.0.1:5432 (trust
 //! auth). Run: `cargo bench --bench crawl` (`CANARY_BENCH_IMAGES` changes the count).
 
+#[path = "../tests/common/pg.rs"]
+mod pg;
 #[path = "../tests/common/registry.rs"]
 #[allow(dead_code)]
 mod registry;
@@ -109,29 +111,6 @@ fn load_since(from: &(u64, u64)) -> f64 {
     now.0.saturating_sub(from.0) as f64 / total as f64
 }
 
-fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -174,12 +153,7 @@ fn main() {
     let mut first = None;
     for procs in [1usize, 2, 4] {
         let name = "canary_bench_crawl";
-        psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        psql("postgres", &format!("CREATE DATABASE {name}"));
-        let db = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let db = pg::fresh_database(name);
         let cache = home.path().join(format!("cache-{procs}"));
         let canary = |args: &[&str]| {
             let mut c = Command::new(env!("CARGO_BIN_EXE_canary"));
@@ -239,9 +213,11 @@ fn main() {
                     .sum::<f64>()
             })
             .sum();
-        let verdicts: u64 = psql(name, "SELECT count(*) FROM verdicts").parse().unwrap();
+        let verdicts: u64 = pg::psql(name, "SELECT count(*) FROM verdicts")
+            .parse()
+            .unwrap();
         assert_eq!(verdicts, n, "every image scanned");
-        let walked: u64 = psql(name, "SELECT count(*) FROM layer_results")
+        let walked: u64 = pg::psql(name, "SELECT count(*) FROM layer_results")
             .parse()
             .unwrap();
         let per_hour = n as f64 / wall * 3600.0;

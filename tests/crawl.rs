@@ -268,41 +268,12 @@ fn check_in_chromium(page: &std::path::Path, want: &[(&str, &str)]) {
     }
 }
 
-fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// kill -9 a crawl on PostgreSQL mid-way and run it again: it finishes, and no layer is
 /// walked twice over both runs; two processes then share the queue.
 #[test]
 fn crawl_killed_and_restarted_on_postgres_redoes_no_layer() {
     let name = "canary_test_crawl";
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        psql("postgres", &sql);
-    }
-    let db = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let db = common::pg::fresh_database(name);
     let reg = Registry::open();
     let n = 10;
     push_all(&reg, n);
@@ -358,7 +329,7 @@ fn crawl_killed_and_restarted_on_postgres_redoes_no_layer() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let done_before: i64 = psql(name, "SELECT count(*) FROM jobs WHERE state = 'done'")
+    let done_before: i64 = common::pg::psql(name, "SELECT count(*) FROM jobs WHERE state = 'done'")
         .parse()
         .unwrap();
     assert!(
@@ -400,16 +371,19 @@ fn crawl_killed_and_restarted_on_postgres_redoes_no_layer() {
     assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
     // Every image has a verdict; every distinct layer was walked exactly once overall.
     assert_eq!(
-        psql(name, "SELECT count(*) FROM verdicts"),
+        common::pg::psql(name, "SELECT count(*) FROM verdicts"),
         (2 * n).to_string()
     );
-    let layers: i64 = psql(name, "SELECT count(*) FROM layer_results")
+    let layers: i64 = common::pg::psql(name, "SELECT count(*) FROM layer_results")
         .parse()
         .unwrap();
     assert_eq!(layers, 2 + 2 * n as i64 + 1);
     // No layer result was produced twice, before or after the kill.
-    assert_eq!(psql(name, "SELECT max(walks) FROM layer_results"), "1");
-    let walked: i64 = psql(
+    assert_eq!(
+        common::pg::psql(name, "SELECT max(walks) FROM layer_results"),
+        "1"
+    );
+    let walked: i64 = common::pg::psql(
         name,
         "SELECT COALESCE(SUM((result::json->>'layers_walked')::bigint), 0) FROM jobs WHERE state = 'done'",
     )

@@ -251,59 +251,6 @@ fn blob_gets(reg: &Registry) -> usize {
         .count()
 }
 
-/// A fresh PostgreSQL database on the machine's server (127.0.0.1:5432, trust auth).
-fn pg_database(name: &str) -> String {
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &sql,
-            ])
-            .output()
-            .expect("psql (Debian postgresql-client; bash scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
-}
-
-fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn scan_api_stores_verdicts_and_walks_shared_layers_once() {
     let reg = Registry::open();
@@ -820,7 +767,7 @@ fn admission_webhook_answers_from_verdicts_and_waits_for_scans() {
 
 #[test]
 fn registry_push_events_queue_scans_idempotently_on_postgres() {
-    let db = pg_database("canary_test_events");
+    let db = common::pg::fresh_database("canary_test_events");
     let c = Canary::new();
     let s = Serve::start(&c, &db, &[]);
     let reg = Registry::open_notifying(&format!("{}/registry/events", s.base), TOKEN);
@@ -844,7 +791,7 @@ fn registry_push_events_queue_scans_idempotently_on_postgres() {
     // Pushing the same manifest again (another tag) sends the event again: no new scan.
     push(&reg, "team/pushed", "2", &img);
     std::thread::sleep(Duration::from_secs(2));
-    let jobs = psql(db.rsplit('/').next().unwrap(), "SELECT count(*) FROM jobs");
+    let jobs = common::pg::psql(db.rsplit('/').next().unwrap(), "SELECT count(*) FROM jobs");
     assert_eq!(jobs, "1", "{}", s.log());
     let m = http("GET", &format!("{}/metrics", s.base), None, None, &[]).body;
     assert!(
@@ -863,7 +810,7 @@ fn registry_push_events_queue_scans_idempotently_on_postgres() {
     let r = s.post("/registry/events", &json!({"events": "nope"}));
     assert_eq!(r.status, 400);
     // Tables are in PostgreSQL.
-    let layers = psql("canary_test_events", "SELECT count(*) FROM layer_results");
+    let layers = common::pg::psql("canary_test_events", "SELECT count(*) FROM layer_results");
     assert_eq!(layers, "3");
 }
 
@@ -907,8 +854,8 @@ fn killed_mid_scan_job_completes(db: &str, pg: Option<&str>) {
             .is_empty()
     );
     if let Some(name) = pg {
-        assert_eq!(psql(name, "SELECT count(*) FROM jobs"), "1");
-        assert_eq!(psql(name, "SELECT count(*) FROM verdicts"), "1");
+        assert_eq!(common::pg::psql(name, "SELECT count(*) FROM jobs"), "1");
+        assert_eq!(common::pg::psql(name, "SELECT count(*) FROM verdicts"), "1");
     }
     let v = s.get(&format!("/v1/images/{}/verdict", img.manifest.digest));
     assert_eq!(v.json()["verdict"], "deny");
@@ -925,7 +872,7 @@ fn sigkill_mid_scan_then_restart_on_sqlite() {
 
 #[test]
 fn sigkill_mid_scan_then_restart_on_postgres() {
-    let db = pg_database("canary_test_kill");
+    let db = common::pg::fresh_database("canary_test_kill");
     killed_mid_scan_job_completes(&db, Some("canary_test_kill"));
 }
 

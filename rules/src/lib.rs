@@ -98,18 +98,20 @@ struct SecretCatalog {
     rule: Vec<SecretRule>,
 }
 
-/// One rule of `data/runtime-rules.toml` (see the header of that file).
+/// A rule whose logic is in code, by id, with its metadata and examples as data: the
+/// runtime rules (`data/runtime-rules.toml`, examples are observations as JSON) and the
+/// Kubernetes checks (`data/k8s-checks.toml`, examples are manifests).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuntimeRule {
+pub struct CodedRule {
     pub id: String,
     pub severity: String,
     pub title: String,
     pub description: String,
     pub help: String,
-    /// Observations, as JSON, that must make the rule fire.
+    /// Examples that must make the rule fire.
     pub positive: Vec<String>,
-    /// Observations that must not.
+    /// Examples that must not.
     pub negative: Vec<String>,
 }
 
@@ -119,20 +121,11 @@ struct RuntimeCatalog {
     rule: Vec<RuntimeRule>,
 }
 
+/// One rule of `data/runtime-rules.toml` (see the header of that file).
+pub type RuntimeRule = CodedRule;
+
 /// One rule of `data/k8s-checks.toml` (see the header of that file).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sCheck {
-    pub id: String,
-    pub severity: String,
-    pub title: String,
-    pub description: String,
-    pub help: String,
-    /// Manifests (YAML) that must make the rule fire.
-    pub positive: Vec<String>,
-    /// Manifests that must not.
-    pub negative: Vec<String>,
-}
+pub type K8sCheck = CodedRule;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

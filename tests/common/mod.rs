@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod faulty;
 pub mod hub;
+pub mod pg;
 pub mod probe;
 pub mod registry;
