@@ -10,7 +10,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use crate::template::yaml::{floats, from_yaml, to_yaml};
+use crate::template::yaml::{from_yaml, to_yaml};
 use crate::template::{Engine, ExecError};
 
 /// Something wrong with a chart, naming the file.
@@ -113,7 +113,9 @@ fn untar(
     budget: &mut (usize, u64),
 ) -> Result<(String, BTreeMap<String, Vec<u8>>), ChartError> {
     use std::io::Read;
-    let gz = flate2::read::GzDecoder::new(bytes);
+    // Everything decompressed counts, headers and skipped bodies too: a gzip bomb stops
+    // at the budget (plus room for the tar framing).
+    let gz = flate2::read::GzDecoder::new(bytes).take(budget.1.saturating_add(16 << 20));
     let mut ar = tar::Archive::new(gz);
     let mut out = BTreeMap::new();
     let mut top: Option<String> = None;
@@ -335,6 +337,12 @@ fn walk(
             return Err(bad(
                 path.display().to_string(),
                 "symlinks are not followed in charts",
+            ));
+        }
+        if !ft.is_dir() && !ft.is_file() {
+            return Err(bad(
+                path.display().to_string(),
+                "not a regular file (FIFO, socket or device)",
             ));
         }
         if ft.is_dir() {
@@ -770,7 +778,8 @@ pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartErro
     let mut engine = Engine::new();
     engine.methods = Some(methods);
     let mut contexts = Vec::new();
-    let values = chart_values(chart, &floats(opts.values.clone()));
+    // The caller's values as given: files' numbers are floats already, --set integers stay.
+    let values = chart_values(chart, &opts.values);
     let mut out = Rendered::default();
     collect(
         chart,

@@ -47,6 +47,20 @@ struct Sighting {
     seconds: i64,
 }
 
+/// A URL as shown to people: credentials in it (`https://user:token@host/…`) hidden.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}/{path}"),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
 /// A repository: cloned bare into `work` from a URL (`git://`, `https://`, `file://`),
 /// or opened in place (a local clone or bare repository).
 pub fn open(source: &str, work: &Path) -> Result<gix::Repository, String> {
@@ -54,13 +68,14 @@ pub fn open(source: &str, work: &Path) -> Result<gix::Repository, String> {
     if !source.contains("://") && local.exists() {
         return gix::open(local).map_err(|e| format!("{source}: not a Git repository: {e}"));
     }
-    let mut prep = gix::prepare_clone_bare(source, work).map_err(|e| format!("{source}: {e}"))?;
+    let shown = shown_url(source);
+    let mut prep = gix::prepare_clone_bare(source, work).map_err(|e| format!("{shown}: {e}"))?;
     let (repo, _) = prep
         .fetch_only(
             gix::progress::Discard,
             &std::sync::atomic::AtomicBool::new(false),
         )
-        .map_err(|e| format!("cloning {source}: {e}"))?;
+        .map_err(|e| format!("cloning {shown}: {e}"))?;
     Ok(repo)
 }
 
@@ -236,4 +251,20 @@ pub fn charts_at_head(
         out.insert(root, chart_files);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            super::shown_url("https://user:tok@git.example/org/charts.git#x"),
+            "https://***@git.example/org/charts.git#x"
+        );
+        assert_eq!(
+            super::shown_url("git://127.0.0.1:9418/r.git"),
+            "git://127.0.0.1:9418/r.git"
+        );
+        assert_eq!(super::shown_url("/local/repo"), "/local/repo");
+    }
 }

@@ -130,7 +130,8 @@ pub fn scan_chart(
                     object: Some(object.clone()),
                     commit: None,
                 },
-                evidence: hit.detail,
+                // Commands can carry tokens (`curl -H "Authorization: …"`): shown redacted.
+                evidence: engine.redact_text(hit.detail.as_bytes()),
             });
         }
         if let Some(spec) = pod_spec(&m.kind, &obj) {

@@ -124,7 +124,10 @@ impl HubClient {
             let page: Page<T> = serde_json::from_slice(&body)
                 .with_context(|| format!("GET {u}: not a Docker Hub page"))?;
             out.extend(page.results);
-            url = page.next.filter(|n| n.starts_with(&self.base));
+            // A next page is followed only on the same origin (`base/…`, not `base.evil/…`).
+            url = page
+                .next
+                .filter(|n| n.starts_with(&format!("{}/", self.base)));
         }
         out.truncate(max);
         Ok(out)

@@ -167,7 +167,12 @@ impl RateGate {
         let slots = self.slots_for(&mut map, &host);
         let Some(s) = slots.get_mut(slot) else { return };
         let now = Instant::now();
-        let window = Duration::from_secs(rate.and_then(|r| r.window_seconds).unwrap_or(21_600));
+        // A registry's window is hours; anything past a day is not believed.
+        let window = Duration::from_secs(
+            rate.and_then(|r| r.window_seconds)
+                .unwrap_or(21_600)
+                .min(86_400),
+        );
         if pulled && !too_many {
             s.pulls.push_back(now);
         }

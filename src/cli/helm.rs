@@ -151,7 +151,9 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     if let Some(p) = &a.ignore_file {
         policy = policy.with_ignore_file(p)?;
     }
-    let target = a.render.chart.display().to_string();
+    let source = a.render.chart.display().to_string();
+    // Shown everywhere (report, errors) without credentials a URL may carry.
+    let target = canary_helm_scanner::history::shown_url(&source);
     let engine = canary_analyzer::detect::content::ContentEngine::builtin();
     let mut coverage = Coverage {
         complete: true,
@@ -165,17 +167,18 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     let mut units: Vec<(String, canary_helm_scanner::chart::Chart, Option<String>)> = Vec::new();
     let opts = options(&a.render)?;
     let _work;
-    if is_git(&target) {
-        let (url, only) = match target.split_once('#') {
+    if is_git(&source) {
+        let (url, only) = match source.split_once('#') {
             Some((u, p)) => (u.to_string(), Some(p.to_string())),
-            None => (target.clone(), None),
+            None => (source.clone(), None),
         };
+        let shown = canary_helm_scanner::history::shown_url(&url);
         let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
         let repo = canary_helm_scanner::history::open(&url, &work.path().join("repo.git"))
             .map_err(|e| anyhow::anyhow!(e))?;
         _work = work;
         let hist = canary_helm_scanner::history::scan(&repo, engine, &Default::default())
-            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         eprintln!(
             "history: {} commits, {} distinct blobs, {} bytes scanned",
             hist.commits, hist.blobs, hist.bytes
@@ -184,17 +187,17 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         problems.extend(hist.skipped);
         let at_head =
             canary_helm_scanner::history::charts_at_head(&repo, only.as_deref(), 64 << 20)
-                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         if at_head.is_empty() {
             errors.push(format!(
-                "{url}: no Chart.yaml at HEAD{}",
+                "{shown}: no Chart.yaml at HEAD{}",
                 only.map(|o| format!(" under {o}")).unwrap_or_default()
             ));
         }
         for (dir, files) in at_head {
             let dir_name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
             match canary_helm_scanner::chart::load_files(
-                &format!("{url}#{dir}"),
+                &format!("{shown}#{dir}"),
                 &dir_name,
                 files,
                 &ChartLimits::default(),
@@ -241,7 +244,7 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         });
     }
     let name = match units.as_slice() {
-        [(_, c, _)] if !is_git(&target) => format!("chart {}", c.name()),
+        [(_, c, _)] if !is_git(&source) => format!("chart {}", c.name()),
         _ => format!("charts in {target}"),
     };
     let issue = |level, message: String| Issue {

@@ -197,6 +197,7 @@ impl Exec<'_> {
         dot: Value,
         line: usize,
     ) -> Result<String, ExecError> {
+        self.step(line)?;
         let Some(body) = self.lookup_template(name) else {
             return Err(self.err(
                 line,
@@ -309,7 +310,21 @@ impl Exec<'_> {
                                 .collect()
                         }
                         Value::Number(n) if n.as_i64().is_some() => {
-                            (0..n.as_i64().unwrap_or(0).max(0))
+                            let count = n.as_i64().unwrap_or(0).max(0);
+                            // Each iteration is a step: a count past the budget stops here,
+                            // before anything is built.
+                            if count as u64
+                                > self.engine.limits.max_steps.saturating_sub(self.steps)
+                            {
+                                return Err(self.err(
+                                    pipe.line,
+                                    format!(
+                                        "range over {count}: more than the {} steps allowed",
+                                        self.engine.limits.max_steps
+                                    ),
+                                ));
+                            }
+                            (0..count)
                                 .map(|i| (Value::from(i), Value::from(i)))
                                 .collect()
                         }
@@ -317,7 +332,7 @@ impl Exec<'_> {
                         other => {
                             return Err(self.err(
                                 pipe.line,
-                                format!("range can't iterate over {}", to_text(other)),
+                                format!("range can't iterate over a {}", type_name(other)),
                             ));
                         }
                     };
@@ -555,7 +570,7 @@ impl Exec<'_> {
             return Err(self.err(line, format!("function {f:?} not defined")));
         };
         // Errors from nested renders (include, tpl) keep their own place.
-        func(self, args).map_err(|m| {
+        let v = func(self, args).map_err(|m| {
             if m.starts_with("template ") {
                 ExecError {
                     name: String::new(),
@@ -565,7 +580,24 @@ impl Exec<'_> {
             } else {
                 self.err(line, format!("error calling {f}: {m}"))
             }
-        })
+        })?;
+        // No value may grow past the output budget (`$s = print $s $s` doubling).
+        let size = match &v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o.len(),
+            _ => 0,
+        };
+        if size > self.engine.limits.max_output {
+            return Err(self.err(
+                line,
+                format!(
+                    "{f} made a value larger than {} bytes",
+                    self.engine.limits.max_output
+                ),
+            ));
+        }
+        Ok(v)
     }
 
     /// Parse and run `src` as a template named `name` with `dot` (Helm's `tpl`).

@@ -131,7 +131,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 p.push(d);
                 it.next();
             }
-            prec = Some(p.parse().unwrap_or(0));
+            prec = Some(p.parse::<usize>().unwrap_or(0).min(MAX_PAD));
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -201,7 +201,8 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             },
             _ => format!("%!{verb}({}={})", type_name(arg), to_text(arg)),
         };
-        let w: usize = width.parse().unwrap_or(0);
+        // Widths and precisions past a few MB are a memory attack, not formatting.
+        let w: usize = width.parse().unwrap_or(0).min(MAX_PAD);
         let len = body.chars().count();
         if len < w {
             let pad = w - len;
@@ -250,8 +251,11 @@ fn sprint(args: &[Value]) -> String {
     out
 }
 
+/// Largest width, precision or indent honoured.
+const MAX_PAD: usize = 1 << 20;
+
 fn indent_by(n: i64, text: &str) -> String {
-    let pad = " ".repeat(n.max(0) as usize);
+    let pad = " ".repeat((n.max(0) as usize).min(MAX_PAD));
     format!("{pad}{}", text.replace('\n', &format!("\n{pad}")))
 }
 
@@ -479,7 +483,7 @@ pub fn all() -> HashMap<&'static str, Func> {
                 .map(str::to_string)
                 .unwrap_or_else(|| chars.iter().take(n as usize).collect())
         } else {
-            let k = (-n) as usize;
+            let k = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
             t.get(t.len().saturating_sub(k)..).unwrap_or(&t).to_string()
         }))
     });

@@ -156,6 +156,35 @@ app: {{ include "app.name" . }}
         e.add("t", "{{ range until 100000 }}xxxxxxxxxx{{ end }}")
             .unwrap();
         assert!(e.render("t", &json!({})).is_err());
+        // Huge counts and widths are refused, not allocated.
+        let mut e = Engine::new();
+        e.add("t", "{{ range 100000000000 }}x{{ end }}").unwrap();
+        assert!(
+            e.render("t", &json!({}))
+                .unwrap_err()
+                .to_string()
+                .contains("steps allowed")
+        );
+        let mut e = Engine::new();
+        e.limits.max_output = 1 << 16;
+        e.add(
+            "t",
+            "{{ $s := \"xxxxxxxx\" }}{{ range until 40 }}{{ $s = print $s $s }}{{ end }}",
+        )
+        .unwrap();
+        assert!(
+            e.render("t", &json!({}))
+                .unwrap_err()
+                .to_string()
+                .contains("larger than")
+        );
+        let mut e = Engine::new();
+        e.add(
+            "t",
+            "{{ printf \"%99999999999d\" 1 | len }} {{ trunc -9223372036854775808 \"abc\" }}",
+        )
+        .unwrap();
+        assert_eq!(e.render("t", &json!({})).unwrap(), "1048576 abc");
         let mut e = Engine::new();
         e.add("t", "{{ .a.b }}").unwrap();
         assert!(
