@@ -260,15 +260,22 @@ pub async fn expand(
                 .await
                 .with_context(|| format!("{host}: catalog"))?;
             let mut out = Vec::new();
+            // One repository the registry will not list (or names oddly) is skipped, said
+            // out loud; the others are crawled.
             for repo in repos {
-                let r: oci_client::Reference = format!("{host}/{repo}")
-                    .parse()
-                    .with_context(|| format!("{host}: repository {repo:?}"))?;
-                let tags = registry
-                    .list_tags(&r, limits.max_tags)
-                    .await
-                    .with_context(|| format!("{host}/{repo}: tags"))?;
-                out.extend(tags.into_iter().map(|t| format!("{host}/{repo}:{t}")));
+                let r: oci_client::Reference = match format!("{host}/{repo}").parse() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("canary crawl: {host}: repository {repo:?} skipped: {e}");
+                        continue;
+                    }
+                };
+                match registry.list_tags(&r, limits.max_tags).await {
+                    Ok(tags) => out.extend(tags.into_iter().map(|t| format!("{host}/{repo}:{t}"))),
+                    Err(e) => {
+                        eprintln!("canary crawl: {host}/{repo}: tags not listed, skipped: {e}")
+                    }
+                }
             }
             Ok(out)
         }
@@ -283,8 +290,12 @@ pub async fn expand(
             };
             let mut out = Vec::new();
             for repo in repos {
-                for t in hub.tags(&repo, limits.max_tags).await? {
-                    out.push(format!("{}/{repo}:{t}", limits.hub_registry));
+                match hub.tags(&repo, limits.max_tags).await {
+                    Ok(tags) => out.extend(
+                        tags.into_iter()
+                            .map(|t| format!("{}/{repo}:{t}", limits.hub_registry)),
+                    ),
+                    Err(e) => eprintln!("canary crawl: {repo}: tags not listed, skipped: {e:#}"),
                 }
             }
             Ok(out)
