@@ -577,7 +577,7 @@ pub fn all() -> HashMap<&'static str, Func> {
     });
     m.insert("sha256sum", |_, a| {
         want(&a, 1, "sha256sum")?;
-        Ok(Value::String(hex(&sha2::Sha256::digest(
+        Ok(Value::String(canary_analyzer::hex(&sha2::Sha256::digest(
             s(&a[0]).as_bytes(),
         ))))
     });
@@ -895,7 +895,9 @@ pub fn all() -> HashMap<&'static str, Func> {
     });
     m.insert("sha1sum", |_, a| {
         want(&a, 1, "sha1sum")?;
-        Ok(Value::String(hex(&sha1::Sha1::digest(s(&a[0]).as_bytes()))))
+        Ok(Value::String(canary_analyzer::hex(&sha1::Sha1::digest(
+            s(&a[0]).as_bytes(),
+        ))))
     });
     m.insert("toPrettyJson", |_, a| {
         want(&a, 1, "toPrettyJson")?;
@@ -1212,10 +1214,6 @@ fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
         }
     }
     Ok(false)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `encoding/json.Marshal` as Go does it: keys sorted, `<>&` escaped, floats in Go's
