@@ -68,6 +68,15 @@ if [ ! -x "$helm_bin" ]; then
 fi
 export CANARY_HELM_BINARY="$helm_bin"
 
+# pyarrow, the reader researchers use, reads back `canary report --format parquet`.
+py="$data/pyarrow-venv/bin/python"
+if ! "$py" -c 'import pyarrow.parquet' 2>/dev/null; then
+  rm -rf "$data/pyarrow-venv"
+  python3 -m venv "$data/pyarrow-venv"
+  "$data/pyarrow-venv/bin/pip" install -q 'pyarrow==26.0.1'
+fi
+export CANARY_PYARROW_PYTHON="$py"
+
 cargo build --workspace --all-targets --locked
 log=$(mktemp)
 set +e

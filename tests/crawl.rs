@@ -218,6 +218,7 @@ fn crawl_hub_namespace_dedups_layers_resumes_cheaply_and_reports() {
     assert!(csv.starts_with("image,manifest_digest,rule_id,"));
     assert!(csv.contains("\"miner/stratum-url\""));
     assert!(!csv.contains("q8Jd/2kLw9Xz"), "secret value in the CSV");
+    check_parquet(&c, &db, &csv);
     let html_path = c.home.path().join("r.html");
     assert_eq!(
         c.run(&["report", "--db", &db, "-o", html_path.to_str().unwrap()])
@@ -230,6 +231,53 @@ fn crawl_hub_namespace_dedups_layers_resumes_cheaply_and_reports() {
         "{html}"
     );
     check_in_chromium(&html_path, &[("images", "12"), ("deleted-only", "1")]);
+}
+
+/// `report --format parquet` read back by pyarrow (installed by scripts/test.sh): the
+/// same columns and rows as the CSV, nothing whole of the secret.
+fn check_parquet(c: &Canary, db: &str, csv: &str) {
+    let r = c.run(&["report", "--db", db, "--format", "parquet"]);
+    assert_ne!(r.code, 0, "parquet to standard output: {r}");
+    assert!(r.stderr.contains("--output"), "{r}");
+    let path = c.home.path().join("f.parquet");
+    let r = c.run(&["report", "--db", db, "-o", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r}");
+    let py = std::env::var("CANARY_PYARROW_PYTHON").expect(
+        "CANARY_PYARROW_PYTHON is unset: run the README test command (bash scripts/test.sh), which installs pyarrow",
+    );
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(
+            "import json, sys, pyarrow.parquet as pq\n\
+             t = pq.read_table(sys.argv[1])\n\
+             print(json.dumps({'columns': t.column_names, 'rows': t.to_pylist()}))",
+        )
+        .arg(&path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "pyarrow: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(v["columns"], serde_json::json!(header));
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), csv.lines().count() - 1);
+    assert!(rows.iter().any(|r| r["rule_id"] == "miner/stratum-url"));
+    assert!(
+        rows.iter()
+            .filter(|r| r["location_kind"] == "image_file")
+            .all(
+                |r| r["layer_digest"].as_str().unwrap().starts_with("sha256:")
+                    && !r["path"].as_str().unwrap().is_empty()
+            )
+    );
+    assert!(
+        !out.stdout.windows(12).any(|w| w == b"q8Jd/2kLw9Xz"),
+        "secret value in the Parquet file"
+    );
 }
 
 /// The page as headless Chromium renders it: the figures in the DOM it built are the

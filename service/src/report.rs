@@ -1,5 +1,6 @@
 //! `canary report`: figures over everything the store holds, as Markdown, a
-//! self-contained HTML page with charts, or CSV of every finding for researchers.
+//! self-contained HTML page with charts, or every finding for researchers as CSV or
+//! Parquet.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -59,6 +60,48 @@ pub struct Row {
     pub visibility: String,
     pub fingerprint: String,
     pub evidence: String,
+    /// `image_file`, `image_config` or `runtime`.
+    pub location_kind: String,
+    /// For a finding in a layer: the layer's digest and the file's path (empty otherwise).
+    pub layer_digest: String,
+    pub path: String,
+}
+
+/// The columns of the CSV and Parquet exports, in order.
+const COLUMNS: [&str; 13] = [
+    "image",
+    "manifest_digest",
+    "rule_id",
+    "category",
+    "severity",
+    "confidence",
+    "location",
+    "visibility",
+    "fingerprint",
+    "evidence",
+    "location_kind",
+    "layer_digest",
+    "path",
+];
+
+impl Row {
+    fn columns(&self) -> [&str; 13] {
+        [
+            &self.image,
+            &self.manifest_digest,
+            &self.rule_id,
+            &self.category,
+            &self.severity,
+            &self.confidence,
+            &self.location,
+            &self.visibility,
+            &self.fingerprint,
+            &self.evidence,
+            &self.location_kind,
+            &self.layer_digest,
+            &self.path,
+        ]
+    }
 }
 
 /// The family a miner finding names: `Crypto-miner: xmrig` or `… crypto-miner (xmrig)`;
@@ -191,6 +234,9 @@ pub async fn figures(store: &Store) -> Result<Figures> {
                     visibility: x["location"]["visibility"].as_str().unwrap_or("").into(),
                     fingerprint: x["fingerprint"].as_str().unwrap_or("").into(),
                     evidence: evidence.into(),
+                    location_kind: x["location"]["kind"].as_str().unwrap_or("").into(),
+                    layer_digest: x["location"]["layer_digest"].as_str().unwrap_or("").into(),
+                    path: x["location"]["path"].as_str().unwrap_or("").into(),
                 });
             }
             for (set, map) in [
@@ -313,27 +359,56 @@ pub fn csv(f: &Figures) -> String {
         };
         format!("\"{}\"", s.replace('"', "\"\""))
     }
-    let mut out = String::from(
-        "image,manifest_digest,rule_id,category,severity,confidence,location,visibility,fingerprint,evidence\n",
-    );
+    let mut out = COLUMNS.join(",");
+    out.push('\n');
     for r in &f.rows {
-        let cols = [
-            &r.image,
-            &r.manifest_digest,
-            &r.rule_id,
-            &r.category,
-            &r.severity,
-            &r.confidence,
-            &r.location,
-            &r.visibility,
-            &r.fingerprint,
-            &r.evidence,
-        ];
-        let line: Vec<String> = cols.iter().map(|c| q(c)).collect();
+        let line: Vec<String> = r.columns().iter().map(|c| q(c)).collect();
         out.push_str(&line.join(","));
         out.push('\n');
     }
     out
+}
+
+/// Rows per Parquet row group: large enough for good compression, small enough that a
+/// reader can stream the file.
+const PARQUET_ROW_GROUP: usize = 65_536;
+
+/// Every finding as a Parquet file: one UTF-8 string column per CSV column (empty
+/// where a finding has no such field), zstd-compressed, in row groups of 64 Ki rows.
+pub fn parquet(f: &Figures) -> Result<Vec<u8>> {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+
+    let mut schema = String::from("message finding {\n");
+    for c in COLUMNS {
+        let _ = writeln!(schema, "  REQUIRED BYTE_ARRAY {c} (STRING);");
+    }
+    schema.push('}');
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema)?);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("canary {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut w = SerializedFileWriter::new(Vec::new(), schema, Arc::new(props))?;
+    for chunk in f.rows.chunks(PARQUET_ROW_GROUP) {
+        let mut group = w.next_row_group()?;
+        let mut i = 0;
+        while let Some(mut col) = group.next_column()? {
+            let values: Vec<ByteArray> = chunk
+                .iter()
+                .map(|r| ByteArray::from(r.columns()[i].as_bytes().to_vec()))
+                .collect();
+            col.typed::<ByteArrayType>()
+                .write_batch(&values, None, None)?;
+            col.close()?;
+            i += 1;
+        }
+        group.close()?;
+    }
+    Ok(w.into_inner()?)
 }
 
 fn esc(s: &str) -> String {
@@ -496,6 +571,9 @@ mod tests {
                 visibility: "visible".into(),
                 fingerprint: "f".into(),
                 evidence: "e,1".into(),
+                location_kind: "image_file".into(),
+                layer_digest: "sha256:l".into(),
+                path: "etc/x".into(),
             }],
             ..Default::default()
         };
@@ -503,6 +581,60 @@ mod tests {
         assert!(c.contains("\"a\"\"b\""), "{c}");
         assert!(c.contains("\"'=cmd|' /C calc'!A0\""), "{c}");
         assert!(c.contains("\"e,1\""), "{c}");
+    }
+
+    #[test]
+    fn parquet_holds_every_row_across_row_groups() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let rows: Vec<Row> = (0..PARQUET_ROW_GROUP + 3)
+            .map(|i| Row {
+                image: format!("reg/img:{i}"),
+                manifest_digest: format!("sha256:{i:064x}"),
+                rule_id: "miner/xmrig".into(),
+                category: "miner".into(),
+                severity: "critical".into(),
+                confidence: "high".into(),
+                location: format!("layer 0 usr/bin/x{i}"),
+                visibility: if i % 2 == 0 { "visible" } else { "deleted" }.into(),
+                fingerprint: format!("fp{i}"),
+                evidence: "stratum+tcp://pool.example:3333 «ü»".into(),
+                location_kind: "image_file".into(),
+                layer_digest: "sha256:aa".into(),
+                path: format!("usr/bin/x{i}"),
+            })
+            .collect();
+        let f = Figures {
+            rows,
+            ..Default::default()
+        };
+        let bytes = parquet(&f).unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 2);
+        assert_eq!(meta.file_metadata().num_rows() as usize, f.rows.len());
+        let names: Vec<&str> = meta
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        assert_eq!(names, COLUMNS);
+        let mut n = 0;
+        for (row, want) in reader.get_row_iter(None).unwrap().zip(&f.rows) {
+            let row = row.unwrap();
+            let got: Vec<String> = row
+                .get_column_iter()
+                .map(|(_, v)| match v {
+                    parquet::record::Field::Str(s) => s.clone(),
+                    other => panic!("not a string: {other:?}"),
+                })
+                .collect();
+            assert_eq!(got, want.columns());
+            n += 1;
+        }
+        assert_eq!(n, f.rows.len());
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub enum ReportFormat {
     Html,
     Csv,
     Json,
+    /// Every finding, as a Parquet file (needs --output).
+    Parquet,
 }
 
 #[derive(Debug, Args)]
@@ -236,24 +238,29 @@ pub fn report(a: ReportArgs) -> anyhow::Result<i32> {
             Some("html") => ReportFormat::Html,
             Some("csv") => ReportFormat::Csv,
             Some("json") => ReportFormat::Json,
+            Some("parquet") => ReportFormat::Parquet,
             _ => ReportFormat::Md,
         },
         (_, f) => f,
     };
+    if matches!(format, ReportFormat::Parquet) && a.output.is_none() {
+        anyhow::bail!("--format parquet writes a binary file: name it with --output FILE");
+    }
     let figures = super::runtime()?.block_on(async {
         // Read-only: a report may run while a crawl holds the store.
         let store = Store::open_for_reading(&a.db).await?;
         canary_service::report::figures(&store).await
     })?;
-    let text = match format {
-        ReportFormat::Md => canary_service::report::markdown(&figures),
-        ReportFormat::Html => canary_service::report::html(&figures),
-        ReportFormat::Csv => canary_service::report::csv(&figures),
-        ReportFormat::Json => serde_json::to_string_pretty(&figures)?,
+    let bytes = match format {
+        ReportFormat::Md => canary_service::report::markdown(&figures).into_bytes(),
+        ReportFormat::Html => canary_service::report::html(&figures).into_bytes(),
+        ReportFormat::Csv => canary_service::report::csv(&figures).into_bytes(),
+        ReportFormat::Json => serde_json::to_string_pretty(&figures)?.into_bytes(),
+        ReportFormat::Parquet => canary_service::report::parquet(&figures)?,
     };
     match &a.output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => print!("{text}"),
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?,
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)?,
     }
     Ok(0)
 }
