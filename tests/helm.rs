@@ -181,6 +181,325 @@ spec:
     ),
 ];
 
+/// A chart in the style of the big public collections: a `common` library chart of
+/// helpers (names, labels built with `set`/`merge`, images with a global registry,
+/// `tplvalues.render`), one sub-chart used twice (under its name, disabled by its
+/// condition, and under an alias with `import-values`), a sub-chart behind a tag, one no
+/// dependency lists, a helper both parent and sub-chart define (the parent's wins) and
+/// an empty redefinition (which replaces nothing).
+const DEPS_CHART: &[(&str, &str)] = &[
+    (
+        "Chart.yaml",
+        r##"apiVersion: v2
+name: shop
+version: 2.1.0
+appVersion: "5.4"
+dependencies:
+  - name: common
+    version: 2.x.x
+    repository: oci://registry.example.com/charts
+    tags: [shop-common]
+  - name: redis
+    version: "~18.1.0"
+    repository: https://charts.example.com
+    condition: redis.enabled
+  - name: redis
+    version: ">=18.0.0"
+    repository: https://charts.example.com
+    alias: cache
+    condition: cache.enabled,global.cacheEnabled
+    import-values:
+      - conn
+      - child: defaults
+        parent: cacheDefaults
+  - name: metrics
+    version: 0.3.1
+    repository: https://charts.example.com
+    tags: [monitoring]
+"##,
+    ),
+    (
+        "values.yaml",
+        r##"global:
+  imageRegistry: ""
+commonLabels:
+  team: payments
+  tier: "{{ .Values.tier }}"
+tier: backend
+image:
+  registry: docker.io
+  repository: acme/shop
+  tag: 5.4.1
+redis:
+  enabled: false
+cache:
+  enabled: true
+  port: 6380
+tags:
+  monitoring: false
+cacheDefaults:
+  ttl: 30
+dashboards:
+  title: Shop
+"##,
+    ),
+    (
+        "templates/_helpers.tpl",
+        r##"{{- define "shop.banner" -}}from shop{{- end -}}
+"##,
+    ),
+    (
+        "templates/_a.tpl",
+        r##"{{- define "shop.note" }}{{ end -}}
+"##,
+    ),
+    (
+        "templates/_b.tpl",
+        r##"{{- define "shop.note" -}}note from _b{{- end -}}
+"##,
+    ),
+    (
+        "templates/deployment.yaml",
+        r##"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "common.names.fullname" . }}
+  namespace: {{ include "common.names.namespace" . | quote }}
+  labels: {{- include "common.labels.standard" (dict "customLabels" .Values.commonLabels "context" $) | nindent 4 }}
+  annotations:
+    banner: {{ include "shop.banner" . | quote }}
+    note: {{ include "shop.note" . | quote }}
+    subcharts: {{ keys .Values | sortAlpha | join "," | quote }}
+spec:
+  selector:
+    matchLabels: {{- include "common.labels.matchLabels" (dict "customLabels" .Values.commonLabels "context" $) | nindent 6 }}
+  template:
+    spec:
+      containers:
+        - name: shop
+          image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global" .Values.global) }}
+          env:
+            - name: CACHE_PORT
+              value: {{ .Values.cache.port | quote }}
+            - name: CACHE_ARCH
+              value: {{ .Values.cache.architecture | quote }}
+            - name: REDIS_PORT_IMPORTED
+              value: {{ .Values.redisPort | quote }}
+            - name: REDIS_HOST_IMPORTED
+              value: {{ .Values.redisHost | quote }}
+            - name: CACHE_TTL
+              value: {{ .Values.cacheDefaults.ttl | quote }}
+            - name: CACHE_MAXMEMORY
+              value: {{ .Values.cacheDefaults.maxmemory | quote }}
+"##,
+    ),
+    (
+        "charts/common/Chart.yaml",
+        r##"apiVersion: v2
+name: common
+version: 2.13.0
+type: library
+"##,
+    ),
+    (
+        "charts/common/values.yaml",
+        r##"exampleValue: common-chart
+"##,
+    ),
+    (
+        "charts/common/templates/_names.tpl",
+        r##"{{- define "common.names.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "common.names.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "common.names.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "common.names.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+"##,
+    ),
+    (
+        "charts/common/templates/_labels.tpl",
+        r##"{{- define "common.labels.standard" -}}
+{{- if and (hasKey . "customLabels") (hasKey . "context") -}}
+{{- $default := dict "app.kubernetes.io/name" (include "common.names.name" .context) "helm.sh/chart" (include "common.names.chart" .context) "app.kubernetes.io/instance" .context.Release.Name "app.kubernetes.io/managed-by" .context.Release.Service -}}
+{{- with .context.Chart.AppVersion -}}
+{{- $_ := set $default "app.kubernetes.io/version" . -}}
+{{- end -}}
+{{ template "common.tplvalues.merge" (dict "values" (list .customLabels $default) "context" .context) }}
+{{- else -}}
+app.kubernetes.io/name: {{ include "common.names.name" . }}
+helm.sh/chart: {{ include "common.names.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Chart.AppVersion }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "common.labels.matchLabels" -}}
+{{- if and (hasKey . "customLabels") (hasKey . "context") -}}
+{{ merge (pick (include "common.tplvalues.render" (dict "value" .customLabels "context" .context) | fromYaml) "app.kubernetes.io/name" "app.kubernetes.io/instance") (dict "app.kubernetes.io/name" (include "common.names.name" .context) "app.kubernetes.io/instance" .context.Release.Name ) | toYaml }}
+{{- else -}}
+app.kubernetes.io/name: {{ include "common.names.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- end -}}
+"##,
+    ),
+    (
+        "charts/common/templates/_images.tpl",
+        r##"{{- define "common.images.image" -}}
+{{- $registryName := default .imageRoot.registry ((.global).imageRegistry) -}}
+{{- $repositoryName := .imageRoot.repository -}}
+{{- $separator := ":" -}}
+{{- $termination := .imageRoot.tag | toString -}}
+{{- if .imageRoot.digest }}
+    {{- $separator = "@" -}}
+    {{- $termination = .imageRoot.digest | toString -}}
+{{- end -}}
+{{- if $registryName }}
+    {{- printf "%s/%s%s%s" $registryName $repositoryName $separator $termination -}}
+{{- else -}}
+    {{- printf "%s%s%s"  $repositoryName $separator $termination -}}
+{{- end -}}
+{{- end -}}
+"##,
+    ),
+    (
+        "charts/common/templates/_tplvalues.tpl",
+        r##"{{- define "common.tplvalues.render" -}}
+{{- $value := typeIs "string" .value | ternary .value (.value | toYaml) }}
+{{- if contains "{{" (toJson .value) }}
+  {{- if .scope }}
+      {{- tpl (cat "{{- with $.RelativeScope -}}" $value "{{- end }}") (merge (dict "RelativeScope" .scope) .context) }}
+  {{- else }}
+    {{- tpl $value .context }}
+  {{- end }}
+{{- else }}
+    {{- $value }}
+{{- end }}
+{{- end -}}
+
+{{- define "common.tplvalues.merge" -}}
+{{- $dst := dict -}}
+{{- range .values -}}
+{{- $dst = include "common.tplvalues.render" (dict "value" . "context" $.context "scope" $.scope) | fromYaml | merge $dst -}}
+{{- end -}}
+{{ $dst | toYaml }}
+{{- end -}}
+"##,
+    ),
+    (
+        "charts/common/templates/never-rendered.yaml",
+        r##"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: library-charts-render-no-manifests
+"##,
+    ),
+    (
+        "charts/redis/Chart.yaml",
+        r##"apiVersion: v2
+name: redis
+version: 18.1.2
+"##,
+    ),
+    (
+        "charts/redis/values.yaml",
+        r##"port: 6379
+architecture: standalone
+exports:
+  conn:
+    redisPort: 6379
+    redisHost: redis-master
+defaults:
+  ttl: 60
+  maxmemory: 64mb
+"##,
+    ),
+    (
+        "charts/redis/templates/_helpers.tpl",
+        r##"{{- define "shop.banner" -}}from redis{{- end -}}
+"##,
+    ),
+    (
+        "charts/redis/templates/svc.yaml",
+        r##"apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "common.names.fullname" . }}
+  labels: {{- include "common.labels.standard" . | nindent 4 }}
+  annotations:
+    banner: {{ include "shop.banner" . | quote }}
+    chart: {{ .Chart.Name }}
+    template: {{ .Template.Name }}
+    global: {{ .Values.global | toJson | quote }}
+spec:
+  ports:
+    - port: {{ .Values.port }}
+"##,
+    ),
+    (
+        "charts/metrics/Chart.yaml",
+        r##"apiVersion: v2
+name: metrics
+version: 0.3.1
+"##,
+    ),
+    (
+        "charts/metrics/templates/cm.yaml",
+        r##"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-metrics
+data:
+  scrape: "30s"
+"##,
+    ),
+    (
+        "charts/dashboards/Chart.yaml",
+        r##"apiVersion: v2
+name: dashboards
+version: 1.0.0
+"##,
+    ),
+    (
+        "charts/dashboards/values.yaml",
+        r##"title: Default
+refresh: 1m
+"##,
+    ),
+    (
+        "charts/dashboards/templates/cm.yaml",
+        r##"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-dashboards
+data:
+  title: {{ .Values.title | quote }}
+  refresh: {{ .Values.refresh | quote }}
+"##,
+    ),
+];
+
 fn write_chart(dir: &Path, files: &[(&str, &str)]) {
     for (rel, text) in files {
         let p = dir.join(rel);
@@ -258,6 +577,29 @@ fn subchart_chart_renders_as_helm_does() {
     same_as_helm(
         SUBCHART_CHART,
         &["--set", "sub.replicas=5,global.registry=mirror.local"],
+    );
+}
+
+#[test]
+fn dependencies_library_charts_and_aliases_render_as_helm_does() {
+    same_as_helm(DEPS_CHART, &[]);
+    // Tags and conditions from the command line: the tagged chart comes in, the
+    // un-aliased redis too; a global condition does not override the alias's own.
+    same_as_helm(
+        DEPS_CHART,
+        &[
+            "--set",
+            "tags.monitoring=true,redis.enabled=true,cache.enabled=false,global.cacheEnabled=true,cache.port=7000",
+            "--namespace",
+            "shop",
+        ],
+    );
+    same_as_helm(
+        DEPS_CHART,
+        &[
+            "--set",
+            "commonLabels.tier=front,image.digest=sha256:abc,global.imageRegistry=mirror.local",
+        ],
     );
 }
 

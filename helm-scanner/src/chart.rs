@@ -74,6 +74,23 @@ impl Chart {
             .and_then(Value::as_str)
             .unwrap_or("")
     }
+
+    /// `Chart.yaml`'s version (a number written unquoted included).
+    pub fn version(&self) -> String {
+        match self.metadata.get("version") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// A library chart (`type: library`): only its helpers are used.
+    pub fn is_library(&self) -> bool {
+        self.metadata
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("library"))
+    }
 }
 
 /// Read a chart directory (its `charts/` sub-charts, directories or `.tgz`, included).
@@ -698,21 +715,16 @@ impl Rendered {
     }
 }
 
-/// Values of a chart and its sub-charts: user values over the chart's defaults, each
-/// sub-chart seeing its own key and the parent's `global`.
-fn chart_values(chart: &Chart, user: &Value) -> Value {
-    coalesce(&chart.values, user)
-}
-
-fn collect(
-    chart: &Chart,
+/// Every template of the chart and its sub-charts: `(name as Helm names it, source, the
+/// context it renders with)`. `values` are the chart's coalesced values; each sub-chart
+/// sees those under its name.
+fn collect<'c>(
+    chart: &'c Chart,
     prefix: &str,
     values: Value,
     opts: &RenderOptions,
-    engine: &mut Engine,
-    contexts: &mut Vec<(String, Value)>,
-    errors: &mut Vec<String>,
-) -> Result<(), ChartError> {
+    out: &mut Vec<(String, &'c str, Value)>,
+) {
     let name = chart.name().to_string();
     let base = if prefix.is_empty() {
         name.clone()
@@ -747,49 +759,60 @@ fn collect(
         "Files": files_object(&chart.files),
     });
     for (rel, src) in &chart.templates {
-        let tname = format!("{base}/{rel}");
-        // A template that does not parse is reported; the others still render.
-        if let Err(e) = engine.add(&tname, src) {
-            errors.push(e.to_string());
+        // A library chart lends its helpers; its other templates are not used at all.
+        let file = rel.rsplit('/').next().unwrap_or(rel);
+        if chart.is_library() && !file.starts_with('_') {
             continue;
         }
+        let tname = format!("{base}/{rel}");
         let mut ctx = root.clone();
         ctx["Template"] = json!({"Name": tname, "BasePath": format!("{base}/templates")});
-        contexts.push((tname, ctx));
+        out.push((tname, src, ctx));
     }
     for sub in &chart.subcharts {
-        let sname = sub.name().to_string();
-        let mut sv = values
-            .get(&sname)
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()));
-        if let (Value::Object(o), Some(g)) = (&mut sv, values.get("global")) {
-            let merged = coalesce(o.get("global").unwrap_or(&Value::Object(Map::new())), g);
-            o.insert("global".into(), merged);
-        }
-        let sub_values = chart_values(sub, &sv);
-        collect(sub, &base, sub_values, opts, engine, contexts, errors)?;
+        let sv = match values.get(sub.name()) {
+            Some(v @ Value::Object(_)) => v.clone(),
+            _ => Value::Object(Map::new()),
+        };
+        collect(sub, &base, sv, opts, out);
     }
-    Ok(())
 }
 
 /// Render a chart as `helm template` does.
 pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartError> {
     let mut engine = Engine::new();
     engine.methods = Some(methods);
-    let mut contexts = Vec::new();
-    // The caller's values as given: files' numbers are floats already, --set integers stay.
-    let values = chart_values(chart, &opts.values);
     let mut out = Rendered::default();
-    collect(
-        chart,
-        "",
-        values,
-        opts,
-        &mut engine,
-        &mut contexts,
-        &mut out.errors,
-    )?;
+    if chart.is_library() {
+        out.errors.push(format!(
+            "{}: library charts are not installable",
+            chart.name()
+        ));
+        return Ok(out);
+    }
+    let chart = &crate::deps::process(chart, &opts.values, &mut out.errors);
+    // The caller's values as given: files' numbers are floats already, --set integers stay.
+    let values = crate::deps::coalesce_values(chart, &opts.values).unwrap_or_else(|e| {
+        out.errors.push(format!("{}: {e}", chart.name()));
+        coalesce(&chart.values, &opts.values)
+    });
+    let mut sources = Vec::new();
+    collect(chart, "", values, opts, &mut sources);
+    // Parsed as Helm parses them: deepest first, then names in reverse order, so where
+    // two charts define the same helper the parent's (or the first file's) wins; an
+    // empty redefinition replaces nothing.
+    sources.sort_by(|a, b| {
+        let depth = |n: &str| n.matches('/').count();
+        depth(&b.0).cmp(&depth(&a.0)).then_with(|| b.0.cmp(&a.0))
+    });
+    let mut contexts = Vec::new();
+    for (name, src, ctx) in sources {
+        // A template that does not parse is reported; the others still render.
+        match engine.add(&name, src) {
+            Ok(()) => contexts.push((name, ctx)),
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for (name, ctx) in &contexts {
         let base = name.rsplit('/').next().unwrap_or(name);

@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod checks;
+pub mod deps;
 pub mod history;
 pub mod k8s;
 pub mod scan;

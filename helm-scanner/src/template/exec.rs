@@ -64,12 +64,41 @@ pub struct Exec<'e> {
     out_len: usize,
     /// Extra templates parsed during the render (by `tpl`).
     pub extra: HashMap<String, Vec<Node>>,
+    /// Whether `.` is the current template's `$` (outside `with` and `range`): then `.`
+    /// is read from `$`'s slot, so `set`/`unset`/`merge` on it are seen afterwards.
+    dot_root: bool,
 }
+
+/// Functions that change their first argument (a dict) in place in Go, where maps are
+/// references: the result is written back to the variable or field it came from.
+const MUTATORS: [&str; 6] = [
+    "set",
+    "unset",
+    "merge",
+    "mergeOverwrite",
+    "mustMerge",
+    "mustMergeOverwrite",
+];
 
 enum Flow {
     Normal,
     Break,
     Continue,
+}
+
+/// Put `new` at `chain` below `root`, where that place holds a dict (what a Go map
+/// reference would have changed).
+fn write_at(root: &mut Value, chain: &[String], new: &Value) {
+    let mut cur = root;
+    for f in chain {
+        match cur.get_mut(f.as_str()) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if cur.is_object() && new.is_object() {
+        *cur = new.clone();
+    }
 }
 
 /// Go's notion of an empty value: false, 0, nil, "", empty list or map.
@@ -169,6 +198,7 @@ impl Engine {
             steps: 0,
             out_len: 0,
             extra: HashMap::new(),
+            dot_root: true,
         };
         x.call_template(name, data.clone(), 0)
     }
@@ -218,10 +248,13 @@ impl Exec<'_> {
         }
         self.depth += 1;
         let saved = std::mem::replace(&mut self.name, name.to_string());
+        let saved_root = std::mem::replace(&mut self.dot_root, true);
         let mut out = String::new();
-        let mut vars = vec![("$".to_string(), dot.clone())];
-        let r = self.walk(&body, &dot, &mut vars, &mut out);
+        // `.` is read from `$`'s slot while `dot_root` holds.
+        let mut vars = vec![("$".to_string(), dot)];
+        let r = self.walk(&body, &Value::Null, &mut vars, &mut out);
         self.name = saved;
+        self.dot_root = saved_root;
         self.depth -= 1;
         r.map(|_| out)
     }
@@ -282,7 +315,10 @@ impl Exec<'_> {
                     let mark = vars.len();
                     let v = self.pipe(pipe, dot, vars)?;
                     let f = if truthy(&v) {
-                        self.walk(body, &v, vars, out)?
+                        let saved = std::mem::replace(&mut self.dot_root, false);
+                        let r = self.walk(body, &v, vars, out);
+                        self.dot_root = saved;
+                        r?
                     } else {
                         self.walk(els, dot, vars, out)?
                     };
@@ -355,7 +391,10 @@ impl Exec<'_> {
                             }
                             _ => {}
                         }
-                        let f = self.walk(body, &x, vars, out)?;
+                        let saved = std::mem::replace(&mut self.dot_root, false);
+                        let f = self.walk(body, &x, vars, out);
+                        self.dot_root = saved;
+                        let f = f?;
                         vars.truncate(m);
                         if matches!(f, Flow::Break) {
                             break;
@@ -404,28 +443,30 @@ impl Exec<'_> {
         Ok(v)
     }
 
-    fn var(&self, name: &str, vars: &[(String, Value)], line: usize) -> Result<Value, ExecError> {
-        vars.iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| self.err(line, format!("undefined variable: {name}")))
+    /// `.`: the value given, or `$`'s slot at a template's top level.
+    fn dot_of<'a>(&self, dot: &'a Value, vars: &'a [(String, Value)]) -> &'a Value {
+        match vars.first() {
+            Some((_, v)) if self.dot_root => v,
+            _ => dot,
+        }
     }
 
-    fn fields(&self, mut v: Value, chain: &[String], line: usize) -> Result<Value, ExecError> {
-        for f in chain {
-            v = match v {
-                Value::Object(mut o) => match o.remove(f) {
+    /// The value at `chain` below `v`, walking by reference and copying only the result.
+    fn fields(&self, v: &Value, chain: &[String], line: usize) -> Result<Value, ExecError> {
+        let mut cur = v;
+        for (i, f) in chain.iter().enumerate() {
+            cur = match cur {
+                Value::Object(o) => match o.get(f) {
                     Some(x) => x,
                     // A method without arguments (`(.Files.Glob "x").AsConfig`).
                     None => {
-                        let recv = Value::Object(o);
-                        match self.engine.methods.and_then(|m| m(&recv, f, &[])) {
+                        let r = match self.engine.methods.and_then(|m| m(cur, f, &[])) {
                             Some(r) => {
                                 r.map_err(|e| self.err(line, format!("error calling {f}: {e}")))?
                             }
                             None => Value::Null,
-                        }
+                        };
+                        return self.fields(&r, &chain[i + 1..], line);
                     }
                 },
                 // As Go: a field of a missing value is an error (`.Values.a.b` without `a`).
@@ -437,12 +478,26 @@ impl Exec<'_> {
                 other => {
                     return Err(self.err(
                         line,
-                        format!("can't evaluate field {f} in type {}", type_name(&other)),
+                        format!("can't evaluate field {f} in type {}", type_name(other)),
                     ));
                 }
             };
         }
-        Ok(v)
+        Ok(cur.clone())
+    }
+
+    /// Where a mutating function's first argument lives: a variable's slot and the
+    /// field chain below it.
+    fn place(&self, a: &Arg, vars: &[(String, Value)]) -> Option<(usize, Vec<String>)> {
+        match a {
+            Arg::Var(n, chain) => vars
+                .iter()
+                .rposition(|(name, _)| name == n)
+                .map(|i| (i, chain.clone())),
+            Arg::Dot if self.dot_root && !vars.is_empty() => Some((0, vec![])),
+            Arg::Field(chain) if self.dot_root && !vars.is_empty() => Some((0, chain.clone())),
+            _ => None,
+        }
     }
 
     fn arg(
@@ -453,12 +508,12 @@ impl Exec<'_> {
         line: usize,
     ) -> Result<Value, ExecError> {
         Ok(match a {
-            Arg::Dot => dot.clone(),
-            Arg::Field(chain) => self.fields(dot.clone(), chain, line)?,
-            Arg::Var(n, chain) => {
-                let v = self.var(n, vars, line)?;
-                self.fields(v, chain, line)?
-            }
+            Arg::Dot => self.dot_of(dot, vars).clone(),
+            Arg::Field(chain) => self.fields(self.dot_of(dot, vars), chain, line)?,
+            Arg::Var(n, chain) => match vars.iter().rev().find(|(name, _)| name == n) {
+                Some((_, v)) => self.fields(v, chain, line)?,
+                None => return Err(self.err(line, format!("undefined variable: {n}"))),
+            },
             Arg::Str(s) => Value::String(s.clone()),
             Arg::Int(i) => Value::from(*i),
             Arg::Float(f) => serde_json::Number::from_f64(*f)
@@ -470,7 +525,7 @@ impl Exec<'_> {
                 let mark = vars.len();
                 let v = self.pipe(p, dot, vars)?;
                 vars.truncate(mark);
-                self.fields(v, chain, line)?
+                self.fields(&v, chain, line)?
             }
             Arg::Ident(f) => self.call(f, vec![], line)?,
         })
@@ -514,18 +569,29 @@ impl Exec<'_> {
                 if let Some(p) = prev {
                     args.push(p);
                 }
-                self.call(f, args, line)
+                let place = if MUTATORS.contains(&f.as_str()) {
+                    c.args.get(1).and_then(|a| self.place(a, vars))
+                } else {
+                    None
+                };
+                let r = self.call(f, args, line)?;
+                if let Some((slot, chain)) = place {
+                    write_at(&mut vars[slot].1, &chain, &r);
+                }
+                Ok(r)
             }
             first => {
                 if c.args.len() > 1 || prev.is_some() {
                     // `.a.b.Method args…`: a method of the value at `.a.b`.
                     let (receiver, method) = match first {
                         Arg::Field(chain) if !chain.is_empty() => (
-                            self.fields(dot.clone(), &chain[..chain.len() - 1], line)?,
+                            self.fields(self.dot_of(dot, vars), &chain[..chain.len() - 1], line)?,
                             chain[chain.len() - 1].clone(),
                         ),
                         Arg::Var(n, chain) if !chain.is_empty() => {
-                            let v = self.var(n, vars, line)?;
+                            let Some((_, v)) = vars.iter().rev().find(|(name, _)| name == n) else {
+                                return Err(self.err(line, format!("undefined variable: {n}")));
+                            };
                             (
                                 self.fields(v, &chain[..chain.len() - 1], line)?,
                                 chain[chain.len() - 1].clone(),

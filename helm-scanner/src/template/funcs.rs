@@ -10,14 +10,14 @@ use sha2::Digest;
 
 use super::exec::{Exec, Func, go_float, to_text, truthy, type_name};
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         other => to_text(other),
     }
 }
 
-fn want(args: &[Value], n: usize, name: &str) -> Result<(), String> {
+pub(super) fn want(args: &[Value], n: usize, name: &str) -> Result<(), String> {
     if args.len() != n {
         return Err(format!(
             "wrong number of args for {name}: want {n} got {}",
@@ -45,7 +45,7 @@ pub fn to_i64(v: &Value) -> i64 {
     }
 }
 
-fn to_f64(v: &Value) -> f64 {
+pub(super) fn to_f64(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap_or(0.0),
         Value::String(s) => s.trim().parse().unwrap_or(0.0),
@@ -54,13 +54,13 @@ fn to_f64(v: &Value) -> f64 {
     }
 }
 
-fn float(f: f64) -> Value {
+pub(super) fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f)
         .map(Value::Number)
         .unwrap_or(Value::Null)
 }
 
-fn list_of(v: &Value) -> Result<Vec<Value>, String> {
+pub(super) fn list_of(v: &Value) -> Result<Vec<Value>, String> {
     match v {
         Value::Array(a) => Ok(a.clone()),
         Value::Null => Ok(vec![]),
@@ -237,7 +237,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
 }
 
 /// `fmt.Sprint`: spaces between operands when neither is a string.
-fn sprint(args: &[Value]) -> String {
+pub(super) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
         if i > 0 && !matches!(a, Value::String(_)) && !matches!(args[i - 1], Value::String(_)) {
@@ -1025,6 +1025,7 @@ pub fn all() -> HashMap<&'static str, Func> {
         )
     });
     m.insert("lookup", |_, _a| Ok(Value::Object(Map::new())));
+    super::more::add(&mut m);
     m
 }
 
@@ -1161,8 +1162,9 @@ fn semver_cmp(a: &(u64, u64, u64, String), b: &(u64, u64, u64, String)) -> std::
 
 /// Masterminds/semver constraints as charts write them: `||` between alternatives,
 /// terms separated by spaces or commas, operators `= != > < >= <= ~ ^`; a version with
-/// a prerelease only satisfies terms that carry one (`>=1.19-0`).
-fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
+/// a prerelease only satisfies terms that carry one (`>=1.19-0`); wildcards (`*`, `1.x`,
+/// `1.2.X`) match any value in their place.
+pub(crate) fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
     let v = parse_semver(version).ok_or_else(|| format!("invalid semantic version {version:?}"))?;
     'alternatives: for alt in constraint.split("||") {
         let spaced = alt.replace(',', " ");
@@ -1179,6 +1181,20 @@ fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
             any = true;
             let op_len = t.chars().take_while(|c| "<>=!~^".contains(*c)).count();
             let (op, ver) = t.split_at(op_len);
+            let wild = |p: &str| matches!(p, "x" | "X" | "*");
+            let parts: Vec<&str> = ver.trim_start_matches(['v', 'V']).split('.').collect();
+            if let Some(w) = parts.iter().position(|p| wild(p)) {
+                // `1.x` is `1` with the rest free: compare only what is given.
+                let given: Vec<u64> = parts[..w].iter().filter_map(|p| p.parse().ok()).collect();
+                if given.len() != w || !matches!(op, "" | "=") {
+                    return Err(format!("improper constraint: {t}"));
+                }
+                let have = [v.0, v.1, v.2];
+                if !v.3.is_empty() || have[..w] != given[..] {
+                    continue 'alternatives;
+                }
+                continue;
+            }
             let c = parse_semver(ver).ok_or_else(|| format!("improper constraint: {t}"))?;
             if !v.3.is_empty() && c.3.is_empty() {
                 continue 'alternatives;
@@ -1219,6 +1235,11 @@ fn semver_check(constraint: &str, version: &str) -> Result<bool, String> {
 /// `encoding/json.Marshal` as Go does it: keys sorted, `<>&` escaped, floats in Go's
 /// JSON form.
 pub fn go_json(v: &Value) -> String {
+    json_with(v, true)
+}
+
+/// `encoding/json` with or without escaping `<>&` (`toRawJson` keeps them).
+pub(super) fn json_with(v: &Value, escape_html: bool) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
@@ -1228,11 +1249,20 @@ pub fn go_json(v: &Value) -> String {
         },
         Value::String(x) => {
             let j = serde_json::to_string(x).unwrap_or_default();
+            if !escape_html {
+                return j;
+            }
             j.replace('<', "\\u003c")
                 .replace('>', "\\u003e")
                 .replace('&', "\\u0026")
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(go_json).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| json_with(x, escape_html))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         Value::Object(o) => {
             let mut keys: Vec<&String> = o.keys().collect();
             keys.sort();
@@ -1241,8 +1271,8 @@ pub fn go_json(v: &Value) -> String {
                 .map(|k| {
                     format!(
                         "{}:{}",
-                        go_json(&Value::String((*k).clone())),
-                        go_json(&o[k.as_str()])
+                        json_with(&Value::String((*k).clone()), escape_html),
+                        json_with(&o[k.as_str()], escape_html)
                     )
                 })
                 .collect();

@@ -9,6 +9,7 @@
 
 pub mod exec;
 pub mod funcs;
+mod more;
 pub mod parse;
 pub mod yaml;
 
@@ -28,10 +29,17 @@ impl Engine {
         }
     }
 
-    /// Parse `src` as template `name`, adding it and what it defines.
+    /// Parse `src` as template `name`, adding it and what it defines. As in Go, a
+    /// definition replaces an earlier one of the same name unless it is empty.
     pub fn add(&mut self, name: &str, src: &str) -> Result<(), ParseError> {
         let p = parse::parse(name, src)?;
         for (k, v) in p.defines {
+            let empty = v
+                .iter()
+                .all(|n| matches!(n, parse::Node::Text(t) if t.trim().is_empty()));
+            if empty && self.templates.contains_key(&k) {
+                continue;
+            }
             self.templates.insert(k, v);
         }
         self.templates.insert(name.to_string(), p.body);
