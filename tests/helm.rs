@@ -946,12 +946,26 @@ fn git_history_keeps_deleted_secrets() {
         &["commit", "-q", "-m", "add web"],
         "2026-01-02T03:04:05Z",
     );
+    git(&work, &["tag", "v1"], "2026-01-02T03:04:05Z");
     std::fs::write(work.join("charts/web/values.yaml"), "image: nginx:1.27\n").unwrap();
     git(
         &work,
         &["commit", "-q", "-am", "drop the key"],
         "2026-02-03T04:05:06Z",
     );
+    // A branch that never had the key, with the chart's image changed.
+    git(
+        &work,
+        &["checkout", "-q", "-b", "next"],
+        "2026-02-03T04:05:06Z",
+    );
+    std::fs::write(work.join("charts/web/values.yaml"), "image: nginx:1.28\n").unwrap();
+    git(
+        &work,
+        &["commit", "-q", "-am", "next image"],
+        "2026-03-01T00:00:00Z",
+    );
+    git(&work, &["checkout", "-q", "main"], "2026-03-01T00:00:00Z");
     Command::new("git")
         .args(["clone", "-q", "--bare"])
         .arg(&work)
@@ -993,7 +1007,206 @@ fn git_history_keeps_deleted_secrets() {
     let r = c.run(&["helm", "scan", &format!("{url}#docs"), "--format", "json"]);
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("no Chart.yaml at HEAD"), "{r}");
-    // A local clone works the same without the daemon.
-    let r = c.run(&["helm", "scan", work.to_str().unwrap(), "--format", "json"]);
+    // A local clone works the same without the daemon, as `canary helm SOURCE`.
+    let r = c.run(&["helm", work.to_str().unwrap(), "--format", "json"]);
     assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("history: 2 commits"), "{r}");
+    // @REF: a tag (the key is still at that tip), a branch (3 commits, the new image), a
+    // commit id; an unknown ref is refused by name.
+    let r = c.run(&["helm", "scan", &format!("{url}@v1"), "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("history: 1 commits"), "{r}");
+    let j = r.json();
+    let key_finding = j["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "secret/aws-access-key-id")
+        .cloned()
+        .unwrap();
+    assert_eq!(key_finding["location"]["commit"]["at_head"], true);
+    let r = c.run(&[
+        "helm",
+        &format!("{url}@next#charts/web"),
+        "--format",
+        "json",
+    ]);
+    assert!(r.stderr.contains("history: 3 commits"), "{r}");
+    assert_eq!(r.json()["charts"][0]["images"][0]["image"], "nginx:1.28");
+    let id = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "v1"])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let r = c.run(&["helm", &format!("{url}@{}", id.trim()), "--format", "json"]);
+    assert!(r.stderr.contains("history: 1 commits"), "{r}");
+    let r = c.run(&["helm", &format!("{url}@nope"), "--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("no branch, tag or commit named \"nope\""),
+        "{r}"
+    );
+}
+
+/// `--images`: every image the chart deploys is pulled from the (real) registry and
+/// scanned once, its findings shown with each workload that uses it; an image that
+/// cannot be opened, or one naming a local file, is an error naming its workloads.
+#[test]
+fn images_the_chart_deploys_are_scanned_per_workload() {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder, push_image};
+    let reg = common::registry::Registry::open();
+    let base = LayerBuilder::new()
+        .file("etc/os-release", "ID=fixture\n")
+        .build(Compression::Gzip);
+    let app = ImageBuilder::new()
+        .layer(base.clone())
+        .layer(
+            LayerBuilder::new()
+                .file(
+                    "app/start.sh",
+                    "#!/bin/sh\nexec /opt/xmrig -o stratum+tcp://pool.supportxmr.com:3333 -u w\n",
+                )
+                .build(Compression::Gzip),
+        )
+        .build();
+    let worker = ImageBuilder::new()
+        .layer(base)
+        .layer(
+            LayerBuilder::new()
+                .file("app/run", "echo work\n")
+                .build(Compression::Gzip),
+        )
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (repo, img) in [("shop/app", &app), ("shop/worker", &worker)] {
+        rt.block_on(push_image(&reg.url, repo, "1", img, None))
+            .unwrap();
+    }
+    let host = reg.url.trim_start_matches("http://").to_string();
+    let c = Canary::new();
+    let dir = c.home.path().join("chart");
+    write_chart(
+        &dir,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 1.0.0\n"),
+            ("values.yaml", "registry: reg.invalid\nextra: []\n"),
+            (
+                "templates/workloads.yaml",
+                r#"{{- range $name := list "web" "api" }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: {{ $.Values.registry }}/shop/app:1
+{{- end }}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: jobs
+spec:
+  schedule: "@hourly"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+            - name: worker
+              image: {{ .Values.registry }}/shop/worker:1
+          {{- range $i, $img := .Values.extra }}
+            - name: extra{{ $i }}
+              image: {{ $img }}
+          {{- end }}
+"#,
+            ),
+        ],
+    );
+    let chart = dir.to_str().unwrap();
+    let set = format!("registry={host}");
+    let r = c.run(&[
+        "helm", "scan", chart, "--images", "--set", &set, "--format", "json",
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("images: 2 distinct, 2 opened, 4 layers"),
+        "{r}"
+    );
+    let j = r.json();
+    assert_eq!(j["coverage"]["complete"], true, "{r}");
+    let uses = j["charts"][0]["images"].as_array().unwrap();
+    assert_eq!(uses.len(), 3, "{uses:#?}");
+    for u in uses {
+        let scan = &u["scan"];
+        assert!(
+            scan["manifest_digest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        if u["container"].as_str().unwrap().contains("app") {
+            assert!(scan["findings"].as_u64().unwrap() >= 1, "{u}");
+            assert_eq!(scan["max_severity"], "critical", "{u}");
+        } else {
+            // The worker image runs as root (low), nothing worse.
+            assert_eq!(scan["max_severity"], "low", "{u}");
+        }
+    }
+    // The chart's own report and one per image; the miner is in the app image's report.
+    let reports = j["images"].as_array().unwrap();
+    assert_eq!(reports.len(), 3);
+    assert!(
+        reports[1..].iter().any(
+            |i| i["name"].as_str().unwrap().contains("shop/app:1@sha256:")
+                && i["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["rule_id"] == "miner/stratum-url")
+        ),
+        "{reports:#?}"
+    );
+    // A missing image and a local path: not scanned, named with their workloads; the
+    // scan is incomplete (exit 2).
+    let set = format!(
+        "registry={host},extra[0]={host}/shop/missing:1,extra[1]=docker-archive:/etc/passwd"
+    );
+    let r = c.run(&[
+        "helm", "scan", chart, "--images", "--set", &set, "--format", "json",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    let errors = r.json()["coverage"]["errors"].to_string();
+    assert!(errors.contains("shop/missing:1"), "{errors}");
+    assert!(errors.contains("CronJob/jobs"), "{errors}");
+    assert!(errors.contains("docker-archive:/etc/passwd"), "{errors}");
+    // Registries outside --allow-registry are not contacted.
+    let r = c.run(&[
+        "helm",
+        "scan",
+        chart,
+        "--images",
+        "--allow-registry",
+        "registry.example",
+        "--set",
+        &format!("registry={host}"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stdout.contains("is not allowed (--allow-registry)"),
+        "{r}"
+    );
 }

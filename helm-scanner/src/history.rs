@@ -79,6 +79,75 @@ pub fn open(source: &str, work: &Path) -> Result<gix::Repository, String> {
     Ok(repo)
 }
 
+/// A source as written, `URL[@REF][#PATH]`, split into its parts. The `@` of a ref comes
+/// after the URL's authority (so `https://user:tok@host/repo.git` has none); a local
+/// path that exists as written is never split at `@`.
+pub fn split_source(source: &str) -> (String, Option<String>, Option<String>) {
+    let (base, path) = match source.split_once('#') {
+        Some((b, p)) if !p.is_empty() => (b, Some(p.to_string())),
+        Some((b, _)) => (b, None),
+        None => (source, None),
+    };
+    if Path::new(base).exists() {
+        return (base.to_string(), None, path);
+    }
+    let path_start = match base.find("://") {
+        Some(i) => base[i + 3..]
+            .find('/')
+            .map(|j| i + 3 + j)
+            .unwrap_or(base.len()),
+        None => 0,
+    };
+    match base[path_start..].rfind('@') {
+        Some(at) if at + 1 < base.len() - path_start => {
+            let at = path_start + at;
+            (
+                base[..at].to_string(),
+                Some(base[at + 1..].to_string()),
+                path,
+            )
+        }
+        _ => (base.to_string(), None, path),
+    }
+}
+
+/// The commit to scan from: `rev` (a branch, a tag, a full commit id, or a full ref
+/// name), or HEAD.
+pub fn start(repo: &gix::Repository, rev: Option<&str>) -> Result<gix::ObjectId, String> {
+    let Some(rev) = rev else {
+        return repo
+            .head_commit()
+            .map(|c| c.id)
+            .map_err(|e| format!("HEAD: {e}"));
+    };
+    let peel = |id: gix::ObjectId| {
+        repo.find_object(id)
+            .ok()
+            .and_then(|o| o.peel_to_commit().ok())
+            .map(|c| c.id)
+    };
+    if rev.len() == 40
+        && let Ok(id) = gix::ObjectId::from_hex(rev.as_bytes())
+        && let Some(c) = peel(id)
+    {
+        return Ok(c);
+    }
+    for name in [
+        format!("refs/heads/{rev}"),
+        format!("refs/tags/{rev}"),
+        format!("refs/remotes/origin/{rev}"),
+        rev.to_string(),
+    ] {
+        if let Ok(Some(mut r)) = repo.try_find_reference(name.as_str())
+            && let Ok(id) = r.peel_to_id()
+            && let Some(c) = peel(id.detach())
+        {
+            return Ok(c);
+        }
+    }
+    Err(format!("no branch, tag or commit named {rev:?}"))
+}
+
 fn rfc3339(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -98,14 +167,17 @@ fn files(tree: &gix::Tree<'_>) -> Result<Vec<(String, gix::ObjectId)>, String> {
         .collect())
 }
 
-/// Walk the history from HEAD and scan each distinct blob once.
+/// Walk the history from `tip` (see [`start`]) and scan each distinct blob once.
 pub fn scan(
     repo: &gix::Repository,
+    tip: gix::ObjectId,
     engine: &'static ContentEngine,
     limits: &HistoryLimits,
 ) -> Result<HistoryScan, String> {
     let mut out = HistoryScan::default();
-    let head = repo.head_commit().map_err(|e| format!("HEAD: {e}"))?;
+    let head = repo
+        .find_commit(tip)
+        .map_err(|e| format!("commit {tip}: {e}"))?;
     let head_tree = head.tree().map_err(|e| e.to_string())?;
     let at_head: HashSet<gix::ObjectId> =
         files(&head_tree)?.into_iter().map(|(_, id)| id).collect();
@@ -188,14 +260,17 @@ pub fn scan(
     Ok(out)
 }
 
-/// The charts at HEAD: each directory holding a `Chart.yaml` (sub-charts under another
+/// The charts at `tip`: each directory holding a `Chart.yaml` (sub-charts under another
 /// chart's `charts/` belong to it), as path → its files (relative to the chart).
 pub fn charts_at_head(
     repo: &gix::Repository,
+    tip: gix::ObjectId,
     only: Option<&str>,
     max_bytes: u64,
 ) -> Result<BTreeMap<String, BTreeMap<String, Vec<u8>>>, String> {
-    let head = repo.head_commit().map_err(|e| format!("HEAD: {e}"))?;
+    let head = repo
+        .find_commit(tip)
+        .map_err(|e| format!("commit {tip}: {e}"))?;
     let all = files(&head.tree().map_err(|e| e.to_string())?)?;
     let mut dirs: Vec<String> = all
         .iter()
@@ -266,5 +341,38 @@ mod tests {
             "git://127.0.0.1:9418/r.git"
         );
         assert_eq!(super::shown_url("/local/repo"), "/local/repo");
+    }
+
+    #[test]
+    fn sources_split_into_url_ref_and_path() {
+        let split = |s: &str| super::split_source(s);
+        assert_eq!(
+            split("https://user:tok@git.example/org/charts.git@v1.2#charts/web"),
+            (
+                "https://user:tok@git.example/org/charts.git".into(),
+                Some("v1.2".into()),
+                Some("charts/web".into())
+            )
+        );
+        assert_eq!(
+            split("https://user@git.example/org/charts.git"),
+            ("https://user@git.example/org/charts.git".into(), None, None)
+        );
+        assert_eq!(
+            split("git://127.0.0.1:9418/r.git@feature/x"),
+            (
+                "git://127.0.0.1:9418/r.git".into(),
+                Some("feature/x".into()),
+                None
+            )
+        );
+        assert_eq!(
+            split("/no/such/clone@main#c"),
+            (
+                "/no/such/clone".into(),
+                Some("main".into()),
+                Some("c".into())
+            )
+        );
     }
 }

@@ -8,6 +8,7 @@ use canary_helm_scanner::chart::{
 };
 use clap::{Args, Subcommand};
 
+/// `canary helm SOURCE` is short for `canary helm scan SOURCE` (see main.rs).
 #[derive(Debug, Args)]
 pub struct HelmArgs {
     #[command(subcommand)]
@@ -20,7 +21,7 @@ pub enum HelmCommand {
     Template(TemplateArgs),
     /// Scan a chart: secrets and miners in every file and rendered manifest,
     /// misconfigurations of the rendered objects, and the images it deploys.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -40,12 +41,26 @@ pub struct ScanArgs {
     /// Ignore file (TOML, as `canary scan`).
     #[arg(long, value_name = "FILE")]
     pub ignore_file: Option<PathBuf>,
+    /// Also scan every image the rendered charts deploy (each distinct image once, each
+    /// distinct layer once), reported with the workloads that use it.
+    #[arg(long)]
+    pub images: bool,
+    /// With --images: pull only from these registry hosts (repeatable); images elsewhere
+    /// are reported as not scanned.
+    #[arg(long = "allow-registry", value_name = "HOST", requires = "images")]
+    pub allow_registry: Vec<String>,
+    /// With --images: the platform to pick from multi-platform images.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: canary_analyzer::image::Platform,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct TemplateArgs {
     /// Chart directory, or a packaged chart (`.tgz`); for `scan` also a Git repository
-    /// (`git://`, `https://`, `file://` URL or a local clone), optionally `#path/to/chart`.
+    /// (`git://`, `https://`, `file://` URL or a local clone), optionally `@REF` (branch,
+    /// tag or commit; default HEAD) and `#path/to/chart`.
     pub chart: PathBuf,
     /// Values file (repeatable; later ones win).
     #[arg(short = 'f', long = "values", value_name = "FILE")]
@@ -73,7 +88,7 @@ pub struct TemplateArgs {
 pub fn run(a: HelmArgs) -> anyhow::Result<i32> {
     match a.command {
         HelmCommand::Template(t) => template(t),
-        HelmCommand::Scan(s) => scan(s),
+        HelmCommand::Scan(s) => scan(*s),
     }
 }
 
@@ -124,7 +139,8 @@ fn rendered(
 /// Whether a scan source is a Git repository (a URL, or a local clone or bare
 /// repository) rather than one chart.
 fn is_git(source: &str) -> bool {
-    let path = std::path::Path::new(source.split('#').next().unwrap_or(source));
+    let (base, _, _) = canary_helm_scanner::history::split_source(source);
+    let path = std::path::Path::new(&base);
     source.contains("://")
         || (path.is_dir()
             && !path.join("Chart.yaml").exists()
@@ -168,16 +184,15 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     let opts = options(&a.render)?;
     let _work;
     if is_git(&source) {
-        let (url, only) = match source.split_once('#') {
-            Some((u, p)) => (u.to_string(), Some(p.to_string())),
-            None => (source.clone(), None),
-        };
+        let (url, rev, only) = canary_helm_scanner::history::split_source(&source);
         let shown = canary_helm_scanner::history::shown_url(&url);
         let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
         let repo = canary_helm_scanner::history::open(&url, &work.path().join("repo.git"))
             .map_err(|e| anyhow::anyhow!(e))?;
         _work = work;
-        let hist = canary_helm_scanner::history::scan(&repo, engine, &Default::default())
+        let tip = canary_helm_scanner::history::start(&repo, rev.as_deref())
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let hist = canary_helm_scanner::history::scan(&repo, tip, engine, &Default::default())
             .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         eprintln!(
             "history: {} commits, {} distinct blobs, {} bytes scanned",
@@ -186,11 +201,12 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         findings.extend(hist.findings);
         problems.extend(hist.skipped);
         let at_head =
-            canary_helm_scanner::history::charts_at_head(&repo, only.as_deref(), 64 << 20)
+            canary_helm_scanner::history::charts_at_head(&repo, tip, only.as_deref(), 64 << 20)
                 .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         if at_head.is_empty() {
             errors.push(format!(
-                "{shown}: no Chart.yaml at HEAD{}",
+                "{shown}: no Chart.yaml at {}{}",
+                rev.as_deref().unwrap_or("HEAD"),
                 only.map(|o| format!(" under {o}")).unwrap_or_default()
             ));
         }
@@ -239,6 +255,7 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
                     container: i.container,
                     image: i.image,
                     source: i.source,
+                    scan: None,
                 })
                 .collect(),
         });
@@ -266,7 +283,12 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     let mut failing = 0;
     let (kept, suppressed) =
         canary_analyzer::scan::apply_policy(findings, &policy, &mut summary, &mut failing);
-    let report = Report {
+    let images = if a.images {
+        Some(scan_images(&a, &mut charts, &policy, started)?)
+    } else {
+        None
+    };
+    let mut report = Report {
         schema_version: SCHEMA_VERSION,
         tool: Tool {
             name: "canary",
@@ -296,6 +318,26 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         fetch: Default::default(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
+    if let Some(img) = images {
+        report.images.extend(img.images);
+        let (s, o) = (&mut report.summary, &img.summary);
+        s.critical += o.critical;
+        s.high += o.high;
+        s.medium += o.medium;
+        s.low += o.low;
+        s.info += o.info;
+        s.suppressed += o.suppressed;
+        report.policy.failing += img.policy.failing;
+        report.policy.passed = report.policy.failing == 0;
+        report.coverage.complete &= img.coverage.complete;
+        report.coverage.errors.extend(img.coverage.errors);
+        report.coverage.warnings.extend(img.coverage.warnings);
+        for (k, v) in img.coverage.skipped {
+            *report.coverage.skipped.entry(k).or_default() += v;
+        }
+        report.fetch = img.fetch;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+    }
     for e in &report.coverage.errors {
         eprintln!("error: {e}");
     }
@@ -306,4 +348,126 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         a.output.as_ref(),
     )?;
     Ok(report.exit_code())
+}
+
+/// `--images`: every distinct image the charts deploy, opened from its registry (only
+/// registry references: a chart cannot make the scanner read a local path) and scanned
+/// together, so layers shared between images are walked once. Each workload's entry
+/// gets the image's digest and findings; an image that cannot be opened is an error
+/// naming the workloads that use it.
+fn scan_images(
+    a: &ScanArgs,
+    charts: &mut [canary_analyzer::report::ChartReport],
+    policy: &canary_analyzer::policy::Policy,
+    started: std::time::Instant,
+) -> anyhow::Result<canary_analyzer::report::Report> {
+    use canary_analyzer::report::{ChartImageScan, Issue, IssueLevel};
+    use canary_analyzer::source::Target;
+    use std::collections::BTreeMap;
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in charts.iter() {
+        for i in &c.images {
+            users
+                .entry(i.image.clone())
+                .or_default()
+                .push(format!("{} {}", i.object, i.container));
+        }
+    }
+    let client = a.registry.client()?;
+    let rt = super::runtime()?;
+    let mut resolved = Vec::new();
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut issues = Vec::new();
+    for (image, used_by) in &users {
+        let opened = Target::parse_registry(image)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                let host = t.registry_host().unwrap_or_default().to_string();
+                if !a.allow_registry.is_empty()
+                    && !a
+                        .allow_registry
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(&host))
+                {
+                    return Err(format!("registry {host} is not allowed (--allow-registry)"));
+                }
+                rt.block_on(canary_analyzer::open_target(
+                    &t,
+                    &client,
+                    &a.platform,
+                    false,
+                ))
+                .map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok(imgs) => {
+                names.insert(image.clone(), imgs.iter().map(|i| i.name.clone()).collect());
+                resolved.extend(imgs);
+            }
+            Err(e) => {
+                issues.push(Issue {
+                    level: IssueLevel::Error,
+                    image: image.clone(),
+                    layer: None,
+                    path: None,
+                    message: format!("not scanned ({}): {e}", used_by.join(", ")),
+                });
+                failed.insert(image.clone(), e);
+            }
+        }
+    }
+    eprintln!(
+        "images: {} distinct, {} opened, {} layers",
+        users.len(),
+        resolved.len(),
+        resolved.iter().map(|i| i.layers.len()).sum::<usize>()
+    );
+    let detectors = canary_analyzer::detect::default_detectors();
+    let options = canary_analyzer::scan::ScanOptions::default();
+    let report = canary_analyzer::scan::scan_images(
+        &resolved,
+        canary_analyzer::scan::ScanInput {
+            target: "images of the chart",
+            detectors: &detectors,
+            policy,
+            options: &options,
+            progress: &canary_analyzer::scan::NoProgress,
+            fetch: client.stats(),
+            issues,
+            started,
+            runtime: None,
+            known_layers: Default::default(),
+            on_layer_walked: None,
+        },
+    );
+    for c in charts.iter_mut() {
+        for i in &mut c.images {
+            i.scan = Some(match failed.get(&i.image) {
+                Some(e) => ChartImageScan {
+                    manifest_digest: None,
+                    findings: 0,
+                    max_severity: None,
+                    error: Some(e.clone()),
+                },
+                None => {
+                    let reports: Vec<_> = report
+                        .images
+                        .iter()
+                        .filter(|r| names.get(&i.image).is_some_and(|n| n.contains(&r.name)))
+                        .collect();
+                    ChartImageScan {
+                        manifest_digest: reports.first().and_then(|r| r.manifest_digest.clone()),
+                        findings: reports.iter().map(|r| r.findings.len()).sum(),
+                        max_severity: reports
+                            .iter()
+                            .flat_map(|r| r.findings.iter().map(|f| f.severity))
+                            .max(),
+                        error: None,
+                    }
+                }
+            });
+        }
+    }
+    Ok(report)
 }

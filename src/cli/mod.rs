@@ -46,7 +46,7 @@ pub enum Command {
     Crawl(crawl::CrawlArgs),
     /// Figures over a crawl's store: Markdown, HTML with charts, CSV of findings, JSON.
     Report(crawl::ReportArgs),
-    /// Helm charts: `canary helm template CHART` renders one as `helm template` does.
+    /// Helm charts: `canary helm SOURCE` (or `helm scan SOURCE`) scans a chart, package or Git repository; `canary helm template CHART` renders one as `helm template` does.
     Helm(helm::HelmArgs),
 }
 

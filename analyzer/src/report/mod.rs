@@ -206,6 +206,22 @@ pub struct ChartImage {
     pub image: String,
     /// The template it was rendered from.
     pub source: String,
+    /// With `--images`: the image as scanned (its platform manifest digest, or none if it
+    /// could not be opened) and its findings after the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ChartImageScan>,
+}
+
+/// What scanning a chart's image found, shown with every workload that uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartImageScan {
+    pub manifest_digest: Option<String>,
+    pub findings: usize,
+    /// The highest severity among them.
+    pub max_severity: Option<Severity>,
+    /// Why it could not be scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

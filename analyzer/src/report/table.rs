@@ -32,9 +32,19 @@ pub fn write(report: &Report, out: &mut dyn Write, color: bool) -> std::io::Resu
                 c.images.len()
             )?;
             for i in &c.images {
+                let scanned = match &i.scan {
+                    None => String::new(),
+                    Some(s) => match (&s.error, s.max_severity) {
+                        (Some(_), _) => " (not scanned)".into(),
+                        (None, Some(sev)) => {
+                            format!(" ({} findings, worst {})", s.findings, sev.as_str())
+                        }
+                        (None, None) => " (no findings)".into(),
+                    },
+                };
                 writeln!(
                     out,
-                    "    {} {}: {}",
+                    "    {} {}: {}{scanned}",
                     p(&i.object),
                     p(&i.container),
                     p(&i.image)

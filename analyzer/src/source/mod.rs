@@ -83,6 +83,26 @@ impl Target {
         Ok(Target::Registry(r))
     }
 
+    /// A registry reference and nothing else: for names that come from untrusted input
+    /// (a chart's images), which must never make the scanner open a local path.
+    pub fn parse_registry(s: &str) -> Result<Self> {
+        let r: oci_client::Reference =
+            s.parse()
+                .map_err(|e: oci_client::ParseError| Error::Reference {
+                    input: s.to_string(),
+                    reason: e.to_string(),
+                })?;
+        Ok(Target::Registry(r))
+    }
+
+    /// The registry host of a registry reference.
+    pub fn registry_host(&self) -> Option<&str> {
+        match self {
+            Target::Registry(r) => Some(r.registry()),
+            _ => None,
+        }
+    }
+
     /// Normalized display name.
     pub fn display(&self) -> String {
         match self {
