@@ -583,6 +583,41 @@ fn subchart_chart_renders_as_helm_does() {
 #[test]
 fn dependencies_library_charts_and_aliases_render_as_helm_does() {
     same_as_helm(DEPS_CHART, &[]);
+    // The scan names dependencies by range without a Chart.lock, and one over plain HTTP.
+    let c = Canary::new();
+    let dir = c.home.path().join("chart");
+    write_chart(&dir, DEPS_CHART);
+    let chart_yaml = std::fs::read_to_string(dir.join("Chart.yaml")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        chart_yaml.replacen(
+            "repository: https://charts.example.com\n    alias",
+            "repository: http://charts.example.com\n    alias",
+            1,
+        ),
+    )
+    .unwrap();
+    let r = c.run(&["helm", dir.to_str().unwrap(), "--format", "json"]);
+    let findings = r.json()["images"][0]["findings"].clone();
+    let of = |id: &str| -> Vec<serde_json::Value> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == id)
+            .cloned()
+            .collect()
+    };
+    let http = of("helm/dependency-plain-http");
+    assert_eq!(http.len(), 1, "{findings:#}");
+    assert_eq!(http[0]["location"]["path"], "Chart.yaml");
+    assert_eq!(http[0]["location"]["line"], 16);
+    assert_eq!(http[0]["severity"], "high");
+    // `2.x.x`, `~18.1.0` and `>=18.0.0`; `0.3.1` is exact.
+    assert_eq!(of("helm/dependency-unpinned").len(), 3, "{findings:#}");
+    std::fs::write(dir.join("Chart.lock"), "dependencies: []\n").unwrap();
+    let r = c.run(&["helm", dir.to_str().unwrap(), "--format", "json"]);
+    assert!(!r.stdout.contains("helm/dependency-unpinned"), "{r}");
     // Tags and conditions from the command line: the tagged chart comes in, the
     // un-aliased redis too; a global condition does not override the alias's own.
     same_as_helm(
@@ -799,6 +834,49 @@ fn packaged_charts_render_and_hostile_ones_are_refused() {
     ]);
     assert_eq!(got.code, 0, "{got}");
     assert_eq!(got.stdout, String::from_utf8_lossy(&want.stdout));
+
+    // Provenance: none beside the archive; one recording another digest; the right one.
+    let prov_rules = |r: &common::cli::Run| -> Vec<String> {
+        r.json()["images"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule_id"].as_str().unwrap().to_string())
+            .filter(|id| id.contains("provenance"))
+            .collect()
+    };
+    let scan = || {
+        c.run(&[
+            "helm",
+            "scan",
+            good.to_str().unwrap(),
+            "--set",
+            "x.y=1",
+            "--format",
+            "json",
+        ])
+    };
+    assert_eq!(prov_rules(&scan()), ["helm/no-provenance"]);
+    let digest = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&good).unwrap();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let prov = |sum: &str| {
+        format!(
+            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\napiVersion: v2\nname: c1\nversion: 0.1.0\n\n...\nfiles:\n  c1-0.1.0.tgz: sha256:{sum}\n-----BEGIN PGP SIGNATURE-----\n\nwsBcBAEBCgAQ\n-----END PGP SIGNATURE-----\n"
+        )
+    };
+    let prov_path = c.home.path().join("c1-0.1.0.tgz.prov");
+    std::fs::write(&prov_path, prov(&"0".repeat(64))).unwrap();
+    let r = scan();
+    assert_eq!(prov_rules(&r), ["helm/provenance-mismatch"]);
+    assert_eq!(r.code, 1, "{r}");
+    std::fs::write(&prov_path, prov(&digest)).unwrap();
+    assert!(prov_rules(&scan()).is_empty());
 
     let chart_yaml: &[u8] = b"apiVersion: v2\nname: c1\nversion: 1.0.0\n";
     for (entries, why) in [

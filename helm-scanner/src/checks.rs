@@ -76,6 +76,70 @@ fn miner() -> &'static regex::Regex {
     })
 }
 
+/// The dependency checks of `data/chart-checks.toml` on one chart's metadata (its
+/// `Chart.yaml`, or a v1 chart's `requirements.yaml` merged in): plain-HTTP
+/// repositories, and version ranges when no lock file pins them (`locked`).
+pub fn dependency_checks(deps: &[crate::deps::Dependency], locked: bool) -> Vec<CheckHit> {
+    let mut out = Vec::new();
+    for d in deps {
+        if d.repository
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        {
+            out.push(CheckHit {
+                rule_id: "helm/dependency-plain-http",
+                detail: format!("dependency {} from {}", d.name, d.repository),
+            });
+        }
+        let exact = crate::template::funcs::is_exact_version(&d.version);
+        if !locked && !exact && !d.repository.starts_with("file://") {
+            out.push(CheckHit {
+                rule_id: "helm/dependency-unpinned",
+                detail: format!("dependency {} version {:?}", d.name, d.version),
+            });
+        }
+    }
+    out
+}
+
+/// The provenance checks of `data/chart-checks.toml` on a packaged chart: `prov` is the
+/// `.prov` file beside the archive, if any. Its signature is not verified (no OpenPGP
+/// here); the archive's SHA-256 must be the one it records.
+pub fn provenance_checks(archive_name: &str, archive: &[u8], prov: Option<&str>) -> Vec<CheckHit> {
+    use sha2::Digest;
+    let Some(prov) = prov.filter(|p| !p.trim().is_empty()) else {
+        return vec![CheckHit {
+            rule_id: "helm/no-provenance",
+            detail: format!("no {archive_name}.prov"),
+        }];
+    };
+    let want = format!(
+        "sha256:{}",
+        canary_analyzer::hex(&sha2::Sha256::digest(archive))
+    );
+    // `files:` then `  NAME: sha256:HEX` lines, inside the signed message.
+    let recorded = prov
+        .lines()
+        .skip_while(|l| l.trim_end() != "files:")
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .find_map(|l| {
+            let (name, sum) = l.trim().split_once(':')?;
+            (name.trim() == archive_name).then(|| sum.trim().to_string())
+        });
+    match recorded {
+        Some(sum) if sum.eq_ignore_ascii_case(&want) => vec![],
+        Some(sum) => vec![CheckHit {
+            rule_id: "helm/provenance-mismatch",
+            detail: format!("{archive_name} is {want}; its .prov records {sum}"),
+        }],
+        None => vec![CheckHit {
+            rule_id: "helm/provenance-mismatch",
+            detail: format!("its .prov records no digest for {archive_name}"),
+        }],
+    }
+}
+
 /// Every check on one object of kind `kind`.
 pub fn check(kind: &str, obj: &Value) -> Vec<CheckHit> {
     let mut out = Vec::new();
@@ -217,6 +281,42 @@ mod tests {
     use super::*;
 
     /// Every rule's examples, from the data file.
+    #[test]
+    fn chart_rules_fire_on_their_examples_only() {
+        assert_eq!(canary_rules::chart_checks().len(), 4);
+        let archive = b"canary example chart archive\n";
+        for r in canary_rules::chart_checks() {
+            assert!(!r.positive.is_empty(), "{} has no positive example", r.id);
+            for (which, examples, want) in [
+                ("positive", &r.positive, true),
+                ("negative", &r.negative, false),
+            ] {
+                for (i, ex) in examples.iter().enumerate() {
+                    let hits = if r.id.contains("provenance") {
+                        provenance_checks("example-1.0.0.tgz", archive, Some(ex))
+                    } else {
+                        let mut metadata = serde_json::Map::new();
+                        if let Value::Object(m) = crate::template::yaml::from_yaml(ex).unwrap() {
+                            metadata = m;
+                        }
+                        let chart = crate::chart::Chart {
+                            metadata,
+                            values: Value::Null,
+                            templates: Default::default(),
+                            files: Default::default(),
+                            subcharts: vec![],
+                            raw: Default::default(),
+                            dir_name: String::new(),
+                        };
+                        dependency_checks(&crate::deps::dependencies(&chart), false)
+                    };
+                    let fired = hits.iter().any(|h| h.rule_id == r.id);
+                    assert_eq!(fired, want, "{} {which} example {i}: {hits:?}", r.id);
+                }
+            }
+        }
+    }
+
     #[test]
     fn rules_fire_on_their_examples_only() {
         let ids: Vec<&str> = canary_rules::k8s_checks()

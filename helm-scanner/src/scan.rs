@@ -103,36 +103,18 @@ pub fn scan_chart(
             Err(e) => out.problems.push(format!("{} (rendered): {e}", m.source)),
         }
         for hit in crate::checks::check(&m.kind, &obj) {
-            let rule = canary_rules::k8s_checks()
-                .iter()
-                .find(|r| r.id == hit.rule_id);
-            out.findings.push(Finding {
-                rule_id: hit.rule_id.to_string(),
-                category: if hit.rule_id == "k8s/miner-args" {
-                    Category::Miner
-                } else {
-                    Category::Misconfig
-                },
-                severity: rule
-                    .map(|r| severity(&r.severity))
-                    .unwrap_or(Severity::Medium),
-                confidence: Confidence::High,
-                title: rule.map(|r| r.title.clone()).unwrap_or_default(),
-                fingerprint: Finding::fingerprint_of(
-                    hit.rule_id,
-                    &format!("{}#{object}", m.source),
-                    hit.detail.as_bytes(),
-                ),
-                location: Location::ChartFile {
+            out.findings.push(coded_finding(
+                &hit,
+                &format!("{}#{object}", m.source),
+                Location::ChartFile {
                     path: m.source.clone(),
                     line: None,
                     rendered: true,
                     object: Some(object.clone()),
                     commit: None,
                 },
-                // Commands can carry tokens (`curl -H "Authorization: …"`): shown redacted.
-                evidence: engine.redact_text(hit.detail.as_bytes()),
-            });
+                engine,
+            ));
         }
         if let Some(spec) = pod_spec(&m.kind, &obj) {
             for (list, _, c) in containers(spec) {
@@ -151,4 +133,118 @@ pub fn scan_chart(
         }
     }
     out
+}
+
+/// A finding of a rule of `k8s-checks.toml` or `chart-checks.toml`.
+fn coded_finding(
+    hit: &crate::checks::CheckHit,
+    key: &str,
+    location: Location,
+    engine: &'static ContentEngine,
+) -> Finding {
+    let rule = canary_rules::k8s_checks()
+        .iter()
+        .chain(canary_rules::chart_checks())
+        .find(|r| r.id == hit.rule_id);
+    Finding {
+        rule_id: hit.rule_id.to_string(),
+        category: if hit.rule_id == "k8s/miner-args" {
+            Category::Miner
+        } else {
+            Category::Misconfig
+        },
+        severity: rule
+            .map(|r| severity(&r.severity))
+            .unwrap_or(Severity::Medium),
+        confidence: Confidence::High,
+        title: rule.map(|r| r.title.clone()).unwrap_or_default(),
+        fingerprint: Finding::fingerprint_of(hit.rule_id, key, hit.detail.as_bytes()),
+        location,
+        // Commands and URLs can carry tokens: shown redacted.
+        evidence: engine.redact_text(hit.detail.as_bytes()),
+    }
+}
+
+/// The supply-chain checks on a chart and its sub-charts: dependencies from plain-HTTP
+/// repositories, and version ranges no lock file pins. `prefix`: where the chart's files
+/// are named from (`charts/web/` in a repository).
+pub fn supply_chain(chart: &Chart, prefix: &str, engine: &'static ContentEngine) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let deps = crate::deps::dependencies(chart);
+    let locked =
+        chart.raw.contains_key("Chart.lock") || chart.raw.contains_key("requirements.lock");
+    let file = if chart.metadata.contains_key("dependencies")
+        || !chart.raw.contains_key("requirements.yaml")
+    {
+        "Chart.yaml"
+    } else {
+        "requirements.yaml"
+    };
+    let text = chart
+        .raw
+        .get(file)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let path = format!("{prefix}{file}");
+    for hit in crate::checks::dependency_checks(&deps, locked) {
+        // The line naming the repository (or the version) of that dependency.
+        let needle = hit
+            .detail
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_string();
+        let line = text
+            .lines()
+            .position(|l| !needle.is_empty() && l.contains(&needle))
+            .map(|i| i as u64 + 1);
+        out.push(coded_finding(
+            &hit,
+            &path,
+            Location::ChartFile {
+                path: path.clone(),
+                line,
+                rendered: false,
+                object: None,
+                commit: None,
+            },
+            engine,
+        ));
+    }
+    for sub in &chart.subcharts {
+        out.extend(supply_chain(
+            sub,
+            &format!("{prefix}charts/{}/", sub.dir_name),
+            engine,
+        ));
+    }
+    out
+}
+
+/// The provenance checks on a packaged chart: `archive` is the `.tgz` as read, `prov`
+/// the `.prov` file beside it, if any.
+pub fn provenance(
+    archive_name: &str,
+    archive: &[u8],
+    prov: Option<&str>,
+    engine: &'static ContentEngine,
+) -> Vec<Finding> {
+    crate::checks::provenance_checks(archive_name, archive, prov)
+        .iter()
+        .map(|hit| {
+            coded_finding(
+                hit,
+                archive_name,
+                Location::ChartFile {
+                    path: format!("{archive_name}.prov"),
+                    line: None,
+                    rendered: false,
+                    object: None,
+                    commit: None,
+                },
+                engine,
+            )
+        })
+        .collect()
 }

@@ -18,6 +18,7 @@ const POOL_PORTS: &str = include_str!("../data/pool-ports.txt");
 const IOC_SHA256: &str = include_str!("../data/ioc-sha256.txt");
 const RUNTIME_RULES: &str = include_str!("../data/runtime-rules.toml");
 const K8S_CHECKS: &str = include_str!("../data/k8s-checks.toml");
+const CHART_CHECKS: &str = include_str!("../data/chart-checks.toml");
 
 /// Every embedded data file, in digest order.
 const ALL_DATA: &[&str] = &[
@@ -31,6 +32,7 @@ const ALL_DATA: &[&str] = &[
     IOC_SHA256,
     RUNTIME_RULES,
     K8S_CHECKS,
+    CHART_CHECKS,
 ];
 
 /// Metadata of one rule.
@@ -143,6 +145,17 @@ pub fn k8s_checks() -> &'static [K8sCheck] {
     })
 }
 
+/// The supply-chain checks on charts (`data/chart-checks.toml`: dependencies, provenance;
+/// their logic is in the Helm scanner, by id).
+pub fn chart_checks() -> &'static [CodedRule] {
+    static RULES: OnceLock<Vec<CodedRule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        toml::from_str::<K8sCatalog>(CHART_CHECKS)
+            .expect("data/chart-checks.toml is valid (checked by tests)")
+            .rule
+    })
+}
+
 /// The runtime rules (their logic is in the sandbox crate, by id).
 pub fn runtime_rules() -> &'static [RuntimeRule] {
     static RULES: OnceLock<Vec<RuntimeRule>> = OnceLock::new();
@@ -193,7 +206,7 @@ pub fn rules() -> &'static [RuleMeta] {
             description: r.description.clone(),
             help: r.help.clone(),
         }));
-        all.extend(k8s_checks().iter().map(|r| RuleMeta {
+        all.extend(k8s_checks().iter().chain(chart_checks()).map(|r| RuleMeta {
             id: r.id.clone(),
             severity: r.severity.clone(),
             category: "misconfig".into(),

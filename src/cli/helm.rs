@@ -219,16 +219,47 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
                 &ChartLimits::default(),
             ) {
                 // Its files were scanned through the history (with their commits).
-                Ok(c) => units.push((dir, c, None)),
+                Ok(c) => {
+                    let prefix = if dir.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{dir}/")
+                    };
+                    findings.extend(canary_helm_scanner::scan::supply_chain(&c, &prefix, engine));
+                    units.push((dir, c, None))
+                }
                 Err(e) => errors.push(e.to_string()),
             }
         }
     } else {
         let chart = if a.render.chart.is_file() {
-            canary_helm_scanner::chart::load_tgz(&a.render.chart, &ChartLimits::default())?
+            let chart =
+                canary_helm_scanner::chart::load_tgz(&a.render.chart, &ChartLimits::default())?;
+            // A packaged chart's provenance: the `.prov` beside it, if any.
+            let archive = std::fs::read(&a.render.chart)
+                .with_context(|| format!("reading {}", a.render.chart.display()))?;
+            let name = a
+                .render
+                .chart
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut prov_path = a.render.chart.clone().into_os_string();
+            prov_path.push(".prov");
+            let prov = std::fs::read(&prov_path)
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            findings.extend(canary_helm_scanner::scan::provenance(
+                &name,
+                &archive,
+                prov.as_deref(),
+                engine,
+            ));
+            chart
         } else {
             load_dir(&a.render.chart, &ChartLimits::default())?
         };
+        findings.extend(canary_helm_scanner::scan::supply_chain(&chart, "", engine));
         units.push((String::new(), chart, Some(String::new())));
     }
     for (_, chart, prefix) in &units {

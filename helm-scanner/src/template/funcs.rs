@@ -1160,6 +1160,20 @@ fn semver_cmp(a: &(u64, u64, u64, String), b: &(u64, u64, u64, String)) -> std::
         })
 }
 
+/// Whether a dependency's version names one release (`1.2.3`, `v1.2.3-rc.1`), not a
+/// range or wildcard.
+pub fn is_exact_version(v: &str) -> bool {
+    let t = v.trim().trim_start_matches('=').trim();
+    let core = t.trim_start_matches(['v', 'V']);
+    core.split(['-', '+']).next().is_some_and(|c| {
+        let parts: Vec<&str> = c.split('.').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    }) && !t.contains([' ', ',', '|', '<', '>', '~', '^', '*'])
+}
+
 /// Masterminds/semver constraints as charts write them: `||` between alternatives,
 /// terms separated by spaces or commas, operators `= != > < >= <= ~ ^`; a version with
 /// a prerelease only satisfies terms that carry one (`>=1.19-0`); wildcards (`*`, `1.x`,
