@@ -2,6 +2,7 @@
 //! says `mod common;`; not every binary uses every helper.
 #![allow(dead_code)]
 
+pub mod charts;
 pub mod cli;
 pub mod faulty;
 pub mod hub;
