@@ -64,7 +64,7 @@ fn history_stream(n: usize) -> Vec<u8> {
         }
         let key = if i % 1000 == 1 {
             // A different, random-looking key id each time.
-            let mut x = i as u64 * 0x9E37_79B9_7F4A_7C15 | 1;
+            let mut x = (i as u64 * 0x9E37_79B9_7F4A_7C15) | 1;
             let id: String = (0..16)
                 .map(|_| {
                     x ^= x << 13;
@@ -182,7 +182,8 @@ fn main() {
     );
 
     // --- Render time per chart.
-    let charts: [(&str, &[(&str, &str)], &[&str]); 3] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let charts: [Case; 3] = [
         (
             "helm create style",
             charts::HELPERS_CHART,
