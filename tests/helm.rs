@@ -799,3 +799,139 @@ spec:
         "{r}"
     );
 }
+
+/// A static HTTP server (Python's `http.server`) on a free loopback port serving `dir`:
+/// a Helm chart repository is static files. Killed on drop.
+struct StaticHttp {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl StaticHttp {
+    fn start(dir: &Path) -> StaticHttp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < until,
+                "http.server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        StaticHttp { child, port }
+    }
+}
+
+impl Drop for StaticHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--repo URL CHART [--version V]`: a chart repository packaged and indexed by Helm
+/// itself (`helm package`, `helm repo index`), served over loopback HTTP. Canary renders
+/// the chart as `helm template --repo` does, takes the newest release by default, checks
+/// the archive against the index's digest, and reads the `.prov` beside it.
+#[test]
+fn charts_from_a_helm_repository_render_as_helm_does() {
+    let c = Canary::new();
+    let repo = c.home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for version in ["1.0.0", "1.1.0", "2.0.0-rc.1"] {
+        let dir = c.home.path().join(format!("src-{version}")).join("shop");
+        write_chart(&dir, DEPS_CHART);
+        let yaml = std::fs::read_to_string(dir.join("Chart.yaml")).unwrap();
+        std::fs::write(
+            dir.join("Chart.yaml"),
+            yaml.replacen("version: 2.1.0", &format!("version: {version}"), 1),
+        )
+        .unwrap();
+        let out = Command::new(helm())
+            .args(["package", "-d"])
+            .arg(&repo)
+            .arg(&dir)
+            .env("HOME", c.home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = StaticHttp::start(&repo);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let out = Command::new(helm())
+        .args(["repo", "index"])
+        .arg(&repo)
+        .args(["--url", &url])
+        .env("HOME", c.home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = Command::new(helm())
+        .args([
+            "template",
+            "rel",
+            "shop",
+            "--repo",
+            &url,
+            "--version",
+            "1.0.0",
+        ])
+        .env("HOME", c.home.path())
+        .output()
+        .unwrap();
+    assert!(
+        want.status.success(),
+        "{}",
+        String::from_utf8_lossy(&want.stderr)
+    );
+    let got = c.run(&[
+        "helm",
+        "template",
+        "shop",
+        "--repo",
+        &url,
+        "--version",
+        "1.0.0",
+        "--release-name",
+        "rel",
+    ]);
+    assert_eq!(got.code, 0, "{got}");
+    assert_eq!(got.stdout, String::from_utf8_lossy(&want.stdout));
+    // The newest release (not the release candidate) by default; no .prov beside it.
+    let r = c.run(&["helm", "scan", "shop", "--repo", &url, "--format", "json"]);
+    let j = r.json();
+    assert_eq!(j["charts"][0]["version"], "1.1.0", "{r}");
+    assert!(j["target"].as_str().unwrap().ends_with("shop 1.1.0"), "{r}");
+    assert!(r.stdout.contains("helm/no-provenance"), "{r}");
+    assert!(r.stderr.contains("fetched over plain HTTP"), "{r}");
+    // An archive changed after indexing is refused; an unknown chart or version named.
+    std::fs::write(repo.join("shop-1.1.0.tgz"), b"not the indexed archive").unwrap();
+    let r = c.run(&["helm", "scan", "shop", "--repo", &url, "--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("is not the index's"), "{r}");
+    let r = c.run(&["helm", "scan", "nope", "--repo", &url]);
+    assert!(r.stderr.contains("no chart named \"nope\""), "{r}");
+    let r = c.run(&["helm", "scan", "shop", "--repo", &url, "--version", "9.x"]);
+    assert!(r.stderr.contains("no version of shop matches 9.x"), "{r}");
+}

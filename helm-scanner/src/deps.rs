@@ -121,6 +121,28 @@ fn write_dependencies(chart: &mut Chart, deps: &[Dependency]) {
         .insert("dependencies".into(), Value::Array(list));
 }
 
+/// The entry `helm pull --version` takes from a repository's list: the exact version if
+/// listed, else the newest that the constraint allows; with no version asked, the newest
+/// that is not a prerelease.
+pub fn pick_version(versions: &[String], want: Option<&str>) -> Option<usize> {
+    use crate::template::funcs::{parse_semver, semver_cmp};
+    if let Some(w) = want
+        && let Some(i) = versions.iter().position(|v| v == w)
+    {
+        return Some(i);
+    }
+    versions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| parse_semver(v).map(|p| (i, p)))
+        .filter(|(i, p)| match want {
+            Some(c) => compatible(c, &versions[*i]),
+            None => p.3.is_empty(),
+        })
+        .max_by(|a, b| semver_cmp(&a.1, &b.1))
+        .map(|(i, _)| i)
+}
+
 /// Helm's `IsCompatibleRange`: an unparsable version or constraint matches nothing.
 fn compatible(constraint: &str, version: &str) -> bool {
     semver_check(constraint, version).unwrap_or(false)
@@ -450,6 +472,19 @@ mod tests {
             errors.iter().any(|e| e.contains("type mismatch on sub")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn versions_are_picked_as_helm_pull_does() {
+        let v: Vec<String> = ["1.2.0", "1.10.0", "2.0.0-rc.1", "1.9.3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(pick_version(&v, None), Some(1));
+        assert_eq!(pick_version(&v, Some("1.9.3")), Some(3));
+        assert_eq!(pick_version(&v, Some("~1.9")), Some(3));
+        assert_eq!(pick_version(&v, Some(">=2.0.0-0")), Some(2));
+        assert_eq!(pick_version(&v, Some("3.x")), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct HelmArgs {
 #[derive(Debug, Subcommand)]
 pub enum HelmCommand {
     /// Print a chart's rendered manifests as `helm template` does (to diff against Helm).
-    Template(TemplateArgs),
+    Template(Box<TemplateArgs>),
     /// Scan a chart: secrets and miners in every file and rendered manifest,
     /// misconfigurations of the rendered objects, and the images it deploys.
     Scan(Box<ScanArgs>),
@@ -77,6 +77,14 @@ pub struct TemplateArgs {
     /// `.Release.Namespace`.
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
+    /// Take CHART from this Helm repository (its `index.yaml`; `https://`, or `http://`),
+    /// as `helm template --repo URL CHART` does.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// With --repo: the chart version, exact or a constraint (default: the newest
+    /// release).
+    #[arg(long, value_name = "VERSION", requires = "repo")]
+    pub version: Option<String>,
     /// `.Capabilities.KubeVersion`.
     #[arg(long, default_value = "v1.35.0")]
     pub kube_version: String,
@@ -87,7 +95,7 @@ pub struct TemplateArgs {
 
 pub fn run(a: HelmArgs) -> anyhow::Result<i32> {
     match a.command {
-        HelmCommand::Template(t) => template(t),
+        HelmCommand::Template(t) => template(*t),
         HelmCommand::Scan(s) => scan(*s),
     }
 }
@@ -148,7 +156,12 @@ fn is_git(source: &str) -> bool {
                 || (path.join("HEAD").is_file() && path.join("objects").is_dir())))
 }
 
-fn template(a: TemplateArgs) -> anyhow::Result<i32> {
+fn template(mut a: TemplateArgs) -> anyhow::Result<i32> {
+    let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
+    if let Some(repo) = a.repo.clone() {
+        let name = a.chart.display().to_string();
+        a.chart = fetch_from_repo(&repo, &name, a.version.as_deref(), work.path())?.0;
+    }
     let (_, rendered) = rendered(a)?;
     for e in &rendered.errors {
         eprintln!("error: {e}");
@@ -157,7 +170,16 @@ fn template(a: TemplateArgs) -> anyhow::Result<i32> {
     Ok(if rendered.errors.is_empty() { 0 } else { 2 })
 }
 
-fn scan(a: ScanArgs) -> anyhow::Result<i32> {
+fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
+    let fetched = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
+    let mut from_repo = None;
+    if let Some(repo) = a.render.repo.clone() {
+        let name = a.render.chart.display().to_string();
+        let (path, shown) =
+            fetch_from_repo(&repo, &name, a.render.version.as_deref(), fetched.path())?;
+        a.render.chart = path;
+        from_repo = Some(shown);
+    }
     use canary_analyzer::report::{
         ChartImage, ChartReport, Coverage, ImageReport, Issue, IssueLevel, PolicyOutcome, Report,
         SCHEMA_VERSION, Summary, Tool,
@@ -169,7 +191,7 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     }
     let source = a.render.chart.display().to_string();
     // Shown everywhere (report, errors) without credentials a URL may carry.
-    let target = canary_helm_scanner::history::shown_url(&source);
+    let target = from_repo.unwrap_or_else(|| canary_helm_scanner::history::shown_url(&source));
     let engine = canary_analyzer::detect::content::ContentEngine::builtin();
     let mut coverage = Coverage {
         complete: true,
@@ -501,4 +523,143 @@ fn scan_images(
         }
     }
     Ok(report)
+}
+
+/// Bytes of a GET, refused past `cap` or on any status but 200.
+async fn get_capped(
+    http: &reqwest::Client,
+    url: &str,
+    cap: usize,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let shown = canary_helm_scanner::history::shown_url(url);
+    let mut resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {shown}"))?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if resp.status() != reqwest::StatusCode::OK {
+        anyhow::bail!("GET {shown}: HTTP {}", resp.status());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {shown}"))? {
+        if body.len() + chunk.len() > cap {
+            anyhow::bail!("GET {shown}: larger than {cap} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// `--repo URL CHART [--version V]`: the chart's archive from a Helm repository (its
+/// `index.yaml`, the entry `helm pull` would take, the archive checked against the
+/// index's digest) and its `.prov` if the repository has one, written into `dir`.
+/// Returns the archive's path and how to name the source.
+fn fetch_from_repo(
+    repo: &str,
+    name: &str,
+    version: Option<&str>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(PathBuf, String)> {
+    use sha2::Digest;
+    let shown_repo = canary_helm_scanner::history::shown_url(repo);
+    let base = repo.trim_end_matches('/');
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        anyhow::bail!("--repo {shown_repo}: not an http(s) URL");
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()?;
+    super::runtime()?.block_on(async {
+        let index = get_capped(&http, &format!("{base}/index.yaml"), 32 << 20)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{shown_repo}: no index.yaml (HTTP 404)"))?;
+        let index = String::from_utf8(index)
+            .map_err(|_| anyhow::anyhow!("{shown_repo}/index.yaml: not UTF-8"))?;
+        let index = canary_helm_scanner::template::yaml::from_yaml(&index)
+            .map_err(|e| anyhow::anyhow!("{shown_repo}/index.yaml: {e}"))?;
+        let entries = index
+            .pointer(&format!(
+                "/entries/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            ))
+            .and_then(|e| e.as_array())
+            .ok_or_else(|| {
+                anyhow::anyhow!("{shown_repo}: no chart named {name:?} in index.yaml")
+            })?;
+        let versions: Vec<String> = entries
+            .iter()
+            .map(|e| match &e["version"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let i = canary_helm_scanner::deps::pick_version(&versions, version).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{shown_repo}: no version of {name} matches {}",
+                version.unwrap_or("(newest release)")
+            )
+        })?;
+        let entry = &entries[i];
+        let url = entry["urls"]
+            .as_array()
+            .and_then(|u| u.first())
+            .and_then(|u| u.as_str())
+            .ok_or_else(|| anyhow::anyhow!("{shown_repo}: {name} {} has no URL", versions[i]))?;
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("{base}/{}", url.trim_start_matches('/'))
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            anyhow::bail!("{shown_repo}: {name} {}: not an http(s) URL", versions[i]);
+        }
+        let shown = canary_helm_scanner::history::shown_url(&url);
+        let archive = get_capped(&http, &url, 64 << 20)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("GET {shown}: HTTP 404"))?;
+        if let Some(want) = entry["digest"].as_str().filter(|d| !d.is_empty()) {
+            let got = canary_analyzer::hex(&sha2::Sha256::digest(&archive));
+            if !want
+                .trim_start_matches("sha256:")
+                .eq_ignore_ascii_case(&got)
+            {
+                anyhow::bail!(
+                    "{shown}: archive digest sha256:{got} is not the index's {want}: refusing it"
+                );
+            }
+        }
+        // The file name the archive has in the repository, made safe for `dir`.
+        let file: String = url
+            .rsplit('/')
+            .next()
+            .unwrap_or("chart.tgz")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = if file.starts_with('.') || file.is_empty() {
+            format!("{name}.tgz")
+        } else {
+            file
+        };
+        let path = dir.join(&file);
+        std::fs::write(&path, &archive)?;
+        if let Some(prov) = get_capped(&http, &format!("{url}.prov"), 1 << 20).await? {
+            std::fs::write(dir.join(format!("{file}.prov")), prov)?;
+        }
+        if url.starts_with("http://") {
+            eprintln!("warning: {shown} was fetched over plain HTTP");
+        }
+        Ok((path, format!("{shown_repo} {name} {}", versions[i])))
+    })
 }

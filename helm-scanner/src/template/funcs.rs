@@ -1126,7 +1126,7 @@ fn go_pretty_json(v: &Value, indent: usize) -> String {
 
 /// `(major, minor, patch, prerelease)` of a semantic version (`v` prefix allowed; a
 /// missing minor or patch is 0, as Masterminds/semver reads them).
-fn parse_semver(t: &str) -> Option<(u64, u64, u64, String)> {
+pub(crate) fn parse_semver(t: &str) -> Option<(u64, u64, u64, String)> {
     let t = t.trim().trim_start_matches(['v', 'V']);
     let t = t.split('+').next()?;
     let (core, pre) = match t.split_once('-') {
@@ -1149,7 +1149,10 @@ fn parse_semver(t: &str) -> Option<(u64, u64, u64, String)> {
     Some((major, minor, patch, pre))
 }
 
-fn semver_cmp(a: &(u64, u64, u64, String), b: &(u64, u64, u64, String)) -> std::cmp::Ordering {
+pub(crate) fn semver_cmp(
+    a: &(u64, u64, u64, String),
+    b: &(u64, u64, u64, String),
+) -> std::cmp::Ordering {
     (a.0, a.1, a.2)
         .cmp(&(b.0, b.1, b.2))
         .then_with(|| match (a.3.is_empty(), b.3.is_empty()) {
