@@ -264,13 +264,27 @@ fn main() {
         return;
     };
     let py = PathBuf::from(py);
-    // The same charts with secrets in their values: a cloud key and a GitHub token.
-    let key = "AKIAZ7QWERTYUIOPASDF";
-    let token = "ghp_R7sT9uV1wX3yZ5aB7cD9eF1gH3iJ5kL7mN9o";
+    // The same charts with three planted strings in their values: an AWS key id, a GitHub
+    // token whose CRC32 checksum is valid (a real token's shape), and one whose checksum
+    // is not (what a placeholder or a test string looks like).
+    let planted = [
+        ("AWS key id", "awsKey: AKIAZ7QWERTYUIOPASDF"),
+        (
+            "GitHub token (valid checksum)",
+            "githubToken: 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",
+        ),
+        (
+            "GitHub-like string (bad checksum)",
+            "fakeToken: ghp_R7sT9uV1wX3yZ5aB7cD9eF1gH3iJ5kL7mN9o",
+        ),
+    ];
     println!(
-        "## Side by side (same chart directories; values hold an AWS key id and a GitHub token)\n"
+        "## Side by side (same chart directories; values.yaml gains {})\n",
+        planted.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
     );
-    println!("| chart | tool | findings | secrets found | wall |");
+    println!(
+        "| chart | tool | findings | of them on the planted lines (key / token / bad-checksum string) | wall |"
+    );
     println!("|---|---|---|---|---|");
     let path_with_helm = match &helm {
         Some(h) => format!(
@@ -282,10 +296,28 @@ fn main() {
     };
     for (name, dir, args) in &dirs {
         let mut values = std::fs::read_to_string(dir.join("values.yaml")).unwrap_or_default();
-        values.push_str(&format!(
-            "leaked:\n  awsKey: {key}\n  githubToken: {token}\n"
-        ));
+        if !values.is_empty() && !values.ends_with('\n') {
+            values.push('\n');
+        }
+        let first = values.lines().count() as u64 + 2;
+        values.push_str("planted:\n");
+        for (_, line) in planted {
+            values.push_str(&format!("  {line}\n"));
+        }
         std::fs::write(dir.join("values.yaml"), values).unwrap();
+        // Which planted lines (1-based in values.yaml) a tool flagged.
+        let marks = |lines: &[u64]| -> String {
+            (0..planted.len() as u64)
+                .map(|k| {
+                    if lines.contains(&(first + k)) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         let (t, out) = run_timed(
             Command::new(&canary)
                 .args(["helm", "scan"])
@@ -296,11 +328,17 @@ fn main() {
         );
         let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let f = j["images"][0]["findings"].as_array().unwrap();
-        let secrets = f.iter().filter(|x| x["category"] == "secret").count();
+        let lines: Vec<u64> = f
+            .iter()
+            .filter(|x| x["location"]["path"] == "values.yaml")
+            .filter_map(|x| x["location"]["line"].as_u64())
+            .collect();
         println!(
-            "| {name} | canary helm scan | {} ({} misconfig) | {secrets} | {:.2} s |",
+            "| {name} | canary helm scan | {} ({} secret, {} misconfig) | {} | {:.2} s |",
             f.len(),
+            f.iter().filter(|x| x["category"] == "secret").count(),
             f.iter().filter(|x| x["category"] == "misconfig").count(),
+            marks(&lines),
             t.as_secs_f64()
         );
         let (t, out) = run_timed(
@@ -325,7 +363,7 @@ fn main() {
             })
             .unwrap_or(0);
         println!(
-            "| {name} | checkov --framework helm | {failed} failed checks | – | {:.2} s |",
+            "| {name} | checkov --framework helm | {failed} failed checks | (no secret checks in this framework) | {:.2} s |",
             t.as_secs_f64()
         );
         let (t, out) = run_timed(
@@ -333,16 +371,24 @@ fn main() {
                 .args(["scan", "--all-files"])
                 .current_dir(dir),
         );
-        let found = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| {
-                v["results"]
-                    .as_object()
-                    .map(|o| o.values().filter_map(|l| l.as_array()).map(Vec::len).sum())
-            })
-            .unwrap_or(0usize);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let results: Vec<&serde_json::Value> = v["results"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+            .filter_map(|l| l.as_array())
+            .flatten()
+            .collect();
+        let lines: Vec<u64> = v["results"]["values.yaml"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["line_number"].as_u64())
+            .collect();
         println!(
-            "| {name} | detect-secrets scan | {found} | {found} | {:.2} s |",
+            "| {name} | detect-secrets scan | {} | {} | {:.2} s |",
+            results.len(),
+            marks(&lines),
             t.as_secs_f64()
         );
     }
