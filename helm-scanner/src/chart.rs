@@ -543,17 +543,39 @@ fn chart_object(meta: &Map<String, Value>) -> Value {
 /// The `.Files` object: its files under a private key the methods read.
 const FILES_KEY: &str = "\u{0}files";
 
-fn files_object(files: &BTreeMap<String, Vec<u8>>) -> Value {
-    let m: Map<String, Value> = files
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Value::String(String::from_utf8_lossy(v).into_owned()),
-            )
+thread_local! {
+    /// The files of each chart being rendered on this thread, shared by every template
+    /// context instead of copied into each (a chart's files can be tens of MiB and its
+    /// templates thousands).
+    static FILE_SETS: std::cell::RefCell<Vec<SharedFiles>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+type SharedFiles = std::sync::Arc<BTreeMap<String, Vec<u8>>>;
+
+/// Clears this thread's file sets when a render ends, however it ends.
+struct FileSets;
+
+impl FileSets {
+    fn register(files: &BTreeMap<String, Vec<u8>>) -> usize {
+        FILE_SETS.with(|s| {
+            let mut s = s.borrow_mut();
+            s.push(std::sync::Arc::new(files.clone()));
+            s.len() - 1
         })
-        .collect();
-    json!({ FILES_KEY: m })
+    }
+}
+
+impl Drop for FileSets {
+    fn drop(&mut self) {
+        FILE_SETS.with(|s| s.borrow_mut().clear());
+    }
+}
+
+/// `.Files`: a handle on a registered file set, optionally narrowed to some names
+/// (what `.Files.Glob` returns).
+fn files_object(set: usize, only: Option<Vec<String>>) -> Value {
+    json!({ FILES_KEY: { "set": set, "only": only } })
 }
 
 /// Glob as Helm's `.Files.Glob` (gobwas/glob with `/` as separator).
@@ -573,17 +595,30 @@ fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Str
             .unwrap_or("")
             .to_string()
     };
-    if let Some(Value::Object(files)) = recv.get(FILES_KEY) {
+    if let Some(handle) = recv.get(FILES_KEY) {
+        let set = handle.get("set").and_then(Value::as_u64)? as usize;
+        let files = FILE_SETS.with(|s| s.borrow().get(set).cloned())?;
+        let only: Option<std::collections::HashSet<&str>> = handle
+            .get("only")
+            .and_then(Value::as_array)
+            .map(|o| o.iter().filter_map(Value::as_str).collect());
+        let visible = |k: &str| only.as_ref().is_none_or(|o| o.contains(k));
         let get = |p: &str| {
             files
                 .get(p)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
+                .filter(|_| visible(p))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
         };
         return Some(Ok(match name {
             "Get" => Value::String(get(&arg(0))),
-            "GetBytes" => Value::Array(get(&arg(0)).bytes().map(Value::from).collect()),
+            "GetBytes" => Value::Array(
+                files
+                    .get(&arg(0))
+                    .filter(|_| visible(&arg(0)))
+                    .map(|b| b.iter().map(|x| Value::from(*x)).collect())
+                    .unwrap_or_default(),
+            ),
             "Lines" => {
                 let t = get(&arg(0));
                 if t.is_empty() {
@@ -598,22 +633,22 @@ fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Str
             }
             "Glob" => {
                 let pat = arg(0);
-                let m: Map<String, Value> = files
-                    .iter()
-                    .filter(|(k, _)| glob_match(&pat, k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                let names: Vec<String> = files
+                    .keys()
+                    .filter(|k| visible(k) && glob_match(&pat, k))
+                    .cloned()
                     .collect();
-                json!({ FILES_KEY: m })
+                files_object(set, Some(names))
             }
             "AsConfig" | "AsSecrets" => {
                 let mut out = Map::new();
-                for (k, v) in files {
+                for (k, v) in files.iter().filter(|(k, _)| visible(k)) {
                     let base = k.rsplit('/').next().unwrap_or(k).to_string();
-                    let text = v.as_str().unwrap_or("");
+                    let text = String::from_utf8_lossy(v);
                     out.insert(
                         base,
                         Value::String(if name == "AsSecrets" {
-                            base64::engine::general_purpose::STANDARD.encode(text)
+                            base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
                         } else {
                             text.to_string()
                         }),
@@ -756,7 +791,7 @@ fn collect<'c>(
             "APIVersions": api,
             "HelmVersion": {"Version": "v4.1.4", "GitCommit": "", "GitTreeState": "clean", "GoVersion": ""},
         },
-        "Files": files_object(&chart.files),
+        "Files": files_object(FileSets::register(&chart.files), None),
     });
     for (rel, src) in &chart.templates {
         // A library chart lends its helpers; its other templates are not used at all.
@@ -791,6 +826,7 @@ pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartErro
         return Ok(out);
     }
     let chart = &crate::deps::process(chart, &opts.values, &mut out.errors);
+    let _file_sets = FileSets;
     // The caller's values as given: files' numbers are floats already, --set integers stay.
     let values = crate::deps::coalesce_values(chart, &opts.values).unwrap_or_else(|e| {
         out.errors.push(format!("{}: {e}", chart.name()));
@@ -874,4 +910,33 @@ fn split_manifests(text: &str) -> Vec<String> {
 fn regex_sep() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("static pattern"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of templates and a large file: each template's context shares the
+    /// files (copying them per template would need gigabytes here).
+    #[test]
+    fn many_templates_share_one_copy_of_the_files() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "Chart.yaml".to_string(),
+            b"apiVersion: v2\nname: big\nversion: 1.0.0\n".to_vec(),
+        );
+        files.insert("files/blob.txt".to_string(), vec![b'x'; 2 << 20]);
+        for i in 0..3000 {
+            files.insert(
+                format!("templates/t{i}.yaml"),
+                format!("kind: ConfigMap\nmetadata:\n  name: t{i}\ndata:\n  n: {{{{ .Files.Get \"files/blob.txt\" | len }}}}\n")
+                    .into_bytes(),
+            );
+        }
+        let chart = load_files("big", "big", files, &ChartLimits::default()).unwrap();
+        let r = render(&chart, &RenderOptions::default()).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.manifests.len(), 3000);
+        assert!(r.manifests[0].content.contains("n: 2097152"));
+    }
 }

@@ -153,12 +153,42 @@ fn compatible(constraint: &str, version: &str) -> bool {
 /// `charts/`, a condition that is not a boolean) are added to `errors`, naming the chart.
 pub fn process(chart: &Chart, user: &Value, errors: &mut Vec<String>) -> Chart {
     let mut c = chart.clone();
-    enable(&mut c, user, "", chart.name(), errors);
+    let mut budget = Budget {
+        charts: MAX_CHART_INSTANCES,
+        bytes: MAX_INSTANCE_BYTES,
+    };
+    enable(&mut c, user, "", chart.name(), errors, &mut budget);
     import_values(&mut c, errors);
     c
 }
 
-fn enable(c: &mut Chart, values: &Value, path: &str, shown: &str, errors: &mut Vec<String>) {
+/// Aliases copy sub-charts (with their own sub-charts); a hostile chart could ask for a
+/// copy per alias at every level. These bound the copies a render makes.
+const MAX_CHART_INSTANCES: usize = 1_000;
+const MAX_INSTANCE_BYTES: u64 = 256 << 20;
+
+struct Budget {
+    charts: usize,
+    bytes: u64,
+}
+
+/// Bytes of a chart and its sub-charts, as read.
+fn size(c: &Chart) -> u64 {
+    c.raw.values().map(|b| b.len() as u64).sum::<u64>() + c.subcharts.iter().map(size).sum::<u64>()
+}
+
+fn count(c: &Chart) -> usize {
+    1 + c.subcharts.iter().map(count).sum::<usize>()
+}
+
+fn enable(
+    c: &mut Chart,
+    values: &Value,
+    path: &str,
+    shown: &str,
+    errors: &mut Vec<String>,
+    budget: &mut Budget,
+) {
     let mut deps = dependencies(c);
     let missing: Vec<&str> = deps
         .iter()
@@ -189,6 +219,16 @@ fn enable(c: &mut Chart, values: &Value, path: &str, shown: &str, errors: &mut V
             .iter()
             .find(|s| s.name() == d.name && compatible(&d.version, &s.version()))
         {
+            let (n, b) = (count(s), size(s));
+            if n > budget.charts || b > budget.bytes {
+                errors.push(format!(
+                    "{shown}: dependency {} not used: more than {MAX_CHART_INSTANCES} sub-chart copies or {MAX_INSTANCE_BYTES} bytes of them (aliases)",
+                    d.effective_name()
+                ));
+                continue;
+            }
+            budget.charts -= n;
+            budget.bytes -= b;
             let mut copy = s.clone();
             if !d.alias.is_empty() {
                 copy.metadata
@@ -263,6 +303,7 @@ fn enable(c: &mut Chart, values: &Value, path: &str, shown: &str, errors: &mut V
             &format!("{path}{name}."),
             &format!("{shown}/charts/{name}"),
             errors,
+            budget,
         );
     }
 }
@@ -450,6 +491,29 @@ mod tests {
         let p = process(&parent, &json!({"tags": {"monitoring": true}}), &mut errors);
         let names: Vec<&str> = p.subcharts.iter().map(|s| s.name()).collect();
         assert_eq!(names, ["cache", "metrics"]);
+    }
+
+    #[test]
+    fn aliases_cannot_multiply_charts_without_bound() {
+        // 40 aliases at each of 3 levels would be 64,000 copies.
+        let aliases = |name: &str| -> Value {
+            Value::Array(
+                (0..40)
+                    .map(|i| json!({"name": name, "version": "1.0.0", "alias": format!("{name}{i}")}))
+                    .collect(),
+            )
+        };
+        let leaf = chart("leaf", json!({}), vec![], Value::Null);
+        let mid = chart("mid", json!({}), vec![leaf], aliases("leaf"));
+        let top = chart("top", json!({}), vec![mid], aliases("mid"));
+        let root = chart("root", json!({}), vec![top], aliases("top"));
+        let mut errors = vec![];
+        let p = process(&root, &json!({}), &mut errors);
+        assert!(count(&p) <= MAX_CHART_INSTANCES + 1, "{}", count(&p));
+        assert!(
+            errors.iter().any(|e| e.contains("sub-chart copies")),
+            "{errors:?}"
+        );
     }
 
     #[test]
