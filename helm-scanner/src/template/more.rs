@@ -465,11 +465,12 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
         if step == 0 || (end < start && step > 0) || (end > start && step < 0) {
             return Ok(Value::String(String::new()));
         }
-        let count = (end - start) / step + 1;
+        // i128: the difference of two i64 from a template must not overflow.
+        let count = (i128::from(end) - i128::from(start)) / i128::from(step) + 1;
         if count > 1 << 20 {
             return Err(format!("seq of {count} numbers is too long"));
         }
-        let v: Vec<i64> = (0..count).map(|i| start + i * step).collect();
+        let v: Vec<i64> = (0..count as i64).map(|i| start + i * step).collect();
         Ok(Value::String(seq_text(&v)))
     });
     m.insert("untilStep", |_, a| {
@@ -478,13 +479,19 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
         let count = if (stop < start && step >= 0) || (stop >= start && step <= 0) {
             0
         } else {
-            ((stop - start).abs() + step.abs() - 1) / step.abs()
+            let (span, step) = (
+                (i128::from(stop) - i128::from(start)).abs(),
+                i128::from(step).abs(),
+            );
+            (span + step - 1) / step
         };
         if count > 1 << 20 {
             return Err(format!("untilStep of {count} numbers is too long"));
         }
         Ok(Value::Array(
-            (0..count).map(|i| Value::from(start + i * step)).collect(),
+            (0..count as i64)
+                .map(|i| Value::from(start + i * step))
+                .collect(),
         ))
     });
     m.insert("chunk", |_, a| {
@@ -670,7 +677,7 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
         want(&a, 2, "dateModify")?;
         let t = to_i64(&a[1]);
         Ok(Value::from(match go_duration(&s(&a[0])) {
-            Some(d) => t + d as i64,
+            Some(d) => t.saturating_add(d as i64),
             None => t,
         }))
     });
@@ -792,6 +799,19 @@ mod tests {
                 r#"{{ mustMerge (dict "a" 1) (dict "b" 2) | toJson }} {{ mustToRawJson (list "&") }}"#
             ),
             r#"{"a":1,"b":2} ["&"]"#
+        );
+        // Extremes from a template are errors or clamped, never an overflow.
+        for src in [
+            "{{ seq -9223372036854775808 9223372036854775807 }}",
+            "{{ untilStep -9223372036854775808 9223372036854775807 1 }}",
+        ] {
+            let mut e = Engine::new();
+            e.add("t", src).unwrap();
+            assert!(e.render("t", &json!({})).is_err(), "{src}");
+        }
+        assert_eq!(
+            render(r#"{{ dateModify "1h" 9223372036854775807 }}"#),
+            "9223372036854775807"
         );
     }
 }
