@@ -439,53 +439,72 @@ fn packaged_charts_render_and_hostile_ones_are_refused() {
     assert_eq!(r.code, 2, "{r}");
 }
 
-/// A `git daemon` on a free loopback port serving `base`; killed on drop.
-struct GitDaemon {
+/// A server process of the tests on a free loopback port (`command` gets the port),
+/// waited for until it accepts connections; killed on drop.
+struct Daemon {
     child: std::process::Child,
     port: u16,
 }
 
-impl GitDaemon {
-    fn start(base: &Path) -> GitDaemon {
+impl Daemon {
+    fn start(what: &str, command: impl FnOnce(u16) -> Command) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        // git-daemon itself, not the `git daemon` wrapper, whose child would outlive a kill.
-        let exec_path = Command::new("git")
-            .arg("--exec-path")
-            .output()
-            .expect("git (scripts/test.sh installs it)");
-        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
-            .trim()
-            .to_string();
-        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
+        let child = command(port)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("git-daemon (Debian's git package; scripts/test.sh installs it)");
+            .unwrap_or_else(|e| panic!("{what}: {e} (scripts/test.sh installs it)"));
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < until,
-                "git daemon did not start"
-            );
+            assert!(std::time::Instant::now() < until, "{what} did not start");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        GitDaemon { child, port }
+        Daemon { child, port }
     }
 }
 
-impl Drop for GitDaemon {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `git daemon` serving `base`.
+fn git_daemon(base: &Path) -> Daemon {
+    // git-daemon itself, not the `git daemon` wrapper, whose child would outlive a kill.
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git (scripts/test.sh installs it)");
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+        .trim()
+        .to_string();
+    Daemon::start("git-daemon", |port| {
+        let mut c = Command::new(Path::new(&exec_path).join("git-daemon"));
+        c.args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base);
+        c
+    })
+}
+
+/// A static HTTP server (Python's `http.server`) serving `dir`: a Helm chart repository
+/// is static files.
+fn static_http(dir: &Path) -> Daemon {
+    Daemon::start("python3 -m http.server", |port| {
+        let mut c = Command::new("python3");
+        c.args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir);
+        c
+    })
 }
 
 fn git(dir: &Path, args: &[&str], date: &str) {
@@ -561,7 +580,7 @@ fn git_history_keeps_deleted_secrets() {
         .arg(base.join("charts.git"))
         .status()
         .unwrap();
-    let daemon = GitDaemon::start(&base);
+    let daemon = git_daemon(&base);
     let url = format!("git://127.0.0.1:{}/charts.git", daemon.port);
     let r = c.run(&["helm", "scan", &url, "--format", "json"]);
     assert_eq!(r.code, 1, "{r}");
@@ -800,48 +819,6 @@ spec:
     );
 }
 
-/// A static HTTP server (Python's `http.server`) on a free loopback port serving `dir`:
-/// a Helm chart repository is static files. Killed on drop.
-struct StaticHttp {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl StaticHttp {
-    fn start(dir: &Path) -> StaticHttp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .arg("--directory")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3");
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < until,
-                "http.server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        StaticHttp { child, port }
-    }
-}
-
-impl Drop for StaticHttp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `--repo URL CHART [--version V]`: a chart repository packaged and indexed by Helm
 /// itself (`helm package`, `helm repo index`), served over loopback HTTP. Canary renders
 /// the chart as `helm template --repo` does, takes the newest release by default, checks
@@ -873,7 +850,7 @@ fn charts_from_a_helm_repository_render_as_helm_does() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let server = StaticHttp::start(&repo);
+    let server = static_http(&repo);
     let url = format!("http://127.0.0.1:{}", server.port);
     let out = Command::new(helm())
         .args(["repo", "index"])
