@@ -28,26 +28,33 @@ fn helm() -> String {
     h
 }
 
+/// Run Helm itself with `home` as its HOME; it must succeed. Its standard output.
+fn run_helm<S: AsRef<std::ffi::OsStr>>(home: &Path, args: impl IntoIterator<Item = S>) -> String {
+    let out = Command::new(helm())
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn same_as_helm(files: &[(&str, &str)], args: &[&str]) {
     let c = Canary::new();
     let dir = c.home.path().join("chart");
     write_chart(&dir, files);
     let chart = dir.to_str().unwrap();
-    let mut h = Command::new(helm());
-    h.args(["template", "rel", chart])
-        .args(args)
-        .env("HOME", c.home.path());
-    let want = h.output().unwrap();
-    assert!(
-        want.status.success(),
-        "helm: {}",
-        String::from_utf8_lossy(&want.stderr)
-    );
+    let mut helm_args = vec!["template", "rel", chart];
+    helm_args.extend_from_slice(args);
+    let want = run_helm(c.home.path(), helm_args);
     let mut ours = vec!["helm", "template", chart, "--release-name", "rel"];
     ours.extend_from_slice(args);
     let got = c.run(&ours);
     assert_eq!(got.code, 0, "{got}");
-    let want = String::from_utf8_lossy(&want.stdout);
     if got.stdout != want {
         let diff: Vec<String> = want
             .lines()
@@ -322,17 +329,9 @@ fn packaged_charts_render_and_hostile_ones_are_refused() {
         files.iter().map(|(p, d, k)| (p.as_str(), *d, *k)).collect();
     let good = c.home.path().join("c1-0.1.0.tgz");
     std::fs::write(&good, tgz(&entries)).unwrap();
-    let want = Command::new(helm())
-        .args(["template", "rel"])
-        .arg(&good)
-        .args(["--set", "x.y=1"])
-        .env("HOME", c.home.path())
-        .output()
-        .unwrap();
-    assert!(
-        want.status.success(),
-        "{}",
-        String::from_utf8_lossy(&want.stderr)
+    let want = run_helm(
+        c.home.path(),
+        ["template", "rel", good.to_str().unwrap(), "--set", "x.y=1"],
     );
     let got = c.run(&[
         "helm",
@@ -344,7 +343,7 @@ fn packaged_charts_render_and_hostile_ones_are_refused() {
         "x.y=1",
     ]);
     assert_eq!(got.code, 0, "{got}");
-    assert_eq!(got.stdout, String::from_utf8_lossy(&want.stdout));
+    assert_eq!(got.stdout, want);
 
     // Provenance: none beside the archive; one recording another digest; the right one.
     let prov_rules = |r: &common::cli::Run| -> Vec<String> {
@@ -837,35 +836,25 @@ fn charts_from_a_helm_repository_render_as_helm_does() {
             yaml.replacen("version: 2.1.0", &format!("version: {version}"), 1),
         )
         .unwrap();
-        let out = Command::new(helm())
-            .args(["package", "-d"])
-            .arg(&repo)
-            .arg(&dir)
-            .env("HOME", c.home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_helm(
+            c.home.path(),
+            [
+                "package",
+                "-d",
+                repo.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
         );
     }
     let server = static_http(&repo);
     let url = format!("http://127.0.0.1:{}", server.port);
-    let out = Command::new(helm())
-        .args(["repo", "index"])
-        .arg(&repo)
-        .args(["--url", &url])
-        .env("HOME", c.home.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_helm(
+        c.home.path(),
+        ["repo", "index", repo.to_str().unwrap(), "--url", &url],
     );
-    let want = Command::new(helm())
-        .args([
+    let want = run_helm(
+        c.home.path(),
+        [
             "template",
             "rel",
             "shop",
@@ -873,14 +862,7 @@ fn charts_from_a_helm_repository_render_as_helm_does() {
             &url,
             "--version",
             "1.0.0",
-        ])
-        .env("HOME", c.home.path())
-        .output()
-        .unwrap();
-    assert!(
-        want.status.success(),
-        "{}",
-        String::from_utf8_lossy(&want.stderr)
+        ],
     );
     let got = c.run(&[
         "helm",
@@ -894,7 +876,7 @@ fn charts_from_a_helm_repository_render_as_helm_does() {
         "rel",
     ]);
     assert_eq!(got.code, 0, "{got}");
-    assert_eq!(got.stdout, String::from_utf8_lossy(&want.stdout));
+    assert_eq!(got.stdout, want);
     // The newest release (not the release candidate) by default; no .prov beside it.
     let r = c.run(&["helm", "scan", "shop", "--repo", &url, "--format", "json"]);
     let j = r.json();
