@@ -275,6 +275,33 @@ spec:
     assert_eq!(images[0]["image"], "reg.example/tools:1", "{j}");
     assert_eq!(images[0]["object"], "DaemonSet/node-agent");
     assert_eq!(j["charts"][0]["name"], "bad");
+    // Rendered by Helm itself (--helm-binary), the scan finds the same.
+    let ids = |j: &serde_json::Value| {
+        let mut v: Vec<String> = j["images"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {}",
+                    f["rule_id"], f["location"]["path"], f["location"]["rendered"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let by_helm = c.run(&[
+        "helm",
+        "scan",
+        dir.to_str().unwrap(),
+        "--format",
+        "json",
+        "--helm-binary",
+        &helm(),
+    ]);
+    assert_eq!(by_helm.code, 1, "{by_helm}");
+    assert_eq!(ids(&by_helm.json()), ids(&j));
     // SARIF too.
     let r = c.run(&["helm", "scan", dir.to_str().unwrap(), "--format", "sarif"]);
     assert_eq!(r.code, 1);
@@ -893,4 +920,382 @@ fn charts_from_a_helm_repository_render_as_helm_does() {
     assert!(r.stderr.contains("no chart named \"nope\""), "{r}");
     let r = c.run(&["helm", "scan", "shop", "--repo", &url, "--version", "9.x"]);
     assert!(r.stderr.contains("no version of shop matches 9.x"), "{r}");
+}
+
+/// `chart` (files) packaged by Helm with `version` into `out`; the archive's path.
+fn helm_package(home: &Path, files: &[(&str, &str)], version: &str, out: &Path) -> String {
+    let dir = home.join(format!("pkg-src-{version}")).join("c");
+    write_chart(&dir, files);
+    let yaml = std::fs::read_to_string(dir.join("Chart.yaml")).unwrap();
+    let yaml = yaml.replacen("version: 0.1.0", &format!("version: {version}"), 1);
+    std::fs::write(dir.join("Chart.yaml"), yaml).unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    run_helm(
+        home,
+        [
+            "package",
+            "-d",
+            out.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+    let name = files
+        .iter()
+        .find(|(p, _)| *p == "Chart.yaml")
+        .and_then(|(_, t)| t.lines().find_map(|l| l.strip_prefix("name: ")))
+        .unwrap();
+    out.join(format!("{name}-{version}.tgz"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn charts_from_an_oci_registry_and_fetched_dependencies_render_as_helm_does() {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder, push_image};
+    let reg = common::registry::Registry::open();
+    let host = reg.url.trim_start_matches("http://").to_string();
+    let c = Canary::new();
+    let home = c.home.path();
+    let pkgs = home.join("pkgs");
+    // Version 1.0.0 of chart c1 pushed by Helm itself.
+    let v1 = helm_package(home, HELPERS_CHART, "1.0.0", &pkgs);
+    let oci = format!("oci://{host}/charts");
+    run_helm(home, ["push", &v1, &oci, "--plain-http"]);
+    let chart_ref = format!("{oci}/c1");
+    let want = run_helm(
+        home,
+        [
+            "template",
+            "rel",
+            &chart_ref,
+            "--version",
+            "1.0.0",
+            "--plain-http",
+            "--set",
+            "x.y=7",
+        ],
+    );
+    let got = c.run(&[
+        "helm",
+        "template",
+        &chart_ref,
+        "--version",
+        "1.0.0",
+        "--release-name",
+        "rel",
+        "--set",
+        "x.y=7",
+    ]);
+    assert_eq!(got.code, 0, "{got}");
+    assert_eq!(got.stdout, want);
+    // The version may be the reference's tag, as Helm allows.
+    let got = c.run(&[
+        "helm",
+        "template",
+        &format!("{chart_ref}:1.0.0"),
+        "--release-name",
+        "rel",
+        "--set",
+        "x.y=7",
+    ]);
+    assert_eq!(got.stdout, want, "{got}");
+
+    // An umbrella chart depending on c1 from the registry (a range; Chart.lock pins 1.0.0)
+    // and on a chart beside it (file://). Helm fetches them with `dependency update`.
+    let umbrella = home.join("umbrella");
+    write_chart(
+        &umbrella,
+        &[
+            (
+                "Chart.yaml",
+                &format!(
+                    "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n  - name: c1\n    version: \">=1.0.0\"\n    repository: {oci}\n  - name: extra\n    version: 0.2.0\n    repository: file://../extra\n"
+                ),
+            ),
+            ("values.yaml", "c1:\n  x:\n    y: 7\n"),
+            (
+                "templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-umbrella\ndata:\n  big: {{ .Values.c1.big | quote }}\n",
+            ),
+        ],
+    );
+    write_chart(
+        &home.join("extra"),
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: extra\nversion: 0.2.0\n",
+            ),
+            (
+                "templates/svc.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-extra\nspec:\n  ports:\n    - port: 80\n",
+            ),
+        ],
+    );
+    let by_helm = home.join("by-helm");
+    std::fs::create_dir_all(&by_helm).unwrap();
+    let copy = by_helm.join("umbrella");
+    write_chart(
+        &copy,
+        &[
+            (
+                "Chart.yaml",
+                &std::fs::read_to_string(umbrella.join("Chart.yaml")).unwrap(),
+            ),
+            ("values.yaml", "c1:\n  x:\n    y: 7\n"),
+            (
+                "templates/cm.yaml",
+                &std::fs::read_to_string(umbrella.join("templates/cm.yaml")).unwrap(),
+            ),
+        ],
+    );
+    write_chart(
+        &by_helm.join("extra"),
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: extra\nversion: 0.2.0\n",
+            ),
+            (
+                "templates/svc.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-extra\nspec:\n  ports:\n    - port: 80\n",
+            ),
+        ],
+    );
+    run_helm(
+        home,
+        [
+            "dependency",
+            "update",
+            copy.to_str().unwrap(),
+            "--plain-http",
+        ],
+    );
+    std::fs::copy(copy.join("Chart.lock"), umbrella.join("Chart.lock")).unwrap();
+    // A newer c1, with one more template, published after the lock was written.
+    let mut newer: Vec<(&str, &str)> = HELPERS_CHART.to_vec();
+    newer.push((
+        "templates/new.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-in-1-1\n",
+    ));
+    let v11 = helm_package(home, &newer, "1.1.0", &pkgs);
+    run_helm(home, ["push", &v11, &oci, "--plain-http"]);
+    let want = run_helm(home, ["template", "rel", copy.to_str().unwrap()]);
+    assert!(!want.contains("only-in-1-1"));
+    let dir = umbrella.to_str().unwrap();
+    let got = c.run(&[
+        "helm",
+        "template",
+        dir,
+        "--dependency-update",
+        "--release-name",
+        "rel",
+    ]);
+    assert_eq!(got.code, 0, "{got}");
+    assert_eq!(got.stdout, want, "{got}");
+    assert!(
+        got.stderr.contains("dependency: c1 1.0.0 from oci://"),
+        "{got}"
+    );
+    assert!(
+        got.stderr
+            .contains("dependency: extra 0.2.0 from file://../extra"),
+        "{got}"
+    );
+    // Without the flag they are missing, as in Helm.
+    let r = c.run(&["helm", "template", dir, "--release-name", "rel"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("missing in charts/ directory: c1, extra"),
+        "{r}"
+    );
+    // Scanning an OCI chart: the newest version from the tags, named with its digest.
+    let r = c.run(&["helm", "scan", &chart_ref, "--format", "json"]);
+    let j = r.json();
+    assert_eq!(j["charts"][0]["version"], "1.1.0", "{r}");
+    let target = j["target"].as_str().unwrap();
+    assert!(
+        target.starts_with(&format!("{chart_ref}:1.1.0 (sha256:")),
+        "{r}"
+    );
+    assert!(r.stdout.contains("helm/no-provenance"), "{r}");
+    let r = c.run(&[
+        "helm",
+        "scan",
+        dir,
+        "--dependency-update",
+        "--format",
+        "json",
+    ]);
+    let j = r.json();
+    assert_eq!(j["coverage"]["complete"], true, "{r}");
+    assert_eq!(j["charts"][0]["manifests"], 5, "{r}");
+    // A version no tag satisfies, a chart that is not there, and an image that is not a
+    // chart are refused by name.
+    let r = c.run(&["helm", "template", &chart_ref, "--version", "^3"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("no version of c1 matches ^3"), "{r}");
+    let r = c.run(&[
+        "helm",
+        "template",
+        &format!("{oci}/nope"),
+        "--version",
+        "1.0.0",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("oci://{host}/charts/nope:1.0.0")),
+        "{r}"
+    );
+    let img = ImageBuilder::new()
+        .layer(LayerBuilder::new().file("a", "b").build(Compression::Gzip))
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(push_image(&reg.url, "charts/app", "1.0.0", &img, None))
+        .unwrap();
+    let r = c.run(&["helm", "template", &format!("{oci}/app:1.0.0")]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("not a Helm chart"), "{r}");
+}
+
+#[test]
+fn keys_and_passwords_the_render_generates_are_not_reported() {
+    let c = Canary::new();
+    // A private key the chart itself carries: that one must be reported.
+    let key = c.home.path().join("own.key");
+    let st = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl (scripts/test.sh installs it)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let own = std::fs::read_to_string(&key).unwrap();
+    let dir = c.home.path().join("gen");
+    write_chart(
+        &dir,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: gen\nversion: 0.1.0\n"),
+            ("files/own.key", &own),
+            (
+                "templates/secrets.yaml",
+                r#"{{- $ca := genCA "webhook-ca" 365 -}}
+{{- $cert := genSignedCert "webhook" nil (list "webhook.default.svc") 365 $ca -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: webhook-tls
+stringData:
+  tls.key: |
+    {{- $cert.Key | nindent 4 }}
+  ca.key: |
+    {{- $ca.Key | nindent 4 }}
+  admin-password: {{ randAlphaNum 24 | quote }}
+  htpasswd: {{ htpasswd "admin" (randAlphaNum 16) | quote }}
+data:
+  tls.crt: {{ $cert.Cert | b64enc }}
+  raw.key: {{ (genPrivateKey "rsa") | b64enc }}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: own
+stringData:
+  own.key: |
+    {{- .Files.Get "files/own.key" | nindent 4 }}
+"#,
+            ),
+        ],
+    );
+    let r = c.run(&["helm", "scan", dir.to_str().unwrap(), "--format", "json"]);
+    let j = r.json();
+    let findings = j["images"][0]["findings"].as_array().unwrap();
+    let rendered_secrets: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["category"] == "secret" && f["location"]["rendered"] == true)
+        .collect();
+    // The chart's own key, as a file and rendered into the second Secret; nothing from
+    // the generated CA, certificate, keys, password or htpasswd line.
+    assert!(
+        rendered_secrets
+            .iter()
+            .all(|f| f["location"]["object"] == "Secret/own"),
+        "{rendered_secrets:#?}"
+    );
+    assert!(
+        rendered_secrets
+            .iter()
+            .any(|f| f["location"]["object"] == "Secret/own"),
+        "{findings:#?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["category"] == "secret" && f["location"]["path"] == "files/own.key"),
+        "{findings:#?}"
+    );
+    // The generated keys are in the output (masked only for the scan).
+    let t = c.run(&["helm", "template", dir.to_str().unwrap()]);
+    assert_eq!(t.code, 0, "{t}");
+    assert!(t.stdout.contains("BEGIN RSA PRIVATE KEY"), "{t}");
+}
+
+#[test]
+fn toml_wrap_and_abbreviations_render_as_helm_does() {
+    same_as_helm(
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: fmt\nversion: 0.1.0\n"),
+            (
+                "values.yaml",
+                r#"config:
+  title: "say \"hi\"\tnow"
+  port: 8080
+  ratio: 0.25
+  big: 1000000
+  enabled: true
+  tags: [a, b]
+  "odd key": x
+  empty: null
+  server:
+    host: example.internal
+    tls:
+      enabled: false
+  upstreams:
+    - name: one
+      weight: 1
+    - name: two
+      weight: 2.5
+text: "The quick brown fox jumps over the lazy dog; supercalifragilisticexpialidocious"
+"#,
+            ),
+            (
+                "templates/cm.yaml",
+                r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fmt
+data:
+  config.toml: |
+{{ toToml .Values.config | indent 4 }}
+  wrapped: {{ wrap 20 .Values.text | quote }}
+  wrapped-with: {{ wrapWith 12 "<br>" .Values.text | quote }}
+  short: {{ wrap 5 "a bb ccc dddd eeeee ffffff" | quote }}
+  abbrev: {{ abbrevboth 5 10 "1234 5678 9123 4567" | quote }}
+  abbrev2: {{ abbrevboth 0 8 .Values.text | quote }}
+  abbrev3: {{ abbrevboth 30 15 .Values.text | quote }}
+  notmap: {{ toToml "x" | quote }}
+"#,
+            ),
+        ],
+        &[],
+    );
 }

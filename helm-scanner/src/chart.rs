@@ -68,6 +68,19 @@ pub struct Chart {
 }
 
 impl Chart {
+    /// A chart with nothing in it (to build one field by field).
+    pub fn empty() -> Chart {
+        Chart {
+            metadata: Map::new(),
+            values: Value::Object(Map::new()),
+            templates: BTreeMap::new(),
+            files: BTreeMap::new(),
+            subcharts: Vec::new(),
+            raw: BTreeMap::new(),
+            dir_name: String::new(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.metadata
             .get("name")
@@ -115,10 +128,19 @@ pub fn load_dir(dir: &Path, limits: &ChartLimits) -> Result<Chart, ChartError> {
 /// Read a packaged chart (`helm package`'s `.tgz`): one top directory holding the chart.
 pub fn load_tgz(path: &Path, limits: &ChartLimits) -> Result<Chart, ChartError> {
     let bytes = std::fs::read(path).map_err(|e| bad(path.display().to_string(), e.to_string()))?;
+    load_tgz_bytes(&path.display().to_string(), &bytes, limits)
+}
+
+/// A packaged chart held in memory (fetched from a repository or registry); `origin`
+/// names it in errors.
+pub fn load_tgz_bytes(
+    origin: &str,
+    bytes: &[u8],
+    limits: &ChartLimits,
+) -> Result<Chart, ChartError> {
     let mut budget = (limits.max_files, limits.max_bytes);
-    let origin = path.display().to_string();
-    let (name, all) = untar(&origin, &bytes, &mut budget)?;
-    from_files(&origin, &name, all, limits, 0, &mut budget)
+    let (name, all) = untar(origin, bytes, &mut budget)?;
+    from_files(origin, &name, all, limits, 0, &mut budget)
 }
 
 /// The files of a `.tgz` chart, relative to its top directory, which is returned too.
@@ -732,6 +754,9 @@ pub struct Manifest {
 pub struct Rendered {
     pub manifests: Vec<Manifest>,
     pub errors: Vec<String>,
+    /// Values the render made at random (`randAlphaNum`, `genCA`…): not the chart's own
+    /// secrets, and different on every render.
+    pub generated: Vec<String>,
 }
 
 impl Rendered {
@@ -862,6 +887,7 @@ pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartErro
             Err(e) => out.errors.push(e.to_string()),
         }
     }
+    out.generated = engine.take_generated();
     let mut manifests = Vec::new();
     for (source, content) in files {
         if content.trim().is_empty() {
@@ -896,6 +922,75 @@ pub fn render(chart: &Chart, opts: &RenderOptions) -> Result<Rendered, ChartErro
     Ok(out)
 }
 
+/// The manifests of `helm template`'s output (`---` / `# Source: …` / document), for
+/// charts rendered by Helm itself (`--helm-binary`).
+pub fn parse_helm_output(text: &str) -> Rendered {
+    let mut out = Rendered::default();
+    let mut docs: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(Vec::new());
+        } else if let Some(d) = docs.last_mut() {
+            d.push(line);
+        }
+    }
+    for lines in docs {
+        let (source, body) = match lines.first().and_then(|l| l.strip_prefix("# Source: ")) {
+            Some(src) => (src.to_string(), &lines[1..]),
+            None => (String::new(), &lines[..]),
+        };
+        let content = body.join("\n").trim().to_string();
+        if content.is_empty() {
+            continue;
+        }
+        let head = from_yaml(&content).unwrap_or(Value::Null);
+        out.manifests.push(Manifest {
+            source,
+            kind: head
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            hook: head
+                .pointer("/metadata/annotations/helm.sh~1hook")
+                .is_some(),
+            content,
+        });
+    }
+    out
+}
+
+/// Write a loaded chart (its files, and each sub-chart under `charts/<dir>/`) into
+/// `dir`, e.g. for Helm itself to render it.
+pub fn write_dir(chart: &Chart, dir: &Path) -> std::io::Result<()> {
+    for (rel, bytes) in &chart.raw {
+        if rel
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+            || rel.starts_with('/')
+        {
+            return Err(std::io::Error::other(format!("unsafe path {rel:?}")));
+        }
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, bytes)?;
+    }
+    for (i, sub) in chart.subcharts.iter().enumerate() {
+        let name = if sub.dir_name.is_empty()
+            || sub.dir_name.contains(['/', '\\'])
+            || sub.dir_name.starts_with('.')
+        {
+            format!("sub{i}")
+        } else {
+            sub.dir_name.clone()
+        };
+        write_dir(sub, &dir.join("charts").join(name))?;
+    }
+    Ok(())
+}
+
 /// Helm's `SplitManifests`: documents separated by `---` lines, trimmed, empty ones
 /// dropped.
 fn split_manifests(text: &str) -> Vec<String> {
@@ -918,6 +1013,22 @@ mod tests {
 
     /// Thousands of templates and a large file: each template's context shares the
     /// files (copying them per template would need gigabytes here).
+    #[test]
+    fn helm_output_splits_into_manifests_with_their_sources() {
+        let r = super::parse_helm_output(
+            "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# Source: c/templates/job.yaml\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  annotations:\n    helm.sh/hook: pre-install\n",
+        );
+        assert_eq!(r.manifests.len(), 2);
+        assert_eq!(r.manifests[0].source, "c/templates/a.yaml");
+        assert_eq!(r.manifests[0].kind, "ConfigMap");
+        assert!(!r.manifests[0].hook);
+        assert!(r.manifests[1].hook);
+        assert_eq!(
+            r.text(),
+            "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# Source: c/templates/job.yaml\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  annotations:\n    helm.sh/hook: pre-install\n"
+        );
+    }
+
     #[test]
     fn many_templates_share_one_copy_of_the_files() {
         let mut files = BTreeMap::new();

@@ -412,13 +412,17 @@ pub fn coalesce_values(chart: &Chart, user: &Value) -> Result<Value, String> {
             }
         };
         let mut given = given;
-        if let Some(g @ Value::Object(_)) = v.get("global") {
-            let own = given
-                .get("global")
-                .cloned()
-                .unwrap_or(Value::Object(Map::new()));
-            given["global"] = coalesce(&own, g);
-        }
+        // Every sub-chart gets a `global` table (empty when no one set one), as Helm's
+        // coalesceGlobals leaves it.
+        let parent_global = match v.get("global") {
+            Some(g @ Value::Object(_)) => g.clone(),
+            _ => Value::Object(Map::new()),
+        };
+        let own = match given.get("global") {
+            Some(o @ Value::Object(_)) => o.clone(),
+            _ => Value::Object(Map::new()),
+        };
+        given["global"] = coalesce(&own, &parent_global);
         let merged = coalesce_values(sub, &given)?;
         v[name.as_str()] = merged;
     }

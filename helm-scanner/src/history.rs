@@ -17,6 +17,9 @@ pub struct HistoryLimits {
     pub max_blob_bytes: u64,
     /// All blobs together.
     pub max_total_bytes: u64,
+    /// Tree entries visited over the whole walk: a "git bomb" (a tree holding the same
+    /// subtree many times, nested) names billions of paths with a few objects.
+    pub max_tree_entries: u64,
 }
 
 impl Default for HistoryLimits {
@@ -25,9 +28,13 @@ impl Default for HistoryLimits {
             max_commits: 100_000,
             max_blob_bytes: 8 << 20,
             max_total_bytes: 4 << 30,
+            max_tree_entries: 20_000_000,
         }
     }
 }
+
+/// Tree entries one listing of the charts at a commit may visit.
+const MAX_HEAD_ENTRIES: u64 = 1_000_000;
 
 /// What walking the history found and cost.
 #[derive(Debug, Default)]
@@ -62,21 +69,62 @@ pub fn shown_url(url: &str) -> String {
 }
 
 /// A repository: cloned bare into `work` from a URL (`git://`, `https://`, `file://`),
-/// or opened in place (a local clone or bare repository).
-pub fn open(source: &str, work: &Path) -> Result<gix::Repository, String> {
+/// or opened in place (a local clone or bare repository). A clone that grows past
+/// `max_bytes` on disk is stopped and refused.
+pub fn open(source: &str, work: &Path, max_bytes: u64) -> Result<gix::Repository, String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let local = Path::new(source);
     if !source.contains("://") && local.exists() {
         return gix::open(local).map_err(|e| format!("{source}: not a Git repository: {e}"));
     }
     let shown = shown_url(source);
     let mut prep = gix::prepare_clone_bare(source, work).map_err(|e| format!("{shown}: {e}"))?;
-    let (repo, _) = prep
-        .fetch_only(
-            gix::progress::Discard,
-            &std::sync::atomic::AtomicBool::new(false),
-        )
-        .map_err(|e| format!("cloning {shown}: {e}"))?;
+    let interrupt = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let too_big = AtomicBool::new(false);
+    let fetched = std::thread::scope(|scope| {
+        // gix has no byte limit on a fetch: a watcher stops it when the clone grows past
+        // the cap.
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if dir_size(work) > max_bytes {
+                    too_big.store(true, Ordering::Relaxed);
+                    interrupt.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let r = prep.fetch_only(gix::progress::Discard, &interrupt);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if too_big.load(Ordering::Relaxed) {
+        return Err(format!(
+            "cloning {shown}: larger than {max_bytes} bytes on disk: stopped (--max-clone-size)"
+        ));
+    }
+    let (repo, _) = fetched.map_err(|e| format!("cloning {shown}: {e}"))?;
     Ok(repo)
+}
+
+/// Bytes of the files under `dir` (links not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// A source as written, `URL[@REF][#PATH]`, split into its parts. The `@` of a ref comes
@@ -154,17 +202,38 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Blob ids and paths of a tree, recursively.
-fn files(tree: &gix::Tree<'_>) -> Result<Vec<(String, gix::ObjectId)>, String> {
-    Ok(tree
-        .traverse()
-        .breadthfirst
-        .files()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|e| e.mode.is_blob())
-        .map(|e| (e.filepath.to_str_lossy().into_owned(), e.oid))
-        .collect())
+/// Blob ids and paths of a tree, recursively, each entry counted against `budget`
+/// (an error once it is spent).
+fn files(
+    repo: &gix::Repository,
+    tree: gix::ObjectId,
+    budget: &mut u64,
+) -> Result<Vec<(String, gix::ObjectId)>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = stack.pop() {
+        let t = repo.find_tree(id).map_err(|e| format!("tree {id}: {e}"))?;
+        let decoded = t.decode().map_err(|e| format!("tree {id}: {e}"))?;
+        for e in &decoded.entries {
+            if *budget == 0 {
+                return Err("more tree entries than allowed (a tree naming the same subtree over and over?)".into());
+            }
+            *budget -= 1;
+            let name = e.filename.to_str_lossy();
+            let path = if prefix.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if e.mode.is_tree() {
+                stack.push((path, e.oid.to_owned()));
+            } else if e.mode.is_blob() {
+                out.push((path, e.oid.to_owned()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Walk the history from `tip` (see [`start`]) and scan each distinct blob once.
@@ -178,9 +247,13 @@ pub fn scan(
     let head = repo
         .find_commit(tip)
         .map_err(|e| format!("commit {tip}: {e}"))?;
-    let head_tree = head.tree().map_err(|e| e.to_string())?;
-    let at_head: HashSet<gix::ObjectId> =
-        files(&head_tree)?.into_iter().map(|(_, id)| id).collect();
+    let head_tree = head.tree_id().map_err(|e| e.to_string())?.detach();
+    let mut budget = limits.max_tree_entries;
+    let at_head: HashSet<gix::ObjectId> = files(repo, head_tree, &mut budget)
+        .map_err(|e| format!("the tree at {tip}: {e}"))?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     let mut first: HashMap<gix::ObjectId, Sighting> = HashMap::new();
     let mut seen_trees: HashSet<gix::ObjectId> = HashSet::new();
     let walk = repo.rev_walk([head.id]).all().map_err(|e| e.to_string())?;
@@ -194,14 +267,24 @@ pub fn scan(
         out.commits += 1;
         let commit = info.object().map_err(|e| e.to_string())?;
         let seconds = commit.time().map(|t| t.seconds).unwrap_or(0);
-        let tree = commit.tree().map_err(|e| e.to_string())?;
+        let tree = commit.tree_id().map_err(|e| e.to_string())?.detach();
         // The same tree in an older commit adds nothing new.
-        if !seen_trees.insert(tree.id) {
+        if !seen_trees.insert(tree) {
             continue;
         }
+        let listed = match files(repo, tree, &mut budget) {
+            Ok(l) => l,
+            Err(e) => {
+                out.skipped.push(format!(
+                    "history cut at commit {}: {e} ({} in all)",
+                    commit.id, limits.max_tree_entries
+                ));
+                break;
+            }
+        };
         // Newest first: a later (older) sighting of a blob replaces the earlier one, so
         // each blob ends up named by the commit that added it.
-        for (path, id) in files(&tree)? {
+        for (path, id) in listed {
             first.insert(
                 id,
                 Sighting {
@@ -217,14 +300,26 @@ pub fn scan(
         by_path.insert((s.path.clone(), *id), s);
     }
     for ((path, id), s) in by_path {
-        let obj = repo.find_object(id).map_err(|e| e.to_string())?;
-        if obj.data.len() as u64 > limits.max_blob_bytes {
+        // The size from the object's header, before its bytes are read.
+        let size = repo
+            .find_header(id)
+            .map_err(|e| format!("{path} (blob {id}): {e}"))?
+            .size();
+        if size > limits.max_blob_bytes {
             out.skipped.push(format!(
                 "{path} (blob {id}): larger than {} bytes, not scanned",
                 limits.max_blob_bytes
             ));
             continue;
         }
+        if out.bytes + size > limits.max_total_bytes {
+            out.skipped.push(format!(
+                "history cut at {} bytes of blobs",
+                limits.max_total_bytes
+            ));
+            break;
+        }
+        let obj = repo.find_object(id).map_err(|e| e.to_string())?;
         if out.bytes + obj.data.len() as u64 > limits.max_total_bytes {
             out.skipped.push(format!(
                 "history cut at {} bytes of blobs",
@@ -262,6 +357,25 @@ pub fn scan(
 
 /// The charts at `tip`: each directory holding a `Chart.yaml` (sub-charts under another
 /// chart's `charts/` belong to it), as path → its files (relative to the chart).
+/// `rel` (a `file://` dependency's path) joined to the chart directory `dir` of a
+/// repository, `..` resolved; `None` when it leaves the repository or is absolute.
+pub fn join_repo_path(dir: &str, rel: &str) -> Option<String> {
+    if rel.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 pub fn charts_at_head(
     repo: &gix::Repository,
     tip: gix::ObjectId,
@@ -271,7 +385,9 @@ pub fn charts_at_head(
     let head = repo
         .find_commit(tip)
         .map_err(|e| format!("commit {tip}: {e}"))?;
-    let all = files(&head.tree().map_err(|e| e.to_string())?)?;
+    let mut budget = MAX_HEAD_ENTRIES;
+    let tree = head.tree_id().map_err(|e| e.to_string())?.detach();
+    let all = files(repo, tree, &mut budget).map_err(|e| format!("the tree at {tip}: {e}"))?;
     let mut dirs: Vec<String> = all
         .iter()
         .filter_map(|(p, _)| {
@@ -312,6 +428,10 @@ pub fn charts_at_head(
             let Some(rel) = p.strip_prefix(&prefix) else {
                 continue;
             };
+            let size = repo.find_header(*id).map_err(|e| e.to_string())?.size();
+            if total + size > max_bytes {
+                return Err(format!("charts at HEAD larger than {max_bytes} bytes"));
+            }
             let data = repo
                 .find_object(*id)
                 .map_err(|e| e.to_string())?
@@ -330,6 +450,18 @@ pub fn charts_at_head(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_dependencies_stay_in_the_repository() {
+        let j = super::join_repo_path;
+        assert_eq!(
+            j("charts/web", "../common").as_deref(),
+            Some("charts/common")
+        );
+        assert_eq!(j("", "./lib").as_deref(), Some("lib"));
+        assert_eq!(j("web", "../../etc"), None);
+        assert_eq!(j("web", "/etc"), None);
+    }
+
     #[test]
     fn urls_are_shown_without_credentials() {
         assert_eq!(

@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod checks;
 pub mod deps;
+pub mod fetch;
 pub mod history;
 pub mod k8s;
 pub mod scan;

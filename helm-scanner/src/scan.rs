@@ -35,7 +35,20 @@ fn severity(s: &str) -> Severity {
     s.parse().unwrap_or(Severity::Medium)
 }
 
-fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine, out: &mut ChartScan) {
+/// Secrets and miners in every file of a chart's sub-charts (`charts/<dir>/…` under
+/// `prefix`), and of the chart itself.
+pub fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine) -> ChartScan {
+    let mut out = ChartScan::default();
+    scan_files_into(chart, prefix, engine, &mut out);
+    out
+}
+
+fn scan_files_into(
+    chart: &Chart,
+    prefix: &str,
+    engine: &'static ContentEngine,
+    out: &mut ChartScan,
+) {
     for (rel, bytes) in &chart.raw {
         let path = format!("{prefix}{rel}");
         match engine.scan(&path, bytes) {
@@ -53,13 +66,39 @@ fn scan_files(chart: &Chart, prefix: &str, engine: &'static ContentEngine, out: 
         }
     }
     for sub in &chart.subcharts {
-        scan_files(
+        scan_files_into(
             sub,
             &format!("{prefix}charts/{}/", sub.dir_name),
             engine,
             out,
         );
     }
+}
+
+/// `text` with every value the render made at random (each line of it, and its base64
+/// form) overwritten by `*`s of the same length, so line numbers hold and a key
+/// `genCA` made, or a password `randAlphaNum` made, is not reported as the chart's.
+fn mask_generated<'t>(text: &'t str, generated: &[String]) -> std::borrow::Cow<'t, str> {
+    use base64::Engine as _;
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for g in generated {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(g);
+        // PEM armor lines are common to every key: left alone, or the chart's own keys
+        // would lose theirs.
+        for needle in g
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+            .chain(std::iter::once(b64.as_str()))
+        {
+            if out.contains(needle) {
+                // Not a base64 character: a masked key body does not decode.
+                let with: String = needle.chars().map(|_| '*').collect();
+                out = std::borrow::Cow::Owned(out.replace(needle, &with));
+            }
+        }
+    }
+    out
 }
 
 /// Scan a chart and what it rendered to. `files_prefix`: where the chart's files are
@@ -72,7 +111,7 @@ pub fn scan_chart(
 ) -> ChartScan {
     let mut out = ChartScan::default();
     if let Some(prefix) = files_prefix {
-        scan_files(chart, prefix, engine, &mut out);
+        scan_files_into(chart, prefix, engine, &mut out);
     }
     for m in &rendered.manifests {
         let obj = match crate::template::yaml::from_yaml(&m.content) {
@@ -88,7 +127,8 @@ pub fn scan_chart(
             .and_then(Value::as_str)
             .unwrap_or("?");
         let object = format!("{}/{name}", if m.kind.is_empty() { "?" } else { &m.kind });
-        match engine.scan(&m.source, m.content.as_bytes()) {
+        let content = mask_generated(&m.content, &rendered.generated);
+        match engine.scan(&m.source, content.as_bytes()) {
             Ok(hits) => out.findings.extend(engine.findings(
                 hits,
                 &format!("{}#{object}", m.source),

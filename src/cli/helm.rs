@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use canary_analyzer::source::registry::RegistryClient;
 use canary_helm_scanner::chart::{
-    ChartLimits, RenderOptions, apply_set, coalesce, load_dir, render,
+    Chart, ChartLimits, RenderOptions, Rendered, apply_set, coalesce, load_dir, load_tgz, render,
 };
+use canary_helm_scanner::fetch::{Fetcher, LocalCharts, RepoCredentials, fetch_dependencies};
 use clap::{Args, Subcommand};
 
 /// `canary helm SOURCE` is short for `canary helm scan SOURCE` (see main.rs).
@@ -52,15 +56,20 @@ pub struct ScanArgs {
     /// With --images: the platform to pick from multi-platform images.
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: canary_analyzer::image::Platform,
-    #[command(flatten)]
-    pub registry: super::RegistryArgs,
+    /// Git sources: walk at most this many commits of the history.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_commits: usize,
+    /// Git sources: stop a clone that grows past this size on disk (`500M`, `2G`).
+    #[arg(long, default_value = "2G", value_parser = super::cache::parse_size, value_name = "SIZE")]
+    pub max_clone_size: u64,
 }
 
 #[derive(Debug, Args)]
 pub struct TemplateArgs {
-    /// Chart directory, or a packaged chart (`.tgz`); for `scan` also a Git repository
-    /// (`git://`, `https://`, `file://` URL or a local clone), optionally `@REF` (branch,
-    /// tag or commit; default HEAD) and `#path/to/chart`.
+    /// Chart directory, a packaged chart (`.tgz`), or a chart in an OCI registry
+    /// (`oci://HOST/PATH/CHART[:VERSION]`); for `scan` also a Git repository (`git://`,
+    /// `https://`, `file://` URL or a local clone), optionally `@REF` (branch, tag or
+    /// commit; default HEAD) and `#path/to/chart`.
     pub chart: PathBuf,
     /// Values file (repeatable; later ones win).
     #[arg(short = 'f', long = "values", value_name = "FILE")]
@@ -77,20 +86,33 @@ pub struct TemplateArgs {
     /// `.Release.Namespace`.
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
-    /// Take CHART from this Helm repository (its `index.yaml`; `https://`, or `http://`),
-    /// as `helm template --repo URL CHART` does.
+    /// Take CHART from this Helm repository (its `index.yaml`; `https://`, or `http://`;
+    /// or an `oci://` registry path), as `helm template --repo URL CHART` does.
+    /// `--username`/`--password-stdin` are sent to this repository's host only.
     #[arg(long, value_name = "URL")]
     pub repo: Option<String>,
-    /// With --repo: the chart version, exact or a constraint (default: the newest
-    /// release).
-    #[arg(long, value_name = "VERSION", requires = "repo")]
+    /// With --repo or an oci:// chart: the chart version, exact or a constraint
+    /// (default: the newest release).
+    #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
+    /// Fetch the dependencies `Chart.yaml` declares that `charts/` lacks, from their
+    /// repositories (https://, oci://, file:// next to a local or Git chart), at the
+    /// versions `Chart.lock` pins, as `helm dependency build` would; without it they are
+    /// reported missing, as Helm does.
+    #[arg(long)]
+    pub dependency_update: bool,
     /// `.Capabilities.KubeVersion`.
     #[arg(long, default_value = "v1.35.0")]
     pub kube_version: String,
     /// Add to `.Capabilities.APIVersions` (repeatable).
     #[arg(long = "api-versions", value_name = "GROUP/VERSION")]
     pub api_versions: Vec<String>,
+    /// Render with this Helm binary (`helm template`) instead of the native engine;
+    /// the scan of the output is the same.
+    #[arg(long, value_name = "PATH")]
+    pub helm_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 pub fn run(a: HelmArgs) -> anyhow::Result<i32> {
@@ -128,20 +150,190 @@ fn options(a: &TemplateArgs) -> anyhow::Result<RenderOptions> {
     })
 }
 
-/// Load a chart directory or package and render it with the flags' values.
-fn rendered(
-    a: TemplateArgs,
-) -> anyhow::Result<(
-    canary_helm_scanner::chart::Chart,
-    canary_helm_scanner::chart::Rendered,
-)> {
-    let chart = if a.chart.is_file() {
-        canary_helm_scanner::chart::load_tgz(&a.chart, &ChartLimits::default())?
-    } else {
-        load_dir(&a.chart, &ChartLimits::default())?
-    };
-    let rendered = render(&chart, &options(&a)?)?;
-    Ok((chart, rendered))
+/// Where charts come from once they are not a local path: a Helm repository, an OCI
+/// registry, and the repositories of missing dependencies; fetched archives go to a
+/// work directory.
+struct Sources {
+    registry: Arc<RegistryClient>,
+    fetcher: Fetcher,
+    rt: tokio::runtime::Runtime,
+    work: tempfile::TempDir,
+}
+
+/// A chart as loaded from its source.
+struct Loaded {
+    chart: Chart,
+    /// How the source is named when it was fetched (`URL CHART VERSION`, `oci://…`).
+    shown: Option<String>,
+    /// The packaged chart's path (a `.tgz` given or fetched), for its provenance.
+    archive: Option<PathBuf>,
+    /// Dependencies that could not be fetched.
+    errors: Vec<String>,
+}
+
+impl Sources {
+    fn new(a: &TemplateArgs) -> anyhow::Result<Sources> {
+        let opts = a.registry.options()?;
+        // --username/--password-stdin also log in to an HTTP(S) --repo, and only to it.
+        let repo_credentials = match (&a.repo, &opts.credentials) {
+            (Some(repo), Some(c)) if !repo.starts_with("oci://") => Some((
+                repo.clone(),
+                RepoCredentials {
+                    username: c.username.clone(),
+                    password: c.password.clone(),
+                },
+            )),
+            _ => None,
+        };
+        let registry = Arc::new(RegistryClient::new(opts, a.registry.cache())?);
+        let fetcher = Fetcher::new(registry.clone(), repo_credentials)?;
+        Ok(Sources {
+            registry,
+            fetcher,
+            rt: super::runtime()?,
+            work: tempfile::Builder::new().prefix("canary-helm-").tempdir()?,
+        })
+    }
+
+    /// The chart `--repo` or an `oci://` source names, fetched into the work directory
+    /// (with its `.prov`, if published); `None` for a local chart.
+    fn fetch_chart(&self, a: &TemplateArgs) -> anyhow::Result<Option<(PathBuf, String)>> {
+        let chart = a.chart.to_string_lossy().into_owned();
+        let fetched = if let Some(repo) = &a.repo {
+            if repo.starts_with("oci://") {
+                let url = format!("{}/{chart}", repo.trim_end_matches('/'));
+                self.rt
+                    .block_on(self.fetcher.from_oci(&url, a.version.as_deref()))?
+            } else {
+                self.rt
+                    .block_on(self.fetcher.from_repo(repo, &chart, a.version.as_deref()))?
+            }
+        } else if chart.starts_with("oci://") {
+            self.rt
+                .block_on(self.fetcher.from_oci(&chart, a.version.as_deref()))?
+        } else {
+            if a.version.is_some() {
+                anyhow::bail!("--version needs --repo or an oci:// chart");
+            }
+            return Ok(None);
+        };
+        if fetched.plain_http {
+            eprintln!("warning: {} was fetched over plain HTTP", fetched.shown);
+        }
+        let path = self.work.path().join(&fetched.file_name);
+        std::fs::write(&path, &fetched.archive)?;
+        if let Some(prov) = &fetched.prov {
+            std::fs::write(
+                self.work.path().join(format!("{}.prov", fetched.file_name)),
+                prov,
+            )?;
+        }
+        Ok(Some((path, fetched.shown)))
+    }
+
+    /// One chart (directory, package, repository or OCI chart), with its missing
+    /// dependencies fetched when `--dependency-update` asks for it.
+    fn load(&self, a: &TemplateArgs) -> anyhow::Result<Loaded> {
+        let (path, shown) = match self.fetch_chart(a)? {
+            Some((p, shown)) => (p, Some(shown)),
+            None => (a.chart.clone(), None),
+        };
+        let limits = ChartLimits::default();
+        let (mut chart, archive) = if path.is_file() {
+            (load_tgz(&path, &limits)?, Some(path.clone()))
+        } else {
+            (load_dir(&path, &limits)?, None)
+        };
+        let mut errors = Vec::new();
+        if a.dependency_update {
+            let name = shown.clone().unwrap_or_else(|| path.display().to_string());
+            // file:// dependencies sit beside a chart directory; a package has none.
+            let dir = archive.is_none().then(|| path.clone());
+            let local = |rel: &str| -> Option<Result<Chart, String>> {
+                let p = dir.as_ref()?.join(rel);
+                Some(if p.is_file() {
+                    load_tgz(&p, &limits).map_err(|e| e.to_string())
+                } else if p.join("Chart.yaml").is_file() {
+                    load_dir(&p, &limits).map_err(|e| e.to_string())
+                } else {
+                    Err(format!("no chart at {}", p.display()))
+                })
+            };
+            errors = self.dependencies(&mut chart, &local, &name);
+        }
+        Ok(Loaded {
+            chart,
+            shown,
+            archive,
+            errors,
+        })
+    }
+
+    /// Render a loaded chart: natively, or with `--helm-binary` by Helm itself (the chart,
+    /// with any dependencies fetched, written out for it). With Helm, the `Rendered`
+    /// holds Helm's manifests, and Helm's whole output as `raw`.
+    fn render(
+        &self,
+        chart: &Chart,
+        a: &TemplateArgs,
+    ) -> anyhow::Result<(Rendered, Option<String>)> {
+        let Some(helm) = &a.helm_binary else {
+            return Ok((render(chart, &options(a)?)?, None));
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("helm-input-")
+            .tempdir_in(self.work.path())?;
+        let chart_dir = dir.path().join("chart");
+        canary_helm_scanner::chart::write_dir(chart, &chart_dir)
+            .with_context(|| format!("writing {} for Helm", chart.name()))?;
+        let mut cmd = std::process::Command::new(helm);
+        cmd.arg("template")
+            .arg(&a.release_name)
+            .arg(&chart_dir)
+            .args(["--namespace", &a.namespace])
+            .args(["--kube-version", &a.kube_version]);
+        for f in &a.values {
+            cmd.arg("-f").arg(f);
+        }
+        for v in &a.set {
+            cmd.args(["--set", v]);
+        }
+        for v in &a.set_string {
+            cmd.args(["--set-string", v]);
+        }
+        for v in &a.api_versions {
+            cmd.args(["--api-versions", v]);
+        }
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", helm.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut rendered = canary_helm_scanner::chart::parse_helm_output(&text);
+        if !out.status.success() {
+            rendered.errors.push(format!(
+                "{} template: {}",
+                helm.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok((rendered, Some(text)))
+    }
+
+    /// Fetch a chart's missing dependencies; says what it fetched on stderr and returns
+    /// what it could not.
+    fn dependencies(&self, chart: &mut Chart, local: &LocalCharts<'_>, shown: &str) -> Vec<String> {
+        let got = self
+            .rt
+            .block_on(fetch_dependencies(chart, &self.fetcher, local, shown));
+        for f in &got.fetched {
+            eprintln!("dependency: {f}");
+        }
+        for p in &got.plain_http {
+            eprintln!("warning: {p} was fetched over plain HTTP");
+        }
+        got.errors
+    }
 }
 
 /// Whether a scan source is a Git repository (a URL, or a local clone or bare
@@ -149,37 +341,33 @@ fn rendered(
 fn is_git(source: &str) -> bool {
     let (base, _, _) = canary_helm_scanner::history::split_source(source);
     let path = std::path::Path::new(&base);
-    source.contains("://")
+    (source.contains("://") && !source.starts_with("oci://"))
         || (path.is_dir()
             && !path.join("Chart.yaml").exists()
             && (path.join(".git").exists()
                 || (path.join("HEAD").is_file() && path.join("objects").is_dir())))
 }
 
-fn template(mut a: TemplateArgs) -> anyhow::Result<i32> {
-    let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
-    if let Some(repo) = a.repo.clone() {
-        let name = a.chart.display().to_string();
-        a.chart = fetch_from_repo(&repo, &name, a.version.as_deref(), work.path())?.0;
-    }
-    let (_, rendered) = rendered(a)?;
-    for e in &rendered.errors {
+fn template(a: TemplateArgs) -> anyhow::Result<i32> {
+    let sources = Sources::new(&a)?;
+    let loaded = sources.load(&a)?;
+    let (rendered, helm_output) = sources.render(&loaded.chart, &a)?;
+    for e in loaded.errors.iter().chain(&rendered.errors) {
         eprintln!("error: {e}");
     }
-    print!("{}", rendered.text());
-    Ok(if rendered.errors.is_empty() { 0 } else { 2 })
+    match helm_output {
+        Some(text) => print!("{text}"),
+        None => print!("{}", rendered.text()),
+    }
+    Ok(if rendered.errors.is_empty() && loaded.errors.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
-fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
-    let fetched = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
-    let mut from_repo = None;
-    if let Some(repo) = a.render.repo.clone() {
-        let name = a.render.chart.display().to_string();
-        let (path, shown) =
-            fetch_from_repo(&repo, &name, a.render.version.as_deref(), fetched.path())?;
-        a.render.chart = path;
-        from_repo = Some(shown);
-    }
+fn scan(a: ScanArgs) -> anyhow::Result<i32> {
+    let sources = Sources::new(&a.render)?;
     use canary_analyzer::report::{
         ChartImage, ChartReport, Coverage, ImageReport, Issue, IssueLevel, PolicyOutcome, Report,
         SCHEMA_VERSION, Summary, Tool,
@@ -190,8 +378,7 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
         policy = policy.with_ignore_file(p)?;
     }
     let source = a.render.chart.display().to_string();
-    // Shown everywhere (report, errors) without credentials a URL may carry.
-    let target = from_repo.unwrap_or_else(|| canary_helm_scanner::history::shown_url(&source));
+    let git = a.render.repo.is_none() && is_git(&source);
     let engine = canary_analyzer::detect::content::ContentEngine::builtin();
     let mut coverage = Coverage {
         complete: true,
@@ -202,19 +389,27 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
     let mut problems: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     // One chart, or every chart at HEAD of a repository plus its whole history.
-    let mut units: Vec<(String, canary_helm_scanner::chart::Chart, Option<String>)> = Vec::new();
-    let opts = options(&a.render)?;
-    let _work;
-    if is_git(&source) {
+    let mut units: Vec<(String, Chart, Option<String>)> = Vec::new();
+    // Values flags are checked before anything is fetched.
+    options(&a.render)?;
+    // Shown everywhere (report, errors) without credentials a URL may carry.
+    let mut target = canary_helm_scanner::history::shown_url(&source);
+    if git {
         let (url, rev, only) = canary_helm_scanner::history::split_source(&source);
         let shown = canary_helm_scanner::history::shown_url(&url);
-        let work = tempfile::Builder::new().prefix("canary-helm-").tempdir()?;
-        let repo = canary_helm_scanner::history::open(&url, &work.path().join("repo.git"))
-            .map_err(|e| anyhow::anyhow!(e))?;
-        _work = work;
+        let repo = canary_helm_scanner::history::open(
+            &url,
+            &sources.work.path().join("repo.git"),
+            a.max_clone_size,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let tip = canary_helm_scanner::history::start(&repo, rev.as_deref())
             .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-        let hist = canary_helm_scanner::history::scan(&repo, tip, engine, &Default::default())
+        let limits = canary_helm_scanner::history::HistoryLimits {
+            max_commits: a.max_commits,
+            ..Default::default()
+        };
+        let hist = canary_helm_scanner::history::scan(&repo, tip, engine, &limits)
             .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         eprintln!(
             "history: {} commits, {} distinct blobs, {} bytes scanned",
@@ -234,39 +429,82 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
         }
         for (dir, files) in at_head {
             let dir_name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
-            match canary_helm_scanner::chart::load_files(
+            let mut c = match canary_helm_scanner::chart::load_files(
                 &format!("{shown}#{dir}"),
                 &dir_name,
                 files,
                 &ChartLimits::default(),
             ) {
-                // Its files were scanned through the history (with their commits).
-                Ok(c) => {
-                    let prefix = if dir.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{dir}/")
-                    };
-                    findings.extend(canary_helm_scanner::scan::supply_chain(&c, &prefix, engine));
-                    units.push((dir, c, None))
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
                 }
-                Err(e) => errors.push(e.to_string()),
+            };
+            let prefix = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            findings.extend(canary_helm_scanner::scan::supply_chain(&c, &prefix, engine));
+            if a.render.dependency_update {
+                // file:// dependencies: other charts of the same commit.
+                let local = |rel: &str| -> Option<Result<Chart, String>> {
+                    let Some(at) = canary_helm_scanner::history::join_repo_path(&dir, rel) else {
+                        return Some(Err(format!("file://{rel} leaves the repository")));
+                    };
+                    let found = canary_helm_scanner::history::charts_at_head(
+                        &repo,
+                        tip,
+                        Some(&at),
+                        64 << 20,
+                    );
+                    Some(match found {
+                        Ok(m) => match m.into_iter().next() {
+                            Some((d, files)) => canary_helm_scanner::chart::load_files(
+                                &format!("{shown}#{d}"),
+                                d.rsplit('/').next().unwrap_or(&d),
+                                files,
+                                &ChartLimits::default(),
+                            )
+                            .map_err(|e| e.to_string()),
+                            None => Err(format!("no Chart.yaml at {at}")),
+                        },
+                        Err(e) => Err(e),
+                    })
+                };
+                let carried = c.subcharts.len();
+                errors.extend(sources.dependencies(&mut c, &local, &format!("{shown}#{dir}")));
+                // The chart's own files were scanned through the history (with their
+                // commits); fetched dependencies were not.
+                for sub in &c.subcharts[carried..] {
+                    let fetched = canary_helm_scanner::chart::Chart {
+                        subcharts: vec![sub.clone()],
+                        ..Chart::empty()
+                    };
+                    let found = canary_helm_scanner::scan::scan_files(&fetched, &prefix, engine);
+                    findings.extend(found.findings);
+                    problems.extend(found.problems);
+                }
             }
+            // Its files were scanned through the history (with their commits).
+            units.push((dir, c, None));
         }
     } else {
-        let chart = if a.render.chart.is_file() {
-            let chart =
-                canary_helm_scanner::chart::load_tgz(&a.render.chart, &ChartLimits::default())?;
+        let loaded = sources.load(&a.render)?;
+        errors.extend(loaded.errors);
+        if let Some(shown) = &loaded.shown {
+            target = shown.clone();
+        }
+        if let Some(path) = &loaded.archive {
             // A packaged chart's provenance: the `.prov` beside it, if any.
-            let archive = std::fs::read(&a.render.chart)
-                .with_context(|| format!("reading {}", a.render.chart.display()))?;
-            let name = a
-                .render
-                .chart
+            let archive =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut prov_path = a.render.chart.clone().into_os_string();
+            let mut prov_path = path.clone().into_os_string();
             prov_path.push(".prov");
             let prov = std::fs::read(&prov_path)
                 .ok()
@@ -277,15 +515,16 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
                 prov.as_deref(),
                 engine,
             ));
-            chart
-        } else {
-            load_dir(&a.render.chart, &ChartLimits::default())?
-        };
-        findings.extend(canary_helm_scanner::scan::supply_chain(&chart, "", engine));
-        units.push((String::new(), chart, Some(String::new())));
+        }
+        findings.extend(canary_helm_scanner::scan::supply_chain(
+            &loaded.chart,
+            "",
+            engine,
+        ));
+        units.push((String::new(), loaded.chart, Some(String::new())));
     }
     for (_, chart, prefix) in &units {
-        let rendered = render(chart, &opts)?;
+        let (rendered, _) = sources.render(chart, &a.render)?;
         errors.extend(rendered.errors.iter().map(|e| format!("rendering: {e}")));
         let found =
             canary_helm_scanner::scan::scan_chart(chart, &rendered, engine, prefix.as_deref());
@@ -314,7 +553,7 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
         });
     }
     let name = match units.as_slice() {
-        [(_, c, _)] if !is_git(&source) => format!("chart {}", c.name()),
+        [(_, c, _)] if !git => format!("chart {}", c.name()),
         _ => format!("charts in {target}"),
     };
     let issue = |level, message: String| Issue {
@@ -337,7 +576,7 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
     let (kept, suppressed) =
         canary_analyzer::scan::apply_policy(findings, &policy, &mut summary, &mut failing);
     let images = if a.images {
-        Some(scan_images(&a, &mut charts, &policy, started)?)
+        Some(scan_images(&a, &sources, &mut charts, &policy, started)?)
     } else {
         None
     };
@@ -410,6 +649,7 @@ fn scan(mut a: ScanArgs) -> anyhow::Result<i32> {
 /// naming the workloads that use it.
 fn scan_images(
     a: &ScanArgs,
+    sources: &Sources,
     charts: &mut [canary_analyzer::report::ChartReport],
     policy: &canary_analyzer::policy::Policy,
     started: std::time::Instant,
@@ -426,8 +666,8 @@ fn scan_images(
                 .push(format!("{} {}", i.object, i.container));
         }
     }
-    let client = a.registry.client()?;
-    let rt = super::runtime()?;
+    let client = &sources.registry;
+    let rt = &sources.rt;
     let mut resolved = Vec::new();
     let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
@@ -445,13 +685,8 @@ fn scan_images(
                 {
                     return Err(format!("registry {host} is not allowed (--allow-registry)"));
                 }
-                rt.block_on(canary_analyzer::open_target(
-                    &t,
-                    &client,
-                    &a.platform,
-                    false,
-                ))
-                .map_err(|e| e.to_string())
+                rt.block_on(canary_analyzer::open_target(&t, client, &a.platform, false))
+                    .map_err(|e| e.to_string())
             });
         match opened {
             Ok(imgs) => {
@@ -523,143 +758,4 @@ fn scan_images(
         }
     }
     Ok(report)
-}
-
-/// Bytes of a GET, refused past `cap` or on any status but 200.
-async fn get_capped(
-    http: &reqwest::Client,
-    url: &str,
-    cap: usize,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    let shown = canary_helm_scanner::history::shown_url(url);
-    let mut resp = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {shown}"))?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if resp.status() != reqwest::StatusCode::OK {
-        anyhow::bail!("GET {shown}: HTTP {}", resp.status());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {shown}"))? {
-        if body.len() + chunk.len() > cap {
-            anyhow::bail!("GET {shown}: larger than {cap} bytes");
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-/// `--repo URL CHART [--version V]`: the chart's archive from a Helm repository (its
-/// `index.yaml`, the entry `helm pull` would take, the archive checked against the
-/// index's digest) and its `.prov` if the repository has one, written into `dir`.
-/// Returns the archive's path and how to name the source.
-fn fetch_from_repo(
-    repo: &str,
-    name: &str,
-    version: Option<&str>,
-    dir: &std::path::Path,
-) -> anyhow::Result<(PathBuf, String)> {
-    use sha2::Digest;
-    let shown_repo = canary_helm_scanner::history::shown_url(repo);
-    let base = repo.trim_end_matches('/');
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        anyhow::bail!("--repo {shown_repo}: not an http(s) URL");
-    }
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(120))
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()?;
-    super::runtime()?.block_on(async {
-        let index = get_capped(&http, &format!("{base}/index.yaml"), 32 << 20)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("{shown_repo}: no index.yaml (HTTP 404)"))?;
-        let index = String::from_utf8(index)
-            .map_err(|_| anyhow::anyhow!("{shown_repo}/index.yaml: not UTF-8"))?;
-        let index = canary_helm_scanner::template::yaml::from_yaml(&index)
-            .map_err(|e| anyhow::anyhow!("{shown_repo}/index.yaml: {e}"))?;
-        let entries = index
-            .pointer(&format!(
-                "/entries/{}",
-                name.replace('~', "~0").replace('/', "~1")
-            ))
-            .and_then(|e| e.as_array())
-            .ok_or_else(|| {
-                anyhow::anyhow!("{shown_repo}: no chart named {name:?} in index.yaml")
-            })?;
-        let versions: Vec<String> = entries
-            .iter()
-            .map(|e| match &e["version"] {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        let i = canary_helm_scanner::deps::pick_version(&versions, version).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{shown_repo}: no version of {name} matches {}",
-                version.unwrap_or("(newest release)")
-            )
-        })?;
-        let entry = &entries[i];
-        let url = entry["urls"]
-            .as_array()
-            .and_then(|u| u.first())
-            .and_then(|u| u.as_str())
-            .ok_or_else(|| anyhow::anyhow!("{shown_repo}: {name} {} has no URL", versions[i]))?;
-        let url = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("{base}/{}", url.trim_start_matches('/'))
-        };
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            anyhow::bail!("{shown_repo}: {name} {}: not an http(s) URL", versions[i]);
-        }
-        let shown = canary_helm_scanner::history::shown_url(&url);
-        let archive = get_capped(&http, &url, 64 << 20)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("GET {shown}: HTTP 404"))?;
-        if let Some(want) = entry["digest"].as_str().filter(|d| !d.is_empty()) {
-            let got = canary_analyzer::hex(&sha2::Sha256::digest(&archive));
-            if !want
-                .trim_start_matches("sha256:")
-                .eq_ignore_ascii_case(&got)
-            {
-                anyhow::bail!(
-                    "{shown}: archive digest sha256:{got} is not the index's {want}: refusing it"
-                );
-            }
-        }
-        // The file name the archive has in the repository, made safe for `dir`.
-        let file: String = url
-            .rsplit('/')
-            .next()
-            .unwrap_or("chart.tgz")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let file = if file.starts_with('.') || file.is_empty() {
-            format!("{name}.tgz")
-        } else {
-            file
-        };
-        let path = dir.join(&file);
-        std::fs::write(&path, &archive)?;
-        if let Some(prov) = get_capped(&http, &format!("{url}.prov"), 1 << 20).await? {
-            std::fs::write(dir.join(format!("{file}.prov")), prov)?;
-        }
-        if url.starts_with("http://") {
-            eprintln!("warning: {shown} was fetched over plain HTTP");
-        }
-        Ok((path, format!("{shown_repo} {name} {}", versions[i])))
-    })
 }

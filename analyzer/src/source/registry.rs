@@ -756,6 +756,32 @@ impl RegistryClient {
         }
     }
 
+    /// The manifest a reference names, for artifacts that are not images (Helm charts):
+    /// its bytes, media type and digest. A digest-pinned reference is verified.
+    pub async fn artifact_manifest(
+        &self,
+        r: &Reference,
+    ) -> Result<(Vec<u8>, Option<String>, String)> {
+        check_pin(r)?;
+        let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+        let (body, media_type) = self.get_manifest(r, &reference).await?;
+        let digest = super::sha256_digest(&body);
+        Ok((body, media_type, digest))
+    }
+
+    /// A blob of `r`'s repository, downloaded into the cache (its digest checked while
+    /// it streams in) and read back whole: at most `limit` bytes.
+    pub async fn read_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        self.fetch_blob(r, digest, size, limit).await?;
+        self.cache.read_small(digest, limit)
+    }
+
     /// Resolve a reference to platform images and download their layers into the cache.
     /// Layers that fail to download are reported by the opener when the walk asks for them.
     pub async fn open(

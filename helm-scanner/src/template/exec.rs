@@ -3,7 +3,9 @@
 //! and maps (keys sorted), `with`, `template`, and the built-in functions; function calls
 //! take the previous command's value as their last argument.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -27,6 +29,12 @@ pub struct Limits {
     pub max_output: usize,
     /// Loop iterations and function calls per render.
     pub max_steps: u64,
+    /// Steps of all the renders of one engine together (one chart's templates).
+    pub max_total_steps: u64,
+    /// Bytes of output of all the renders of one engine together.
+    pub max_total_output: usize,
+    /// Wall-clock time for all the renders of one engine, from the first.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -35,7 +43,27 @@ impl Default for Limits {
             max_depth: 100,
             max_output: 64 << 20,
             max_steps: 50_000_000,
+            max_total_steps: 200_000_000,
+            max_total_output: 256 << 20,
+            deadline: Some(Duration::from_secs(60)),
         }
+    }
+}
+
+/// What every render of one engine shares: the chart-wide budgets, the clock, and the
+/// values made at random during the renders (`randAlphaNum`, generated keys and
+/// certificates), which are not the chart's secrets.
+#[derive(Debug, Default)]
+pub struct Shared {
+    steps: Cell<u64>,
+    output: Cell<usize>,
+    started: Cell<Option<Instant>>,
+    generated: RefCell<Vec<String>>,
+}
+
+impl Shared {
+    pub(super) fn take_generated(&self) -> Vec<String> {
+        std::mem::take(&mut self.generated.borrow_mut())
     }
 }
 
@@ -52,6 +80,7 @@ pub struct Engine {
     pub funcs: HashMap<&'static str, Func>,
     pub limits: Limits,
     pub methods: Option<Method>,
+    pub shared: Shared,
 }
 
 /// One render in progress.
@@ -191,6 +220,9 @@ fn inner_text(v: &Value) -> String {
 impl Engine {
     /// Render template `name` with `data` as the dot.
     pub fn render(&self, name: &str, data: &Value) -> Result<String, ExecError> {
+        if self.shared.started.get().is_none() {
+            self.shared.started.set(Some(Instant::now()));
+        }
         let mut x = Exec {
             engine: self,
             name: name.to_string(),
@@ -261,13 +293,49 @@ impl Exec<'_> {
 
     fn step(&mut self, line: usize) -> Result<(), ExecError> {
         self.steps += 1;
-        if self.steps > self.engine.limits.max_steps {
+        let limits = &self.engine.limits;
+        if self.steps > limits.max_steps {
             return Err(self.err(
                 line,
-                format!("more than {} steps: stopped", self.engine.limits.max_steps),
+                format!("more than {} steps: stopped", limits.max_steps),
+            ));
+        }
+        let shared = &self.engine.shared;
+        let total = shared.steps.get() + 1;
+        shared.steps.set(total);
+        if total > limits.max_total_steps {
+            return Err(self.err(
+                line,
+                format!(
+                    "more than {} steps in the chart's templates together: stopped",
+                    limits.max_total_steps
+                ),
+            ));
+        }
+        if total.is_multiple_of(4096)
+            && let (Some(limit), Some(started)) = (limits.deadline, shared.started.get())
+            && started.elapsed() > limit
+        {
+            return Err(self.err(
+                line,
+                format!(
+                    "the chart's templates took longer than {} s to render: stopped",
+                    limit.as_secs()
+                ),
             ));
         }
         Ok(())
+    }
+
+    /// Record a value made at random (or a generated key), so a scan of the output
+    /// does not take it for a secret the chart holds. Short values are not recorded.
+    pub fn generated(&mut self, value: &str) {
+        if value.len() >= 8 {
+            let mut g = self.engine.shared.generated.borrow_mut();
+            if g.len() < 100_000 {
+                g.push(value.to_string());
+            }
+        }
     }
 
     fn emit(&mut self, out: &mut String, s: &str, line: usize) -> Result<(), ExecError> {
@@ -276,6 +344,17 @@ impl Exec<'_> {
             return Err(self.err(
                 line,
                 format!("output larger than {} bytes", self.engine.limits.max_output),
+            ));
+        }
+        let total = self.engine.shared.output.get() + s.len();
+        self.engine.shared.output.set(total);
+        if total > self.engine.limits.max_total_output {
+            return Err(self.err(
+                line,
+                format!(
+                    "the chart's templates wrote more than {} bytes together",
+                    self.engine.limits.max_total_output
+                ),
             ));
         }
         out.push_str(s);

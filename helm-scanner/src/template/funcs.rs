@@ -1026,6 +1026,7 @@ pub fn all() -> HashMap<&'static str, Func> {
     });
     m.insert("lookup", |_, _a| Ok(Value::Object(Map::new())));
     super::more::add(&mut m);
+    super::crypto::add(&mut m);
     m
 }
 

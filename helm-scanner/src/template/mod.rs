@@ -7,6 +7,7 @@
 //! helpers) cannot be written on top of it, and it has no Sprig; `gtmpl-ng` adds
 //! functions but not those two nor Helm's context.
 
+mod crypto;
 pub mod exec;
 pub mod funcs;
 mod more;
@@ -26,7 +27,14 @@ impl Engine {
             funcs: funcs::all(),
             limits: Limits::default(),
             methods: None,
+            shared: Default::default(),
         }
+    }
+
+    /// The values made at random by the renders so far (see [`exec::Exec::generated`]),
+    /// taken out.
+    pub fn take_generated(&self) -> Vec<String> {
+        self.shared.take_generated()
     }
 
     /// Parse `src` as template `name`, adding it and what it defines. As in Go, a

@@ -40,7 +40,7 @@ const MUST_ALIASES: [(&str, &str); 24] = [
     ("mustSlice", "slice"),
 ];
 
-fn random_u64() -> u64 {
+pub(super) fn random_u64() -> u64 {
     // Values Helm randomizes differ run to run by design; a per-call random hasher
     // state (seeded by the OS) is random enough for them.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -69,6 +69,14 @@ fn random_from(n: i64, alphabet: &[u8]) -> Result<Value, String> {
         }
     }
     Ok(Value::String(out))
+}
+
+/// A random value, recorded as generated (the scan does not report it as a secret).
+fn x_generated(x: &mut super::exec::Exec<'_>, v: Result<Value, String>) -> Result<Value, String> {
+    if let Ok(Value::String(t)) = &v {
+        x.generated(t);
+    }
+    v
 }
 
 const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -617,22 +625,22 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
             None => "illegal base32 data".into(),
         }))
     });
-    m.insert("randAlphaNum", |_, a| {
+    m.insert("randAlphaNum", |x, a| {
         want(&a, 1, "randAlphaNum")?;
-        random_from(to_i64(&a[0]), &[ALPHA, DIGITS].concat())
+        x_generated(x, random_from(to_i64(&a[0]), &[ALPHA, DIGITS].concat()))
     });
-    m.insert("randAlpha", |_, a| {
+    m.insert("randAlpha", |x, a| {
         want(&a, 1, "randAlpha")?;
-        random_from(to_i64(&a[0]), ALPHA)
+        x_generated(x, random_from(to_i64(&a[0]), ALPHA))
     });
-    m.insert("randNumeric", |_, a| {
+    m.insert("randNumeric", |x, a| {
         want(&a, 1, "randNumeric")?;
-        random_from(to_i64(&a[0]), DIGITS)
+        x_generated(x, random_from(to_i64(&a[0]), DIGITS))
     });
-    m.insert("randAscii", |_, a| {
+    m.insert("randAscii", |x, a| {
         want(&a, 1, "randAscii")?;
         let printable: Vec<u8> = (b' '..=b'~').collect();
-        random_from(to_i64(&a[0]), &printable)
+        x_generated(x, random_from(to_i64(&a[0]), &printable))
     });
     m.insert("uuidv4", |_, a| {
         want(&a, 0, "uuidv4")?;
@@ -701,12 +709,190 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
             .unwrap_or(-62_135_596_800);
         Ok(Value::from(secs))
     });
+    m.insert("toToml", |_, a| {
+        want(&a, 1, "toToml")?;
+        Ok(Value::String(to_toml(&a[0])))
+    });
+    m.insert("abbrevboth", |_, a| {
+        want(&a, 3, "abbrevboth")?;
+        Ok(Value::String(
+            abbreviate_full(&s(&a[2]), to_i64(&a[0]), to_i64(&a[1])).unwrap_or_default(),
+        ))
+    });
     let table: Vec<(&'static str, Func)> = MUST_ALIASES
         .iter()
         .filter_map(|(alias, of)| m.get(of).map(|f| (*alias, *f)))
         .collect();
     for (alias, f) in table {
         m.entry(alias).or_insert(f);
+    }
+}
+
+/// Go's `goutils.AbbreviateFull` (Sprig's `abbrevboth`): `None` where Go returns an
+/// error (Sprig then prints nothing).
+fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let len = chars.len() as i64;
+    if text.is_empty() {
+        return Some(String::new());
+    }
+    if max_width < 4 {
+        return None;
+    }
+    if len <= max_width {
+        return Some(text.to_string());
+    }
+    let mut offset = offset.min(len);
+    if len - offset < max_width - 3 {
+        offset = len - (max_width - 3);
+    }
+    let take = |from: i64, to: i64| -> String {
+        chars[from.max(0) as usize..to.clamp(0, len) as usize]
+            .iter()
+            .collect()
+    };
+    if offset <= 4 {
+        return Some(format!("{}...", take(0, max_width - 3)));
+    }
+    if max_width < 7 {
+        return None;
+    }
+    if offset + max_width - 3 < len {
+        let rest = take(offset, len);
+        return abbreviate_full(&rest, 0, max_width - 3).map(|r| format!("...{r}"));
+    }
+    Some(format!("...{}", take(len - (max_width - 3), len)))
+}
+
+/// `toToml`: the TOML BurntSushi/toml's encoder writes (what Helm uses): a table's plain
+/// keys first, then its sub-tables and arrays of tables, keys sorted, nested tables
+/// indented two spaces a level; nulls left out.
+fn to_toml(v: &Value) -> String {
+    let Value::Object(_) = v else {
+        // A value that is not a table is written as the element alone.
+        return toml_inline(v);
+    };
+    let mut out = String::new();
+    toml_table(&mut out, &mut Vec::new(), v);
+    out
+}
+
+fn is_table(v: &Value) -> bool {
+    match v {
+        Value::Object(_) => true,
+        Value::Array(a) => !a.is_empty() && a.iter().all(Value::is_object),
+        _ => false,
+    }
+}
+
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        k.to_string()
+    } else {
+        toml_string(k)
+    }
+}
+
+fn toml_string(t: &str) -> String {
+    let mut out = String::from("\"");
+    for c in t.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn toml_inline(v: &Value) -> String {
+    match v {
+        Value::String(t) => toml_string(t),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if !n.is_f64() => i.to_string(),
+            _ => {
+                // strconv.FormatFloat(f, 'g', -1, 64), then ".0" on a bare integer.
+                let t = super::exec::go_float(n.as_f64().unwrap_or(0.0));
+                if t.contains(['.', 'e', 'N', 'I']) {
+                    t
+                } else {
+                    format!("{t}.0")
+                }
+            }
+        },
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter()
+                .filter(|x| !x.is_null())
+                .map(toml_inline)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().filter(|k| !o[k.as_str()].is_null()).collect();
+            keys.sort();
+            format!(
+                "{{{}}}",
+                keys.iter()
+                    .map(|k| format!("{} = {}", toml_key(k), toml_inline(&o[k.as_str()])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        Value::Null => String::new(),
+    }
+}
+
+fn toml_table(out: &mut String, key: &mut Vec<String>, v: &Value) {
+    let Value::Object(o) = v else { return };
+    let indent = "  ".repeat(key.len());
+    let mut direct: Vec<&String> = o.keys().filter(|k| !is_table(&o[k.as_str()])).collect();
+    let mut sub: Vec<&String> = o.keys().filter(|k| is_table(&o[k.as_str()])).collect();
+    direct.sort();
+    sub.sort();
+    for k in direct {
+        let val = &o[k.as_str()];
+        if val.is_null() {
+            continue;
+        }
+        out.push_str(&format!("{indent}{} = {}\n", toml_key(k), toml_inline(val)));
+    }
+    for k in sub {
+        key.push(toml_key(k));
+        let path = key.join(".");
+        let head_indent = "  ".repeat(key.len() - 1);
+        match &o[k.as_str()] {
+            Value::Array(items) => {
+                for item in items {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(&format!("{head_indent}[[{path}]]\n"));
+                    toml_table(out, key, item);
+                }
+            }
+            table => {
+                if key.len() == 1 && !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&format!("{head_indent}[{path}]\n"));
+                toml_table(out, key, table);
+            }
+        }
+        key.pop();
     }
 }
 

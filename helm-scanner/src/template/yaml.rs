@@ -18,8 +18,97 @@ pub fn from_yaml(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    let v: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    Ok(floats(v))
+    let v: HelmValue = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    Ok(floats(v.0))
+}
+
+/// A YAML value as `sigs.k8s.io/yaml` (Helm's reader) leaves it: YAML 1.1 scalars, and
+/// keys that are not strings (a plain `y`, `on`, `1`) turned into their text (`"true"`,
+/// `"1"`), where serde_json's own reader would keep the key as written.
+struct HelmValue(Value);
+
+/// A mapping key, as text.
+struct HelmKey(String);
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = HelmValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::Bool(b)))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::from(n)))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::from(n)))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<HelmValue, E> {
+        Ok(HelmValue(
+            serde_json::Number::from_f64(n)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        ))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::String(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::String(s)))
+    }
+    fn visit_unit<E>(self) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<HelmValue, E> {
+        Ok(HelmValue(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<HelmValue, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<HelmValue, A::Error> {
+        let mut out = Vec::new();
+        while let Some(HelmValue(v)) = a.next_element()? {
+            out.push(v);
+        }
+        Ok(HelmValue(Value::Array(out)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<HelmValue, A::Error> {
+        let mut out = Map::new();
+        while let Some(HelmKey(k)) = a.next_key()? {
+            let HelmValue(v) = a.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(HelmValue(Value::Object(out)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HelmValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HelmKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let HelmValue(v) = d.deserialize_any(ValueVisitor)?;
+        Ok(HelmKey(match v {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Null => "null".into(),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() => super::exec::go_float(f),
+                _ => n.to_string(),
+            },
+            Value::Array(_) | Value::Object(_) => {
+                return Err(D::Error::custom("a list or mapping as a mapping key"));
+            }
+        }))
+    }
 }
 
 /// Every number as a float64, as `json.Unmarshal` into `interface{}` leaves them.
@@ -300,6 +389,22 @@ pub fn to_yaml(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn plain_yaml_1_1_booleans_are_booleans_as_in_helm() {
+        let v = from_yaml("a: yes\nb: off\nc: \"no\"\nd: N\ne: On\n").unwrap();
+        assert_eq!(v["a"], serde_json::json!(true));
+        assert_eq!(v["b"], serde_json::json!(false));
+        assert_eq!(v["c"], serde_json::json!("no"));
+        assert_eq!(v["d"], serde_json::json!(false));
+        assert_eq!(v["e"], serde_json::json!(true));
+        // Keys too, as sigs.k8s.io/yaml turns them into text; quoted ones stay.
+        let v = from_yaml("y: 1\n\"n\": 2\non: 3\n10: 4\nplain: 5\n").unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["10", "n", "plain", "true"]);
+        assert_eq!(v["true"], serde_json::json!(3.0));
+    }
 
     #[test]
     fn writes_like_go_yaml_v2() {
