@@ -1299,3 +1299,117 @@ data:
         &[],
     );
 }
+
+/// `git` with stdin, returning its trimmed stdout.
+fn git_io(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Hostile repositories: a "git bomb" (a few objects naming 10^10 paths) costs its few
+/// objects in the history walk and is refused, quickly, when the charts at its tip
+/// would have to be listed path by path; a clone larger than --max-clone-size is
+/// refused.
+#[test]
+fn git_bombs_and_oversized_clones_are_refused() {
+    let c = Canary::new();
+    let base = c.home.path().join("git");
+    let bomb = base.join("bomb.git");
+    std::fs::create_dir_all(&bomb).unwrap();
+    git(&bomb, &["init", "-q", "--bare"], "2026-01-01T00:00:00Z");
+    let blob = git_io(
+        &bomb,
+        &["hash-object", "-w", "--stdin"],
+        b"apiVersion: v2\nname: x\nversion: 1.0.0\n",
+    );
+    let mut tree = git_io(
+        &bomb,
+        &["mktree"],
+        format!("100644 blob {blob}\tChart.yaml\n").as_bytes(),
+    );
+    for _ in 0..5 {
+        let listing: String = (0..100)
+            .map(|i| format!("040000 tree {tree}\td{i}\n"))
+            .collect();
+        tree = git_io(&bomb, &["mktree"], listing.as_bytes());
+    }
+    let commit = git_io(&bomb, &["commit-tree", &tree, "-m", "bomb"], b"");
+    git(
+        &bomb,
+        &["update-ref", "refs/heads/main", &commit],
+        "2026-01-01T00:00:00Z",
+    );
+    git(
+        &bomb,
+        &["symbolic-ref", "HEAD", "refs/heads/main"],
+        "2026-01-01T00:00:00Z",
+    );
+    let started = std::time::Instant::now();
+    let r = c.run(&["helm", "scan", bomb.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("more tree entries than allowed"), "{r}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The history itself was walked: its one blob scanned once.
+    assert!(r.stderr.contains("1 distinct blobs"), "{r}");
+
+    // A repository of 2 MiB of incompressible bytes, cloned over git:// with a 256K cap.
+    let work = base.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
+    write_chart(
+        &work.join("c"),
+        &[("Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")],
+    );
+    let mut noise = vec![0u8; 2 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(work.join("c/files.bin"), &noise).unwrap();
+    git(&work, &["add", "-A"], "2026-01-01T00:00:00Z");
+    git(
+        &work,
+        &["commit", "-q", "-m", "big"],
+        "2026-01-01T00:00:00Z",
+    );
+    let st = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&work)
+        .arg(base.join("big.git"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let daemon = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{}/big.git", daemon.port);
+    let r = c.run(&[
+        "helm",
+        "scan",
+        &url,
+        "--max-clone-size",
+        "256K",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("larger than 262144 bytes on disk"), "{r}");
+    // With room, the same clone goes through.
+    let r = c.run(&["helm", "scan", &url, "--format", "json"]);
+    assert_eq!(r.json()["charts"][0]["name"], "c", "{r}");
+}

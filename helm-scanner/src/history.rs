@@ -52,6 +52,8 @@ struct Sighting {
     path: String,
     commit: gix::ObjectId,
     seconds: i64,
+    /// Walk index of `commit`.
+    rank: usize,
 }
 
 /// A URL as shown to people: credentials in it (`https://user:token@host/…`) hidden.
@@ -99,7 +101,9 @@ pub fn open(source: &str, work: &Path, max_bytes: u64) -> Result<gix::Repository
         done.store(true, Ordering::Relaxed);
         r
     });
-    if too_big.load(Ordering::Relaxed) {
+    // The watcher bounds what a large clone writes; a small fast one may finish between
+    // two looks, so the size is checked once more at the end.
+    if too_big.load(Ordering::Relaxed) || dir_size(work) > max_bytes {
         return Err(format!(
             "cloning {shown}: larger than {max_bytes} bytes on disk: stopped (--max-clone-size)"
         ));
@@ -202,13 +206,56 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Blob ids and paths of a tree, recursively, each entry counted against `budget`
-/// (an error once it is spent).
+/// How many entries listing `root` with every path would visit, each distinct tree
+/// read once (so a git bomb is measured, not expanded); saturating.
+fn expanded_entries(repo: &gix::Repository, root: gix::ObjectId) -> Result<u64, String> {
+    let mut size: HashMap<gix::ObjectId, u64> = HashMap::new();
+    let mut children: HashMap<gix::ObjectId, (u64, Vec<gix::ObjectId>)> = HashMap::new();
+    // Post-order without recursion: a tree's size once its subtrees' are known.
+    let mut stack = vec![(root, false)];
+    while let Some((id, expanded)) = stack.pop() {
+        if size.contains_key(&id) {
+            continue;
+        }
+        if expanded {
+            let (entries, subs) = children.remove(&id).unwrap_or_default();
+            let total = subs.iter().fold(entries, |acc, s| {
+                acc.saturating_add(size.get(s).copied().unwrap_or(0))
+            });
+            size.insert(id, total);
+            continue;
+        }
+        let t = repo.find_tree(id).map_err(|e| format!("tree {id}: {e}"))?;
+        let decoded = t.decode().map_err(|e| format!("tree {id}: {e}"))?;
+        let subs: Vec<gix::ObjectId> = decoded
+            .entries
+            .iter()
+            .filter(|e| e.mode.is_tree())
+            .map(|e| e.oid.to_owned())
+            .collect();
+        stack.push((id, true));
+        stack.extend(
+            subs.iter()
+                .filter(|s| !size.contains_key(*s))
+                .map(|s| (*s, false)),
+        );
+        children.insert(id, (decoded.entries.len() as u64, subs));
+    }
+    Ok(size.get(&root).copied().unwrap_or(0))
+}
+
+/// Blob ids and paths of a tree, recursively; refused when that would visit more than
+/// `budget` entries.
 fn files(
     repo: &gix::Repository,
     tree: gix::ObjectId,
     budget: &mut u64,
 ) -> Result<Vec<(String, gix::ObjectId)>, String> {
+    if expanded_entries(repo, tree)? > *budget {
+        return Err(
+            "more tree entries than allowed (a tree naming the same subtree over and over?)".into(),
+        );
+    }
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), tree)];
     while let Some((prefix, id)) = stack.pop() {
@@ -236,7 +283,60 @@ fn files(
     Ok(out)
 }
 
+/// A distinct tree met in the walk, listed once.
+struct TreeNode {
+    /// Walk index of the oldest commit seen holding this tree where it was met (the
+    /// walk goes newest first, so the last index written is the oldest).
+    rank: usize,
+    /// Trees directly in this one, with their paths where this tree was first met.
+    subtrees: Vec<(String, gix::ObjectId)>,
+    /// Blobs directly in this tree, likewise with their paths.
+    blobs: Vec<(String, gix::ObjectId)>,
+}
+
+/// List a tree's entries once, with `prefix` as its path.
+fn list_tree(
+    repo: &gix::Repository,
+    id: gix::ObjectId,
+    prefix: &str,
+    rank: usize,
+    budget: &mut u64,
+) -> Result<TreeNode, String> {
+    let t = repo.find_tree(id).map_err(|e| format!("tree {id}: {e}"))?;
+    let decoded = t.decode().map_err(|e| format!("tree {id}: {e}"))?;
+    let n = decoded.entries.len() as u64;
+    if n > *budget {
+        return Err("more tree entries than allowed".into());
+    }
+    *budget -= n;
+    let mut node = TreeNode {
+        rank,
+        subtrees: Vec::new(),
+        blobs: Vec::new(),
+    };
+    for e in &decoded.entries {
+        let name = e.filename.to_str_lossy();
+        let path = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if e.mode.is_tree() {
+            node.subtrees.push((path, e.oid.to_owned()));
+        } else if e.mode.is_blob() {
+            node.blobs.push((path, e.oid.to_owned()));
+        }
+    }
+    Ok(node)
+}
+
 /// Walk the history from `tip` (see [`start`]) and scan each distinct blob once.
+///
+/// Each distinct tree is listed once, whatever the number of commits or paths holding
+/// it (so a "git bomb" costs its few objects, not its billions of paths); a tree met
+/// again only records the older commit. A blob is then named by the oldest commit
+/// holding any tree that holds it: each tree's oldest commit is passed down to the
+/// trees inside it, parents before children.
 pub fn scan(
     repo: &gix::Repository,
     tip: gix::ObjectId,
@@ -249,15 +349,10 @@ pub fn scan(
         .map_err(|e| format!("commit {tip}: {e}"))?;
     let head_tree = head.tree_id().map_err(|e| e.to_string())?.detach();
     let mut budget = limits.max_tree_entries;
-    let at_head: HashSet<gix::ObjectId> = files(repo, head_tree, &mut budget)
-        .map_err(|e| format!("the tree at {tip}: {e}"))?
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    let mut first: HashMap<gix::ObjectId, Sighting> = HashMap::new();
-    let mut seen_trees: HashSet<gix::ObjectId> = HashSet::new();
+    let mut trees: HashMap<gix::ObjectId, TreeNode> = HashMap::new();
+    let mut commits: Vec<(gix::ObjectId, i64)> = Vec::new();
     let walk = repo.rev_walk([head.id]).all().map_err(|e| e.to_string())?;
-    for info in walk {
+    'walk: for info in walk {
         if out.commits >= limits.max_commits {
             out.skipped
                 .push(format!("history cut at {} commits", limits.max_commits));
@@ -267,32 +362,99 @@ pub fn scan(
         out.commits += 1;
         let commit = info.object().map_err(|e| e.to_string())?;
         let seconds = commit.time().map(|t| t.seconds).unwrap_or(0);
-        let tree = commit.tree_id().map_err(|e| e.to_string())?.detach();
-        // The same tree in an older commit adds nothing new.
-        if !seen_trees.insert(tree) {
+        let rank = commits.len();
+        commits.push((commit.id, seconds));
+        let root = commit.tree_id().map_err(|e| e.to_string())?.detach();
+        let mut stack = vec![(root, String::new())];
+        while let Some((id, prefix)) = stack.pop() {
+            if let Some(t) = trees.get_mut(&id) {
+                t.rank = rank;
+                continue;
+            }
+            let node = match list_tree(repo, id, &prefix, rank, &mut budget) {
+                Ok(n) => n,
+                Err(e) if rank == 0 => return Err(format!("the tree at {tip}: {e}")),
+                Err(e) => {
+                    out.skipped.push(format!(
+                        "history cut at commit {}: {e} ({} in all)",
+                        commit.id, limits.max_tree_entries
+                    ));
+                    break 'walk;
+                }
+            };
+            stack.extend(node.subtrees.iter().map(|(p, sub)| (*sub, p.clone())));
+            trees.insert(id, node);
+        }
+    }
+    // Each tree's oldest commit, passed from parents to children (trees form a DAG:
+    // a parent's id hashes its children's).
+    let mut parents: HashMap<gix::ObjectId, usize> = HashMap::new();
+    for t in trees.values() {
+        for (_, sub) in &t.subtrees {
+            *parents.entry(*sub).or_default() += 1;
+        }
+    }
+    let mut ready: Vec<gix::ObjectId> = trees
+        .keys()
+        .filter(|id| !parents.contains_key(*id))
+        .copied()
+        .collect();
+    while let Some(id) = ready.pop() {
+        let (rank, subs) = match trees.get(&id) {
+            Some(t) => (
+                t.rank,
+                t.subtrees.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            ),
+            None => continue,
+        };
+        for sub in subs {
+            if let Some(child) = trees.get_mut(&sub) {
+                child.rank = child.rank.max(rank);
+            }
+            if let Some(n) = parents.get_mut(&sub) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(sub);
+                }
+            }
+        }
+    }
+    let mut first: HashMap<gix::ObjectId, Sighting> = HashMap::new();
+    for t in trees.values() {
+        for (path, id) in &t.blobs {
+            let (commit, seconds) = commits[t.rank];
+            match first.get_mut(id) {
+                Some(s) if s.rank >= t.rank => {}
+                Some(s) => {
+                    s.rank = t.rank;
+                    s.commit = commit;
+                    s.seconds = seconds;
+                }
+                None => {
+                    first.insert(
+                        *id,
+                        Sighting {
+                            path: path.clone(),
+                            commit,
+                            seconds,
+                            rank: t.rank,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    // The blobs at the tip: those of the trees its tree reaches.
+    let mut at_head: HashSet<gix::ObjectId> = HashSet::new();
+    let mut seen: HashSet<gix::ObjectId> = HashSet::new();
+    let mut stack = vec![head_tree];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
             continue;
         }
-        let listed = match files(repo, tree, &mut budget) {
-            Ok(l) => l,
-            Err(e) => {
-                out.skipped.push(format!(
-                    "history cut at commit {}: {e} ({} in all)",
-                    commit.id, limits.max_tree_entries
-                ));
-                break;
-            }
-        };
-        // Newest first: a later (older) sighting of a blob replaces the earlier one, so
-        // each blob ends up named by the commit that added it.
-        for (path, id) in listed {
-            first.insert(
-                id,
-                Sighting {
-                    path,
-                    commit: commit.id,
-                    seconds,
-                },
-            );
+        if let Some(t) = trees.get(&id) {
+            at_head.extend(t.blobs.iter().map(|(_, b)| *b));
+            stack.extend(t.subtrees.iter().map(|(_, s)| *s));
         }
     }
     let mut by_path: BTreeMap<(String, gix::ObjectId), &Sighting> = BTreeMap::new();

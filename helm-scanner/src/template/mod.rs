@@ -210,4 +210,28 @@ app: {{ include "app.name" . }}
                 .contains("can't evaluate field b")
         );
     }
+
+    #[test]
+    fn budgets_hold_across_the_templates_of_a_chart() {
+        let mut e = Engine::new();
+        e.limits.max_steps = 1_000;
+        e.limits.max_total_steps = 1_500;
+        e.add("a", "{{ range until 600 }}.{{ end }}").unwrap();
+        e.add("b", "{{ range until 600 }}.{{ end }}").unwrap();
+        e.add("c", "{{ range until 600 }}.{{ end }}").unwrap();
+        // Each alone is within the per-template budget; the third passes the chart's.
+        assert!(e.render("a", &json!({})).is_ok());
+        assert!(e.render("b", &json!({})).is_ok());
+        let err = e.render("c", &json!({})).unwrap_err();
+        assert!(
+            err.message.contains("in the chart's templates together"),
+            "{err}"
+        );
+        // And the clock: an engine whose deadline has passed stops.
+        let mut e = Engine::new();
+        e.limits.deadline = Some(std::time::Duration::ZERO);
+        e.add("t", "{{ range until 100000 }}.{{ end }}").unwrap();
+        let err = e.render("t", &json!({})).unwrap_err();
+        assert!(err.message.contains("took longer than"), "{err}");
+    }
 }
