@@ -1292,6 +1292,9 @@ data:
   abbrev: {{ abbrevboth 5 10 "1234 5678 9123 4567" | quote }}
   abbrev2: {{ abbrevboth 0 8 .Values.text | quote }}
   abbrev3: {{ abbrevboth 30 15 .Values.text | quote }}
+  abbrev4: {{ abbrevboth 5 6 "1234 5678 9123 4567" | quote }}
+  abbrev5: {{ abbrevboth 0 3 "1234 5678" | quote }}
+  abbrev6: {{ abbrevboth 8 12 "héllo wörld, ünïcode text" | quote }}
   notmap: {{ toToml "x" | quote }}
 "#,
             ),
@@ -1412,4 +1415,50 @@ fn git_bombs_and_oversized_clones_are_refused() {
     // With room, the same clone goes through.
     let r = c.run(&["helm", "scan", &url, "--format", "json"]);
     assert_eq!(r.json()["charts"][0]["name"], "c", "{r}");
+}
+
+/// A directory renamed in a later commit keeps the same tree: the secret in it is named
+/// by the commit that added it, with its path in that commit.
+#[test]
+fn a_renamed_directory_keeps_the_commit_and_path_that_added_its_secret() {
+    let c = Canary::new();
+    let work = c.home.path().join("renamed");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
+    write_chart(
+        &work.join("chart"),
+        &[("Chart.yaml", "apiVersion: v2\nname: r\nversion: 1.0.0\n")],
+    );
+    write_chart(
+        &work.join("old/creds"),
+        &[(
+            "aws.ini",
+            "[default]\naws_access_key_id = AKIAZ7QWERTYUIOPASDF\n",
+        )],
+    );
+    git(&work, &["add", "-A"], "2026-01-02T00:00:00Z");
+    git(
+        &work,
+        &["commit", "-q", "-m", "add"],
+        "2026-01-02T00:00:00Z",
+    );
+    let added = git_io(&work, &["rev-parse", "HEAD"], b"");
+    git(&work, &["mv", "old", "new"], "2026-01-03T00:00:00Z");
+    git(
+        &work,
+        &["commit", "-q", "-m", "rename"],
+        "2026-01-03T00:00:00Z",
+    );
+    let r = c.run(&["helm", "scan", work.to_str().unwrap(), "--format", "json"]);
+    let j = r.json();
+    let f = j["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "secret/aws-access-key-id")
+        .unwrap_or_else(|| panic!("{r}"))
+        .clone();
+    assert_eq!(f["location"]["path"], "old/creds/aws.ini", "{f}");
+    assert_eq!(f["location"]["commit"]["id"], added.as_str(), "{f}");
+    assert_eq!(f["location"]["commit"]["at_head"], true, "{f}");
 }

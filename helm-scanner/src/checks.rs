@@ -140,8 +140,112 @@ pub fn provenance_checks(archive_name: &str, archive: &[u8], prov: Option<&str>)
     }
 }
 
-/// Every check on one object of kind `kind`.
+/// Registries trusted by default (`--trusted-registry` replaces the list): the public
+/// registries of the big vendors and clouds. `*.` matches any subdomain.
+pub const DEFAULT_TRUSTED_REGISTRIES: &[&str] = &[
+    "docker.io",
+    "registry.k8s.io",
+    "k8s.gcr.io",
+    "gcr.io",
+    "*.gcr.io",
+    "*.pkg.dev",
+    "ghcr.io",
+    "quay.io",
+    "mcr.microsoft.com",
+    "public.ecr.aws",
+    "*.amazonaws.com",
+    "registry.gitlab.com",
+    "docker.elastic.co",
+    "nvcr.io",
+    "registry.redhat.io",
+    "registry.access.redhat.com",
+    "icr.io",
+    "*.azurecr.io",
+];
+
+/// What the checks are told by the user.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Registry hosts (`host`, `host:port`, `*.domain`) whose images are trusted.
+    pub trusted_registries: Vec<String>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            trusted_registries: DEFAULT_TRUSTED_REGISTRIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+impl CheckOptions {
+    fn trusts(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let bare = host.split(':').next().unwrap_or(&host);
+        self.trusted_registries.iter().any(|t| {
+            let t = t.to_ascii_lowercase();
+            match t.strip_prefix("*.") {
+                Some(domain) => bare.ends_with(&format!(".{domain}")),
+                None => t == host || t == bare,
+            }
+        })
+    }
+}
+
+/// Whether a setting's name says it holds a credential (`DB_PASSWORD`, `apiKey`,
+/// `client-secret`), and not only its name, file, id or length (`SECRET_NAME`,
+/// `TOKEN_FILE`, `PASSWORD_MIN_LENGTH`).
+fn credential_name(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "credential",
+    ];
+    const NOT: &[&str] = &[
+        "name", "file", "path", "dir", "ref", "id", "url", "ttl", "expiry", "length", "size",
+        "enabled", "type", "mode", "required", "policy", "key_id", "keyid", "header", "count",
+    ];
+    let flat: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let lower = name.to_ascii_lowercase();
+    WORDS.iter().any(|w| flat.contains(w))
+        && !NOT
+            .iter()
+            .any(|n| lower.ends_with(n) && !WORDS.iter().any(|w| lower.ends_with(w)))
+}
+
+/// Whether a literal value looks like a credential rather than a reference to one.
+fn literal_secret(value: &str) -> bool {
+    let v = value.trim();
+    v.len() >= 4
+        && !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "none"
+        )
+        && !v.starts_with("$(")
+        && !v.starts_with("${")
+        && !v.starts_with('/')
+}
+
+/// Every check on one object of kind `kind`, with the default options.
 pub fn check(kind: &str, obj: &Value) -> Vec<CheckHit> {
+    check_with(kind, obj, &CheckOptions::default())
+}
+
+/// Every check on one object of kind `kind`.
+pub fn check_with(kind: &str, obj: &Value, opts: &CheckOptions) -> Vec<CheckHit> {
     let mut out = Vec::new();
     let mut hit = |rule_id: &'static str, detail: String| out.push(CheckHit { rule_id, detail });
     match kind {
@@ -170,6 +274,25 @@ pub fn check(kind: &str, obj: &Value) -> Vec<CheckHit> {
             if obj.pointer("/roleRef/name").and_then(Value::as_str) == Some("cluster-admin") =>
         {
             hit("k8s/rbac-wildcard", "binds cluster-admin".into());
+        }
+        "ConfigMap" => {
+            for (key, v) in obj
+                .get("data")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if credential_name(key) && v.as_str().is_some_and(literal_secret) {
+                    // The value itself is never part of the finding.
+                    hit(
+                        "k8s/plaintext-secret",
+                        format!(
+                            "data.{key} holds a literal value ({} characters)",
+                            v.as_str().map_or(0, |t| t.chars().count())
+                        ),
+                    );
+                }
+            }
         }
         _ => {}
     }
@@ -260,6 +383,32 @@ pub fn check(kind: &str, obj: &Value) -> Vec<CheckHit> {
         if !image.is_empty() && !image.contains("@sha256:") {
             hit("k8s/image-not-pinned", format!("{at}: {image}"));
         }
+        if let Ok(r) = image.parse::<oci_client::Reference>()
+            && !opts.trusts(r.registry())
+        {
+            hit(
+                "k8s/untrusted-registry",
+                format!("{at}: {image} comes from {}", r.registry()),
+            );
+        }
+        for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+            if credential_name(name)
+                && e.get("valueFrom").is_none()
+                && e.get("value")
+                    .and_then(Value::as_str)
+                    .is_some_and(literal_secret)
+            {
+                let n = e
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .map_or(0, |t| t.chars().count());
+                hit(
+                    "k8s/plaintext-secret",
+                    format!("{at}: env {name} holds a literal value ({n} characters)"),
+                );
+            }
+        }
         let words: Vec<&str> = ["command", "args"]
             .iter()
             .flat_map(|k| c.get(*k).and_then(Value::as_array).into_iter().flatten())
@@ -318,12 +467,46 @@ mod tests {
     }
 
     #[test]
+    fn credential_names_and_trusted_registries() {
+        for yes in [
+            "DB_PASSWORD",
+            "apiKey",
+            "client-secret",
+            "GITHUB_TOKEN",
+            "aws.secretAccessKey",
+        ] {
+            assert!(credential_name(yes), "{yes}");
+        }
+        for no in [
+            "SECRET_NAME",
+            "TOKEN_FILE",
+            "PASSWORD_MIN_LENGTH",
+            "tokenTTL",
+            "LOG_LEVEL",
+            "AWS_ACCESS_KEY_ID",
+        ] {
+            assert!(!credential_name(no), "{no}");
+        }
+        let o = CheckOptions::default();
+        assert!(o.trusts("docker.io"));
+        assert!(o.trusts("europe-docker.pkg.dev"));
+        assert!(o.trusts("123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
+        assert!(!o.trusts("evil-amazonaws.com"));
+        assert!(!o.trusts("203.0.113.9:5000"));
+        let mine = CheckOptions {
+            trusted_registries: vec!["reg.lan:5000".into(), "harbor.corp".into()],
+        };
+        assert!(mine.trusts("reg.lan:5000") && mine.trusts("harbor.corp:443"));
+        assert!(!mine.trusts("docker.io"));
+    }
+
+    #[test]
     fn rules_fire_on_their_examples_only() {
         let ids: Vec<&str> = canary_rules::k8s_checks()
             .iter()
             .map(|r| r.id.as_str())
             .collect();
-        assert!(ids.len() >= 12);
+        assert!(ids.len() >= 14);
         for r in canary_rules::k8s_checks() {
             assert!(!r.positive.is_empty(), "{} has no positive example", r.id);
             for (which, examples, want) in [

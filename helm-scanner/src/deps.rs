@@ -144,7 +144,7 @@ pub fn pick_version(versions: &[String], want: Option<&str>) -> Option<usize> {
 }
 
 /// Helm's `IsCompatibleRange`: an unparsable version or constraint matches nothing.
-fn compatible(constraint: &str, version: &str) -> bool {
+pub(crate) fn compatible(constraint: &str, version: &str) -> bool {
     semver_check(constraint, version).unwrap_or(false)
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::Digest;
 
 use crate::chart::{Chart, ChartLimits, load_tgz_bytes};
-use crate::deps::{Dependency, dependencies, pick_version};
+use crate::deps::{Dependency, compatible, dependencies, pick_version};
 use crate::history::shown_url;
 use crate::template::yaml::from_yaml;
 
@@ -30,8 +30,10 @@ pub const HELM_PROV_LAYER: &str = "application/vnd.cncf.helm.chart.provenance.v1
 const MAX_INDEX: usize = 32 << 20;
 const MAX_ARCHIVE: usize = 64 << 20;
 const MAX_PROV: usize = 1 << 20;
-/// Dependencies fetched for one chart and its fetched dependencies, all levels.
+/// Dependencies one chart may have fetched (tries, failed ones included), and their
+/// archives' bytes together.
 const MAX_FETCHED: usize = 200;
+const MAX_FETCHED_BYTES: u64 = 512 << 20;
 
 /// A fetch that failed, naming what was asked for and from where.
 #[derive(Debug, thiserror::Error)]
@@ -82,22 +84,20 @@ pub struct Fetcher {
     registry: Arc<RegistryClient>,
     /// Sent to URLs on this origin (`scheme://host:port`) only.
     credentials: Option<(String, RepoCredentials)>,
+    /// Repository indexes read so far (a chart's dependencies often share one).
+    indexes: std::sync::Mutex<std::collections::HashMap<String, Arc<Value>>>,
 }
 
-/// `scheme://authority` of a URL, without userinfo, lower-cased.
-fn origin_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!(
-                "{}://{}",
-                scheme.to_ascii_lowercase(),
-                host.to_ascii_lowercase()
-            )
-        }
-        None => String::new(),
-    }
+/// `scheme://host:port` of a URL as the HTTP client will read it (so `https://evil\\@good/`
+/// is evil's), or `None` when it does not parse.
+fn origin_of(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
 }
 
 /// A file name made of the last URL segment, safe to join to a directory.
@@ -148,26 +148,43 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| err("HTTP client", e.to_string()))?;
+        let credentials = match credentials {
+            Some((url, c)) => Some((
+                origin_of(&url).ok_or_else(|| err(shown_url(&url), "not a URL"))?,
+                c,
+            )),
+            None => None,
+        };
         Ok(Fetcher {
             http,
             registry,
-            credentials: credentials.map(|(url, c)| (origin_of(&url), c)),
+            credentials,
+            indexes: Default::default(),
         })
     }
 
-    /// The body of a GET (following up to 5 redirects), or `None` on 404; refused past
-    /// `cap` bytes or on any other status.
-    async fn get(&self, url: &str, cap: usize) -> Result<Option<Vec<u8>>, FetchError> {
+    /// The body of a GET (following up to 5 redirects), or `None` on 404 (on any 4xx
+    /// when `optional`); refused past `cap` bytes or on any other status.
+    async fn get(
+        &self,
+        url: &str,
+        cap: usize,
+        optional: bool,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         let mut url = url.to_string();
         for _ in 0..6 {
             let shown = format!("GET {}", shown_url(&url));
             let mut req = self.http.get(&url);
             if let Some((origin, c)) = &self.credentials
-                && origin_of(&url) == *origin
+                && origin_of(&url).as_deref() == Some(origin.as_str())
             {
                 req = req.basic_auth(&c.username, Some(&c.password));
             }
-            let mut resp = req.send().await.map_err(|e| err(&shown, e.to_string()))?;
+            // The client's errors carry the URL, credentials included: shown without.
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| err(&shown, e.without_url().to_string()))?;
             let status = resp.status();
             if status.is_redirection() {
                 let to = resp
@@ -185,7 +202,7 @@ impl Fetcher {
                 }
                 continue;
             }
-            if status == reqwest::StatusCode::NOT_FOUND {
+            if status == reqwest::StatusCode::NOT_FOUND || (optional && status.is_client_error()) {
                 return Ok(None);
             }
             if status != reqwest::StatusCode::OK {
@@ -195,7 +212,11 @@ impl Fetcher {
                 return Err(err(&shown, format!("larger than {cap} bytes")));
             }
             let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| err(&shown, e.to_string()))? {
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| err(&shown, e.without_url().to_string()))?
+            {
                 if body.len() + chunk.len() > cap {
                     return Err(err(&shown, format!("larger than {cap} bytes")));
                 }
@@ -207,6 +228,26 @@ impl Fetcher {
             format!("GET {}", shown_url(&url)),
             "more than 5 redirects",
         ))
+    }
+
+    /// A repository's `index.yaml`, read once per fetcher.
+    async fn index(&self, base: &str, shown_repo: &str) -> Result<Arc<Value>, FetchError> {
+        if let Some(i) = self.indexes.lock().expect("index cache").get(base) {
+            return Ok(i.clone());
+        }
+        let index = self
+            .get(&format!("{base}/index.yaml"), MAX_INDEX, false)
+            .await?
+            .ok_or_else(|| err(shown_repo, "no index.yaml (HTTP 404)"))?;
+        let index = String::from_utf8(index)
+            .map_err(|_| err(format!("{shown_repo}/index.yaml"), "not UTF-8"))?;
+        let index =
+            Arc::new(from_yaml(&index).map_err(|e| err(format!("{shown_repo}/index.yaml"), e))?);
+        self.indexes
+            .lock()
+            .expect("index cache")
+            .insert(base.to_string(), index.clone());
+        Ok(index)
     }
 
     /// A chart from a Helm repository, as `helm pull --repo URL NAME --version V` takes
@@ -224,13 +265,7 @@ impl Fetcher {
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(err(shown_repo, "not an http(s) URL"));
         }
-        let index = self
-            .get(&format!("{base}/index.yaml"), MAX_INDEX)
-            .await?
-            .ok_or_else(|| err(&shown_repo, "no index.yaml (HTTP 404)"))?;
-        let index = String::from_utf8(index)
-            .map_err(|_| err(format!("{shown_repo}/index.yaml"), "not UTF-8"))?;
-        let index = from_yaml(&index).map_err(|e| err(format!("{shown_repo}/index.yaml"), e))?;
+        let index = self.index(base, &shown_repo).await?;
         let entries = index
             .get("entries")
             .and_then(|e| e.get(name))
@@ -273,7 +308,7 @@ impl Fetcher {
         }
         let shown = shown_url(&url);
         let archive = self
-            .get(&url, MAX_ARCHIVE)
+            .get(&url, MAX_ARCHIVE, false)
             .await?
             .ok_or_else(|| err(format!("GET {shown}"), "HTTP 404"))?;
         if let Some(want) = entry["digest"].as_str().filter(|d| !d.is_empty()) {
@@ -288,7 +323,8 @@ impl Fetcher {
                 ));
             }
         }
-        let prov = self.get(&format!("{url}.prov"), MAX_PROV).await?;
+        // A repository without a `.prov` may answer 403 (object stores) as well as 404.
+        let prov = self.get(&format!("{url}.prov"), MAX_PROV, true).await?;
         Ok(Fetched {
             archive,
             prov,
@@ -516,20 +552,23 @@ pub async fn fetch_dependencies(
     let locked = lock_versions(chart);
     let deps = dependencies(chart);
     let mut seen = std::collections::BTreeSet::new();
+    let mut attempts = 0;
+    let mut bytes = 0u64;
     for d in deps {
         if d.name.is_empty() || !seen.insert((d.name.clone(), d.repository.clone())) {
             continue;
         }
-        let present = chart.subcharts.iter().any(|s| {
-            s.name() == d.name
-                && crate::template::funcs::semver_check(&d.version, &s.version()).unwrap_or(false)
-        });
+        let present = chart
+            .subcharts
+            .iter()
+            .any(|s| s.name() == d.name && compatible(&d.version, &s.version()));
         if present {
             continue;
         }
-        if out.fetched.len() >= MAX_FETCHED {
+        attempts += 1;
+        if attempts > MAX_FETCHED || bytes > MAX_FETCHED_BYTES {
             out.errors.push(format!(
-                "{shown}: more than {MAX_FETCHED} dependencies to fetch; {} not fetched",
+                "{shown}: more than {MAX_FETCHED} dependencies or {MAX_FETCHED_BYTES} bytes to fetch; {} not fetched",
                 d.name
             ));
             continue;
@@ -562,8 +601,12 @@ pub async fn fetch_dependencies(
             }
         };
         let origin_archive = format!("{origin} ({})", fetched.shown);
+        bytes += fetched.archive.len() as u64;
         match load_tgz_bytes(&origin_archive, &fetched.archive, &ChartLimits::default()) {
             Ok(mut c) if c.name() == d.name => {
+                // A carried chart of that name at another version is outdated, as `helm
+                // dependency build` treats it.
+                chart.subcharts.retain(|s| s.name() != d.name);
                 c.dir_name = fetched.file_name.trim_end_matches(".tgz").to_string();
                 if fetched.plain_http {
                     out.plain_http.push(fetched.shown.clone());
@@ -617,22 +660,26 @@ mod tests {
 
     #[test]
     fn credentials_stay_on_their_origin() {
+        let o = |u: &str| origin_of(u).unwrap_or_default();
         assert_eq!(
-            origin_of("https://u:p@Charts.Example:8443/x/index.yaml"),
+            o("https://u:p@Charts.Example:8443/x/index.yaml"),
             "https://charts.example:8443"
         );
         assert_eq!(
-            origin_of("https://charts.example/x"),
-            "https://charts.example"
+            o("https://charts.example/x"),
+            o("https://charts.example:443/y")
         );
+        assert_ne!(o("http://charts.example/x"), o("https://charts.example/x"));
         assert_ne!(
-            origin_of("http://charts.example/x"),
-            origin_of("https://charts.example/x")
+            o("https://charts.example.evil/x"),
+            o("https://charts.example/x")
         );
+        // What the HTTP client reads as the host decides, not the last `@`.
         assert_ne!(
-            origin_of("https://charts.example.evil/x"),
-            origin_of("https://charts.example/x")
+            o("https://evil.example\\@charts.example/x"),
+            o("https://charts.example/x")
         );
+        assert_eq!(origin_of("not a url"), None);
     }
 
     #[test]

@@ -211,6 +211,9 @@ fn rfc3339(seconds: i64) -> String {
 fn expanded_entries(repo: &gix::Repository, root: gix::ObjectId) -> Result<u64, String> {
     let mut size: HashMap<gix::ObjectId, u64> = HashMap::new();
     let mut children: HashMap<gix::ObjectId, (u64, Vec<gix::ObjectId>)> = HashMap::new();
+    // Trees being sized: one met again inside itself is a cycle (objects whose ids do
+    // not match their content, in a repository opened in place).
+    let mut open: HashSet<gix::ObjectId> = HashSet::new();
     // Post-order without recursion: a tree's size once its subtrees' are known.
     let mut stack = vec![(root, false)];
     while let Some((id, expanded)) = stack.pop() {
@@ -218,6 +221,7 @@ fn expanded_entries(repo: &gix::Repository, root: gix::ObjectId) -> Result<u64, 
             continue;
         }
         if expanded {
+            open.remove(&id);
             let (entries, subs) = children.remove(&id).unwrap_or_default();
             let total = subs.iter().fold(entries, |acc, s| {
                 acc.saturating_add(size.get(s).copied().unwrap_or(0))
@@ -233,6 +237,10 @@ fn expanded_entries(repo: &gix::Repository, root: gix::ObjectId) -> Result<u64, 
             .filter(|e| e.mode.is_tree())
             .map(|e| e.oid.to_owned())
             .collect();
+        if subs.iter().any(|s| open.contains(s) || *s == id) {
+            return Err(format!("tree {id} contains itself"));
+        }
+        open.insert(id);
         stack.push((id, true));
         stack.extend(
             subs.iter()
@@ -285,23 +293,43 @@ fn files(
 
 /// A distinct tree met in the walk, listed once.
 struct TreeNode {
-    /// Walk index of the oldest commit seen holding this tree where it was met (the
-    /// walk goes newest first, so the last index written is the oldest).
+    /// Walk index of the oldest commit seen holding this tree (the walk goes newest
+    /// first, so the last index written is the oldest), and the tree's path there.
     rank: usize,
-    /// Trees directly in this one, with their paths where this tree was first met.
+    path: String,
+    /// Trees and blobs directly in this one, by name.
     subtrees: Vec<(String, gix::ObjectId)>,
-    /// Blobs directly in this tree, likewise with their paths.
     blobs: Vec<(String, gix::ObjectId)>,
 }
 
-/// List a tree's entries once, with `prefix` as its path.
+/// Longest path followed in the history (deeper trees end the walk, said out loud).
+const MAX_PATH: usize = 4096;
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// An older sighting (higher rank) wins; in the same commit, the smaller path (so the
+/// report does not depend on the order trees were met).
+fn better(rank: usize, path: &str, than_rank: usize, than_path: &str) -> bool {
+    rank > than_rank || (rank == than_rank && path < than_path)
+}
+
+/// List a tree's entries once; it was met at `path` in the commit of walk index `rank`.
 fn list_tree(
     repo: &gix::Repository,
     id: gix::ObjectId,
-    prefix: &str,
+    path: &str,
     rank: usize,
     budget: &mut u64,
 ) -> Result<TreeNode, String> {
+    if path.len() > MAX_PATH {
+        return Err(format!("a path longer than {MAX_PATH} bytes"));
+    }
     let t = repo.find_tree(id).map_err(|e| format!("tree {id}: {e}"))?;
     let decoded = t.decode().map_err(|e| format!("tree {id}: {e}"))?;
     let n = decoded.entries.len() as u64;
@@ -311,20 +339,16 @@ fn list_tree(
     *budget -= n;
     let mut node = TreeNode {
         rank,
+        path: path.to_string(),
         subtrees: Vec::new(),
         blobs: Vec::new(),
     };
     for e in &decoded.entries {
-        let name = e.filename.to_str_lossy();
-        let path = if prefix.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{prefix}/{name}")
-        };
+        let name = e.filename.to_str_lossy().into_owned();
         if e.mode.is_tree() {
-            node.subtrees.push((path, e.oid.to_owned()));
+            node.subtrees.push((name, e.oid.to_owned()));
         } else if e.mode.is_blob() {
-            node.blobs.push((path, e.oid.to_owned()));
+            node.blobs.push((name, e.oid.to_owned()));
         }
     }
     Ok(node)
@@ -334,9 +358,10 @@ fn list_tree(
 ///
 /// Each distinct tree is listed once, whatever the number of commits or paths holding
 /// it (so a "git bomb" costs its few objects, not its billions of paths); a tree met
-/// again only records the older commit. A blob is then named by the oldest commit
-/// holding any tree that holds it: each tree's oldest commit is passed down to the
-/// trees inside it, parents before children.
+/// again in an older commit only records that commit and its path there. A blob is
+/// then named by the oldest commit holding any tree that holds it, with its path in
+/// that commit: each tree's oldest sighting is passed down to the trees inside it,
+/// parents before children.
 pub fn scan(
     repo: &gix::Repository,
     tip: gix::ObjectId,
@@ -366,28 +391,35 @@ pub fn scan(
         commits.push((commit.id, seconds));
         let root = commit.tree_id().map_err(|e| e.to_string())?.detach();
         let mut stack = vec![(root, String::new())];
-        while let Some((id, prefix)) = stack.pop() {
+        while let Some((id, path)) = stack.pop() {
             if let Some(t) = trees.get_mut(&id) {
-                t.rank = rank;
+                if better(rank, &path, t.rank, &t.path) {
+                    t.rank = rank;
+                    t.path = path;
+                }
                 continue;
             }
-            let node = match list_tree(repo, id, &prefix, rank, &mut budget) {
+            let node = match list_tree(repo, id, &path, rank, &mut budget) {
                 Ok(n) => n,
                 Err(e) if rank == 0 => return Err(format!("the tree at {tip}: {e}")),
                 Err(e) => {
                     out.skipped.push(format!(
-                        "history cut at commit {}: {e} ({} in all)",
+                        "history cut at commit {}: {e} ({} tree entries in all at most)",
                         commit.id, limits.max_tree_entries
                     ));
                     break 'walk;
                 }
             };
-            stack.extend(node.subtrees.iter().map(|(p, sub)| (*sub, p.clone())));
+            stack.extend(
+                node.subtrees
+                    .iter()
+                    .map(|(name, sub)| (*sub, join(&path, name))),
+            );
             trees.insert(id, node);
         }
     }
-    // Each tree's oldest commit, passed from parents to children (trees form a DAG:
-    // a parent's id hashes its children's).
+    // Each tree's oldest sighting, passed from parents to children (trees form a DAG:
+    // a parent's id hashes its children's; a corrupt cycle is simply never reached).
     let mut parents: HashMap<gix::ObjectId, usize> = HashMap::new();
     for t in trees.values() {
         for (_, sub) in &t.subtrees {
@@ -400,16 +432,16 @@ pub fn scan(
         .copied()
         .collect();
     while let Some(id) = ready.pop() {
-        let (rank, subs) = match trees.get(&id) {
-            Some(t) => (
-                t.rank,
-                t.subtrees.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
-            ),
-            None => continue,
-        };
-        for sub in subs {
+        let Some(t) = trees.get(&id) else { continue };
+        let (rank, path) = (t.rank, t.path.clone());
+        let subs = t.subtrees.clone();
+        for (name, sub) in subs {
             if let Some(child) = trees.get_mut(&sub) {
-                child.rank = child.rank.max(rank);
+                let p = join(&path, &name);
+                if p.len() <= MAX_PATH && better(rank, &p, child.rank, &child.path) {
+                    child.rank = rank;
+                    child.path = p;
+                }
             }
             if let Some(n) = parents.get_mut(&sub) {
                 *n -= 1;
@@ -421,20 +453,24 @@ pub fn scan(
     }
     let mut first: HashMap<gix::ObjectId, Sighting> = HashMap::new();
     for t in trees.values() {
-        for (path, id) in &t.blobs {
+        for (name, id) in &t.blobs {
+            let path = join(&t.path, name);
             let (commit, seconds) = commits[t.rank];
             match first.get_mut(id) {
-                Some(s) if s.rank >= t.rank => {}
+                Some(s) if !better(t.rank, &path, s.rank, &s.path) => {}
                 Some(s) => {
-                    s.rank = t.rank;
-                    s.commit = commit;
-                    s.seconds = seconds;
+                    *s = Sighting {
+                        path,
+                        commit,
+                        seconds,
+                        rank: t.rank,
+                    };
                 }
                 None => {
                     first.insert(
                         *id,
                         Sighting {
-                            path: path.clone(),
+                            path,
                             commit,
                             seconds,
                             rank: t.rank,

@@ -80,25 +80,41 @@ fn scan_files_into(
 /// `genCA` made, or a password `randAlphaNum` made, is not reported as the chart's.
 fn mask_generated<'t>(text: &'t str, generated: &[String]) -> std::borrow::Cow<'t, str> {
     use base64::Engine as _;
-    let mut out = std::borrow::Cow::Borrowed(text);
+    // PEM armor lines are common to every key: left alone, or the chart's own keys
+    // would lose theirs.
+    let mut needles: Vec<String> = Vec::new();
     for g in generated {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(g);
-        // PEM armor lines are common to every key: left alone, or the chart's own keys
-        // would lose theirs.
-        for needle in g
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
-            .chain(std::iter::once(b64.as_str()))
-        {
-            if out.contains(needle) {
-                // Not a base64 character: a masked key body does not decode.
-                let with: String = needle.chars().map(|_| '*').collect();
-                out = std::borrow::Cow::Owned(out.replace(needle, &with));
-            }
-        }
+        needles.extend(
+            g.lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+                .map(str::to_string),
+        );
+        needles.push(base64::engine::general_purpose::STANDARD.encode(g));
     }
-    out
+    if needles.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    // One pass over the text, however many values were generated.
+    let Ok(ac) = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&needles)
+    else {
+        return std::borrow::Cow::Borrowed(text);
+    };
+    if !ac.is_match(text) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in ac.find_iter(text) {
+        out.push_str(&text[last..m.start()]);
+        // Not a base64 character: a masked key body does not decode.
+        out.extend(text[m.start()..m.end()].chars().map(|_| '*'));
+        last = m.end();
+    }
+    out.push_str(&text[last..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Scan a chart and what it rendered to. `files_prefix`: where the chart's files are
@@ -108,6 +124,7 @@ pub fn scan_chart(
     rendered: &Rendered,
     engine: &'static ContentEngine,
     files_prefix: Option<&str>,
+    checks: &crate::checks::CheckOptions,
 ) -> ChartScan {
     let mut out = ChartScan::default();
     if let Some(prefix) = files_prefix {
@@ -142,7 +159,7 @@ pub fn scan_chart(
             )),
             Err(e) => out.problems.push(format!("{} (rendered): {e}", m.source)),
         }
-        for hit in crate::checks::check(&m.kind, &obj) {
+        for hit in crate::checks::check_with(&m.kind, &obj, checks) {
             out.findings.push(coded_finding(
                 &hit,
                 &format!("{}#{object}", m.source),

@@ -56,6 +56,11 @@ pub struct ScanArgs {
     /// With --images: the platform to pick from multi-platform images.
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: canary_analyzer::image::Platform,
+    /// Registry hosts whose images are trusted (repeatable; `*.domain` for subdomains);
+    /// replaces the default list of big public and cloud registries for the
+    /// `k8s/untrusted-registry` check.
+    #[arg(long = "trusted-registry", value_name = "HOST")]
+    pub trusted_registry: Vec<String>,
     /// Git sources: walk at most this many commits of the history.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_commits: usize,
@@ -173,18 +178,42 @@ struct Loaded {
 
 impl Sources {
     fn new(a: &TemplateArgs) -> anyhow::Result<Sources> {
-        let opts = a.registry.options()?;
-        // --username/--password-stdin also log in to an HTTP(S) --repo, and only to it.
-        let repo_credentials = match (&a.repo, &opts.credentials) {
-            (Some(repo), Some(c)) if !repo.starts_with("oci://") => Some((
-                repo.clone(),
-                RepoCredentials {
-                    username: c.username.clone(),
-                    password: c.password.clone(),
-                },
-            )),
-            _ => None,
+        let mut opts = a.registry.options()?;
+        // --username/--password-stdin log in to where the chart comes from, and only
+        // there: an HTTP(S) --repo, or the registry of an oci:// chart. Dependencies and
+        // images name other hosts; those use the Docker config's per-registry auths.
+        let chart = a.chart.to_string_lossy();
+        let oci = match &a.repo {
+            Some(r) if r.starts_with("oci://") => Some(r.clone()),
+            Some(_) => None,
+            None if chart.starts_with("oci://") => Some(chart.to_string()),
+            None => None,
         };
+        let mut repo_credentials = None;
+        if let Some(c) = opts.credentials.take() {
+            if let Some(url) = &oci {
+                let host = canary_analyzer::source::Target::parse_registry(
+                    url.trim_start_matches("oci://"),
+                )?
+                .registry_host()
+                .unwrap_or_default()
+                .to_string();
+                opts.credentials = Some(c);
+                opts.credentials_for = Some(host);
+            } else if let Some(repo) = &a.repo {
+                repo_credentials = Some((
+                    repo.clone(),
+                    RepoCredentials {
+                        username: c.username,
+                        password: c.password,
+                    },
+                ));
+            } else {
+                eprintln!(
+                    "warning: --username is for a chart from --repo or oci://; image registries use the Docker config's auths"
+                );
+            }
+        }
         let registry = Arc::new(RegistryClient::new(opts, a.registry.cache())?);
         let fetcher = Fetcher::new(registry.clone(), repo_credentials)?;
         Ok(Sources {
@@ -250,7 +279,15 @@ impl Sources {
             // file:// dependencies sit beside a chart directory; a package has none.
             let dir = archive.is_none().then(|| path.clone());
             let local = |rel: &str| -> Option<Result<Chart, String>> {
-                let p = dir.as_ref()?.join(rel);
+                let dir = dir.as_ref()?;
+                // Relative to the chart, as Helm resolves it; never an absolute path a
+                // chart from anyone could point anywhere.
+                if std::path::Path::new(rel).is_absolute() {
+                    return Some(Err(format!(
+                        "file://{rel}: an absolute path is not followed"
+                    )));
+                }
+                let p = dir.join(rel);
                 Some(if p.is_file() {
                     load_tgz(&p, &limits).map_err(|e| e.to_string())
                 } else if p.join("Chart.yaml").is_file() {
@@ -304,18 +341,23 @@ impl Sources {
         for v in &a.api_versions {
             cmd.args(["--api-versions", v]);
         }
-        let out = cmd
-            .stdin(std::process::Stdio::null())
-            .output()
+        let (status, stdout, stderr) = run_bounded(&mut cmd, HELM_DEADLINE, HELM_MAX_OUTPUT)
             .with_context(|| format!("running {}", helm.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = String::from_utf8_lossy(&stdout).into_owned();
         let mut rendered = canary_helm_scanner::chart::parse_helm_output(&text);
-        if !out.status.success() {
-            rendered.errors.push(format!(
+        match status {
+            Some(s) if s.success() => {}
+            Some(_) => rendered.errors.push(format!(
                 "{} template: {}",
                 helm.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+                String::from_utf8_lossy(&stderr).trim()
+            )),
+            None => rendered.errors.push(format!(
+                "{} template: stopped after {} s or {} bytes of output",
+                helm.display(),
+                HELM_DEADLINE.as_secs(),
+                HELM_MAX_OUTPUT
+            )),
         }
         Ok((rendered, Some(text)))
     }
@@ -334,6 +376,66 @@ impl Sources {
         }
         got.errors
     }
+}
+
+/// How long `--helm-binary` may render one chart, and how much it may print.
+const HELM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+const HELM_MAX_OUTPUT: u64 = 256 << 20;
+
+/// Run a command with no input, reading at most `cap` bytes of each output, killed at
+/// `deadline`: its exit status (`None` when it was stopped), stdout and stderr.
+fn run_bounded(
+    cmd: &mut std::process::Command,
+    deadline: std::time::Duration,
+    cap: u64,
+) -> std::io::Result<(Option<std::process::ExitStatus>, Vec<u8>, Vec<u8>)> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                // Past the cap the rest is drained, so the child is never blocked on a
+                // full pipe.
+                let mut p = p;
+                let _ = p.by_ref().take(cap).read_to_end(&mut buf);
+                let _ = std::io::copy(&mut p, &mut std::io::sink());
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let until = std::time::Instant::now() + deadline;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let status = status.filter(|_| (stdout.len() as u64) < cap);
+    Ok((status, stdout, stderr))
 }
 
 /// Whether a scan source is a Git repository (a URL, or a local clone or bare
@@ -390,6 +492,10 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     let mut errors: Vec<String> = Vec::new();
     // One chart, or every chart at HEAD of a repository plus its whole history.
     let mut units: Vec<(String, Chart, Option<String>)> = Vec::new();
+    let mut checks = canary_helm_scanner::checks::CheckOptions::default();
+    if !a.trusted_registry.is_empty() {
+        checks.trusted_registries = a.trusted_registry.clone();
+    }
     // Values flags are checked before anything is fetched.
     options(&a.render)?;
     // Shown everywhere (report, errors) without credentials a URL may carry.
@@ -526,8 +632,13 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     for (_, chart, prefix) in &units {
         let (rendered, _) = sources.render(chart, &a.render)?;
         errors.extend(rendered.errors.iter().map(|e| format!("rendering: {e}")));
-        let found =
-            canary_helm_scanner::scan::scan_chart(chart, &rendered, engine, prefix.as_deref());
+        let found = canary_helm_scanner::scan::scan_chart(
+            chart,
+            &rendered,
+            engine,
+            prefix.as_deref(),
+            &checks,
+        );
         findings.extend(found.findings);
         problems.extend(found.problems);
         charts.push(ChartReport {

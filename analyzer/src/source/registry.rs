@@ -59,6 +59,10 @@ pub struct RegistryOptions {
     /// Credentials given on the command line or in the environment; they win over the
     /// Docker config file.
     pub credentials: Option<Credentials>,
+    /// The one registry host `credentials` belong to; `None`: every registry this client
+    /// talks to (`canary scan` talks to one). Jobs that follow references from
+    /// untrusted input (a chart's images and dependencies) pin it.
+    pub credentials_for: Option<String>,
     /// `config.json` in Docker's format; `None` = `$DOCKER_CONFIG/config.json` or
     /// `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
@@ -79,6 +83,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure_hosts: vec![],
             credentials: None,
+            credentials_for: None,
             docker_config: None,
             max_retries: 4,
             retry_base: Duration::from_millis(500),
@@ -299,7 +304,13 @@ impl RegistryClient {
     }
 
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
-        if let Some(c) = &self.opts.credentials {
+        if let Some(c) = &self.opts.credentials
+            && self
+                .opts
+                .credentials_for
+                .as_deref()
+                .is_none_or(|h| h.eq_ignore_ascii_case(registry))
+        {
             return Ok(Some(c.clone()));
         }
         let path = match &self.opts.docker_config {

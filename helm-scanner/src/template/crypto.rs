@@ -19,9 +19,10 @@ use serde_json::{Value, json};
 use super::exec::{Exec, Func};
 use super::funcs::{list_of, s, to_i64, want};
 
-/// `{ Cert, Key }`, as Sprig's `certificate` struct is seen by templates.
+/// `{ Cert, Key }`, as Sprig's `certificate` struct is seen by templates. Only the key
+/// is recorded as generated: it is random throughout, where a certificate holds text
+/// the chart chose (and is no secret).
 fn certificate(x: &mut Exec<'_>, cert: String, key: String) -> Value {
-    x.generated(&cert);
     x.generated(&key);
     json!({ "Cert": cert, "Key": key })
 }
@@ -112,6 +113,8 @@ fn key_pem(key: &KeyPair) -> Result<String, String> {
     }
 }
 
+/// Key generation and bcrypt are slow on purpose: each call checks the render's clock
+/// first (see [`Exec::expensive`]).
 fn generate(alg: &'static rcgen::SignatureAlgorithm) -> Result<KeyPair, String> {
     KeyPair::generate_for(alg).map_err(|e| format!("error generating key: {e}"))
 }
@@ -206,10 +209,7 @@ fn issued(x: &mut Exec<'_>, cert: rcgen::Certificate, key: Key) -> Result<Value,
             let pem = key_pem(&k)?;
             certificate(x, cert, pem)
         }
-        Key::Given(_, text) => {
-            x.generated(&cert);
-            json!({ "Cert": cert, "Key": text })
-        }
+        Key::Given(_, text) => json!({ "Cert": cert, "Key": text }),
     })
 }
 
@@ -266,16 +266,19 @@ fn htpasswd(user: &str, password: &str) -> Result<String, String> {
 
 /// goutils' `WrapCustom`, which Sprig's `wrap` (long words kept whole) and `wrapWith`
 /// (long words broken) call: byte offsets, spaces only, existing newlines not special.
-fn wrap_custom(text: &str, width: i64, sep: &str, wrap_long_words: bool) -> String {
+fn wrap_custom(text: &str, width: i64, sep: &str, wrap_long_words: bool) -> Result<String, String> {
     let b = text.as_bytes();
     if b.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
     let sep = if sep.is_empty() { "\n" } else { sep }.as_bytes();
-    let width = width.max(1) as usize;
-    let mut out: Vec<u8> = Vec::with_capacity(b.len() + b.len() / width.max(1) * sep.len());
+    let width = width.clamp(1, b.len() as i64) as usize;
+    let mut out: Vec<u8> = Vec::with_capacity(b.len().min(MAX_WRAP));
     let mut offset = 0;
     while b.len() - offset > width {
+        if out.len() > MAX_WRAP {
+            return Err(format!("wrap: result larger than {MAX_WRAP} bytes"));
+        }
         if b[offset] == b' ' {
             offset += 1;
             continue;
@@ -309,12 +312,16 @@ fn wrap_custom(text: &str, width: i64, sep: &str, wrap_long_words: bool) -> Stri
         }
     }
     out.extend_from_slice(&b[offset..]);
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
+
+/// Largest result `wrap`/`wrapWith` build (a long separator every byte multiplies).
+const MAX_WRAP: usize = 64 << 20;
 
 pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
     m.insert("genPrivateKey", |x, a| {
         want(&a, 1, "genPrivateKey")?;
+        x.expensive()?;
         let key = match s(&a[0]).as_str() {
             "" | "rsa" => generate_rsa(4096)?,
             "ecdsa" => generate(&rcgen::PKCS_ECDSA_P256_SHA256)?,
@@ -330,26 +337,32 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
     });
     m.insert("genCA", |x, a| {
         want(&a, 2, "genCA")?;
+        x.expensive()?;
         gen_ca(x, &s(&a[0]), to_i64(&a[1]), key_arg(None)?)
     });
     m.insert("genCAWithKey", |x, a| {
         want(&a, 3, "genCAWithKey")?;
+        x.expensive()?;
         gen_ca(x, &s(&a[0]), to_i64(&a[1]), key_arg(Some(&a[2]))?)
     });
     m.insert("genSelfSignedCert", |x, a| {
         want(&a, 4, "genSelfSignedCert")?;
+        x.expensive()?;
         self_signed(x, &a, key_arg(None)?)
     });
     m.insert("genSelfSignedCertWithKey", |x, a| {
         want(&a, 5, "genSelfSignedCertWithKey")?;
+        x.expensive()?;
         self_signed(x, &a, key_arg(Some(&a[4]))?)
     });
     m.insert("genSignedCert", |x, a| {
         want(&a, 5, "genSignedCert")?;
+        x.expensive()?;
         signed(x, &a, key_arg(None)?)
     });
     m.insert("genSignedCertWithKey", |x, a| {
         want(&a, 6, "genSignedCertWithKey")?;
+        x.expensive()?;
         signed(x, &a, key_arg(Some(&a[5]))?)
     });
     m.insert("buildCustomCert", |_, a| {
@@ -372,8 +385,12 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
     });
     m.insert("htpasswd", |x, a| {
         want(&a, 2, "htpasswd")?;
+        x.expensive()?;
         let line = htpasswd(&s(&a[0]), &s(&a[1]))?;
-        x.generated(&line);
+        // Only the hash (random salt): the user name is the chart's text.
+        if let Some((_, hash)) = line.split_once(':') {
+            x.generated(hash);
+        }
         Ok(Value::String(line))
     });
     m.insert("wrap", |_, a| {
@@ -383,7 +400,7 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
             to_i64(&a[0]),
             "",
             false,
-        )))
+        )?))
     });
     m.insert("wrapWith", |_, a| {
         want(&a, 3, "wrapWith")?;
@@ -392,7 +409,7 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
             to_i64(&a[0]),
             &s(&a[1]),
             true,
-        )))
+        )?))
     });
 }
 
@@ -425,7 +442,8 @@ mod tests {
             2,
             "{out}"
         );
-        assert_eq!(generated.len(), 4);
+        // The keys, not the certificates (text the chart chose).
+        assert_eq!(generated.len(), 2);
         // openssl reads what was made: the CA, and a leaf it signed with the names asked.
         let dir = tempfile::tempdir().unwrap();
         let blocks: Vec<String> = out
@@ -518,7 +536,25 @@ mod tests {
         assert!(out.starts_with("admin:$2a$10$"), "{out}");
         assert_eq!(out.len(), "admin:".len() + 60);
         assert!(bcrypt::verify("s3cret", &out["admin:".len()..].replace("$2a$", "$2b$")).unwrap());
-        assert_eq!(generated, vec![out]);
+        assert_eq!(generated, vec![out["admin:".len()..].to_string()]);
+        // A chart cannot use a user name to have its own text masked.
+        let (_, generated) = render(r#"{{ htpasswd "AKIAZ7QWERTYUIOPASDF\nx" "p" }}"#);
+        assert!(
+            generated.iter().all(|g| !g.contains("AKIA")),
+            "{generated:?}"
+        );
+        let mut e = Engine::new();
+        e.add(
+            "t",
+            r#"{{ wrapWith 1 (repeat 4096 "x") (repeat 20000 "ab") }}"#,
+        )
+        .unwrap();
+        assert!(
+            e.render("t", &json!({}))
+                .unwrap_err()
+                .message
+                .contains("larger than")
+        );
         let (out, _) = render(
             r#"{{ wrap 10 "the quick brown fox jumps" }}|{{ wrapWith 5 "\t" "Hello World" }}"#,
         );

@@ -59,6 +59,7 @@ pub struct Shared {
     output: Cell<usize>,
     started: Cell<Option<Instant>>,
     generated: RefCell<Vec<String>>,
+    generated_bytes: Cell<usize>,
 }
 
 impl Shared {
@@ -328,14 +329,34 @@ impl Exec<'_> {
     }
 
     /// Record a value made at random (or a generated key), so a scan of the output
-    /// does not take it for a secret the chart holds. Short values are not recorded.
+    /// does not take it for a secret the chart holds. Short values are not recorded,
+    /// nor any past 100,000 values or 64 MiB.
     pub fn generated(&mut self, value: &str) {
-        if value.len() >= 8 {
-            let mut g = self.engine.shared.generated.borrow_mut();
+        let shared = &self.engine.shared;
+        let bytes = shared.generated_bytes.get() + value.len();
+        if value.len() >= 8 && bytes <= 64 << 20 {
+            let mut g = shared.generated.borrow_mut();
             if g.len() < 100_000 {
                 g.push(value.to_string());
+                shared.generated_bytes.set(bytes);
             }
         }
+    }
+
+    /// For functions that take long per call (key generation, bcrypt): the render's
+    /// clock is checked now, not only every few thousand steps.
+    pub fn expensive(&mut self) -> Result<(), String> {
+        if let (Some(limit), Some(started)) = (
+            self.engine.limits.deadline,
+            self.engine.shared.started.get(),
+        ) && started.elapsed() > limit
+        {
+            return Err(format!(
+                "the chart's templates took longer than {} s to render: stopped",
+                limit.as_secs()
+            ));
+        }
+        Ok(())
     }
 
     fn emit(&mut self, out: &mut String, s: &str, line: usize) -> Result<(), ExecError> {

@@ -715,8 +715,13 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
     });
     m.insert("abbrevboth", |_, a| {
         want(&a, 3, "abbrevboth")?;
+        let (left, right, text) = (to_i64(&a[0]), to_i64(&a[1]), s(&a[2]));
+        // Sprig returns the text as it is for widths AbbreviateFull would refuse.
+        if right < 4 || (left > 0 && right < 7) {
+            return Ok(Value::String(text));
+        }
         Ok(Value::String(
-            abbreviate_full(&s(&a[2]), to_i64(&a[0]), to_i64(&a[1])).unwrap_or_default(),
+            abbreviate_full(&text, left, right).unwrap_or_default(),
         ))
     });
     let table: Vec<(&'static str, Func)> = MUST_ALIASES
@@ -728,12 +733,13 @@ pub(super) fn add(m: &mut HashMap<&'static str, Func>) {
     }
 }
 
-/// Go's `goutils.AbbreviateFull` (Sprig's `abbrevboth`): `None` where Go returns an
-/// error (Sprig then prints nothing).
+/// Go's `goutils.AbbreviateFull` on bytes (as Go slices strings): `None` where Go
+/// returns an error.
 fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Option<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let len = chars.len() as i64;
-    if text.is_empty() {
+    let b = text.as_bytes();
+    let len = b.len() as i128;
+    let (offset, max_width) = (offset as i128, max_width as i128);
+    if b.is_empty() {
         return Some(String::new());
     }
     if max_width < 4 {
@@ -746,10 +752,9 @@ fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Option<String> {
     if len - offset < max_width - 3 {
         offset = len - (max_width - 3);
     }
-    let take = |from: i64, to: i64| -> String {
-        chars[from.max(0) as usize..to.clamp(0, len) as usize]
-            .iter()
-            .collect()
+    let take = |from: i128, to: i128| -> String {
+        let (from, to) = (from.clamp(0, len) as usize, to.clamp(0, len) as usize);
+        String::from_utf8_lossy(&b[from..to.max(from)]).into_owned()
     };
     if offset <= 4 {
         return Some(format!("{}...", take(0, max_width - 3)));
@@ -759,7 +764,7 @@ fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Option<String> {
     }
     if offset + max_width - 3 < len {
         let rest = take(offset, len);
-        return abbreviate_full(&rest, 0, max_width - 3).map(|r| format!("...{r}"));
+        return abbreviate_full(&rest, 0, (max_width - 3) as i64).map(|r| format!("...{r}"));
     }
     Some(format!("...{}", take(len - (max_width - 3), len)))
 }
@@ -999,5 +1004,18 @@ mod tests {
             render(r#"{{ dateModify "1h" 9223372036854775807 }}"#),
             "9223372036854775807"
         );
+    }
+
+    #[test]
+    fn abbreviations_survive_extreme_offsets() {
+        assert_eq!(
+            super::abbreviate_full("abcdefghijklmno", i64::MIN, 10).as_deref(),
+            Some("abcdefg...")
+        );
+        assert_eq!(
+            super::abbreviate_full("abcdefghijklmno", i64::MAX, i64::MAX).as_deref(),
+            Some("abcdefghijklmno")
+        );
+        assert!(super::abbreviate_full("abcdefghijklmno", 9, 5).is_none());
     }
 }
