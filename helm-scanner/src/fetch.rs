@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use canary_analyzer::source::registry::RegistryClient;
+use canary_analyzer::source::registry::{Credentials, RegistryClient};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -65,25 +65,12 @@ pub struct Fetched {
     pub plain_http: bool,
 }
 
-/// Username and password for the HTTP(S) repository given with `--repo`.
-#[derive(Clone)]
-pub struct RepoCredentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for RepoCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RepoCredentials({}, ********)", self.username)
-    }
-}
-
 /// Fetches charts from repositories and registries.
 pub struct Fetcher {
     http: reqwest::Client,
     registry: Arc<RegistryClient>,
     /// Sent to URLs on this origin (`scheme://host:port`) only.
-    credentials: Option<(String, RepoCredentials)>,
+    credentials: Option<(String, Credentials)>,
     /// Repository indexes read so far (a chart's dependencies often share one).
     indexes: std::sync::Mutex<std::collections::HashMap<String, Arc<Value>>>,
 }
@@ -138,7 +125,7 @@ impl Fetcher {
     /// `credentials`: for the repository at `credentials_for` (a URL; its origin).
     pub fn new(
         registry: Arc<RegistryClient>,
-        credentials: Option<(String, RepoCredentials)>,
+        credentials: Option<(String, Credentials)>,
     ) -> Result<Self, FetchError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use std::sync::Arc;
 
-use canary_analyzer::source::registry::RegistryClient;
+use canary_analyzer::source::registry::{Credentials, RegistryClient};
 use canary_helm_scanner::chart::{
     Chart, ChartLimits, RenderOptions, Rendered, apply_set, coalesce, load_dir, load_tgz, render,
 };
-use canary_helm_scanner::fetch::{Fetcher, LocalCharts, RepoCredentials, fetch_dependencies};
+use canary_helm_scanner::fetch::{Fetcher, LocalCharts, fetch_dependencies};
 use clap::{Args, Subcommand};
 
 /// `canary helm SOURCE` is short for `canary helm scan SOURCE` (see main.rs).
@@ -159,10 +159,20 @@ fn options(a: &TemplateArgs) -> anyhow::Result<RenderOptions> {
 /// registry, and the repositories of missing dependencies; fetched archives go to a
 /// work directory.
 struct Sources {
+    /// The registry options and `--repo` credentials, for the clients made on first use
+    /// (a local chart needs none: no TLS roots loaded, no runtime started).
+    opts: canary_analyzer::source::registry::RegistryOptions,
+    cache: canary_analyzer::cache::BlobCache,
+    repo_credentials: Option<(String, Credentials)>,
+    net: std::sync::OnceLock<Net>,
+    work: tempfile::TempDir,
+}
+
+/// The network side: registry client, chart fetcher, async runtime.
+struct Net {
     registry: Arc<RegistryClient>,
     fetcher: Fetcher,
     rt: tokio::runtime::Runtime,
-    work: tempfile::TempDir,
 }
 
 /// A chart as loaded from its source.
@@ -201,27 +211,35 @@ impl Sources {
                 opts.credentials = Some(c);
                 opts.credentials_for = Some(host);
             } else if let Some(repo) = &a.repo {
-                repo_credentials = Some((
-                    repo.clone(),
-                    RepoCredentials {
-                        username: c.username,
-                        password: c.password,
-                    },
-                ));
+                repo_credentials = Some((repo.clone(), c));
             } else {
                 eprintln!(
                     "warning: --username is for a chart from --repo or oci://; image registries use the Docker config's auths"
                 );
             }
         }
-        let registry = Arc::new(RegistryClient::new(opts, a.registry.cache())?);
-        let fetcher = Fetcher::new(registry.clone(), repo_credentials)?;
         Ok(Sources {
+            opts,
+            cache: a.registry.cache(),
+            repo_credentials,
+            net: std::sync::OnceLock::new(),
+            work: tempfile::Builder::new().prefix("canary-helm-").tempdir()?,
+        })
+    }
+
+    /// The network clients, made on first use.
+    fn net(&self) -> anyhow::Result<&Net> {
+        if let Some(n) = self.net.get() {
+            return Ok(n);
+        }
+        let registry = Arc::new(RegistryClient::new(self.opts.clone(), self.cache.clone())?);
+        let fetcher = Fetcher::new(registry.clone(), self.repo_credentials.clone())?;
+        let net = Net {
             registry,
             fetcher,
             rt: super::runtime()?,
-            work: tempfile::Builder::new().prefix("canary-helm-").tempdir()?,
-        })
+        };
+        Ok(self.net.get_or_init(|| net))
     }
 
     /// The chart `--repo` or an `oci://` source names, fetched into the work directory
@@ -231,15 +249,15 @@ impl Sources {
         let fetched = if let Some(repo) = &a.repo {
             if repo.starts_with("oci://") {
                 let url = format!("{}/{chart}", repo.trim_end_matches('/'));
-                self.rt
-                    .block_on(self.fetcher.from_oci(&url, a.version.as_deref()))?
+                let n = self.net()?;
+                n.rt.block_on(n.fetcher.from_oci(&url, a.version.as_deref()))?
             } else {
-                self.rt
-                    .block_on(self.fetcher.from_repo(repo, &chart, a.version.as_deref()))?
+                let n = self.net()?;
+                n.rt.block_on(n.fetcher.from_repo(repo, &chart, a.version.as_deref()))?
             }
         } else if chart.starts_with("oci://") {
-            self.rt
-                .block_on(self.fetcher.from_oci(&chart, a.version.as_deref()))?
+            let n = self.net()?;
+            n.rt.block_on(n.fetcher.from_oci(&chart, a.version.as_deref()))?
         } else {
             if a.version.is_some() {
                 anyhow::bail!("--version needs --repo or an oci:// chart");
@@ -365,9 +383,12 @@ impl Sources {
     /// Fetch a chart's missing dependencies; says what it fetched on stderr and returns
     /// what it could not.
     fn dependencies(&self, chart: &mut Chart, local: &LocalCharts<'_>, shown: &str) -> Vec<String> {
-        let got = self
-            .rt
-            .block_on(fetch_dependencies(chart, &self.fetcher, local, shown));
+        let n = match self.net() {
+            Ok(n) => n,
+            Err(e) => return vec![format!("{shown}: dependencies not fetched: {e:#}")],
+        };
+        let got =
+            n.rt.block_on(fetch_dependencies(chart, &n.fetcher, local, shown));
         for f in &got.fetched {
             eprintln!("dependency: {f}");
         }
@@ -777,8 +798,9 @@ fn scan_images(
                 .push(format!("{} {}", i.object, i.container));
         }
     }
-    let client = &sources.registry;
-    let rt = &sources.rt;
+    let net = sources.net()?;
+    let client = &net.registry;
+    let rt = &net.rt;
     let mut resolved = Vec::new();
     let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
