@@ -744,6 +744,54 @@ fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
     assert!(!b.rootfs.join("root").exists());
 }
 
+/// A cloud-credential thief: the sinkhole's metadata service hands it the run's canary
+/// AWS keys, and sending them away is caught as theft; a miner that carries its pool's
+/// address is named by the server name of its TLS ClientHello.
+#[test]
+fn metadata_credentials_handed_out_are_caught_leaving_and_tls_names_its_pool() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-imds-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["imds"]));
+    let f = finding(&report, "runtime/bait-exfiltrated");
+    assert!(
+        f["location"]["event"]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp 203.0.113.7:80"),
+        "{f}"
+    );
+    assert_eq!(
+        finding(&report, "runtime/metadata-endpoint")["severity"],
+        "high"
+    );
+    assert_eq!(code, 1);
+    // What the probe got: the role, then credentials.
+    let b = sandbox_dirs();
+    let mut s = spec(&b, &["imds"]);
+    s.bait = Some(canary_sandbox::bait::Bait::new().unwrap());
+    let o = go(&s);
+    assert_eq!(value(&o, "imds_role"), "canary-instance-role");
+    assert_eq!(value(&o, "imds_creds"), "yes");
+    assert_eq!(value(&o, "exfil_reply"), "yes");
+
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["tlspool"]));
+    let f = finding(&report, "runtime/pool-connection");
+    let evidence = f["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("TLS server name pool.supportxmr.com"),
+        "{f}"
+    );
+    assert!(
+        f["location"]["event"]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp 192.0.2.44:443"),
+        "{f}"
+    );
+}
+
 /// A dropper: the payload written and run at start is judged by its bytes (the static
 /// miner rules) and by what it did, and the cron entry it left is a persistence write.
 #[test]

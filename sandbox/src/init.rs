@@ -186,10 +186,9 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
             (Some(b'f'), 1) => listener = fds.into_iter().next(),
             (Some(b's'), 2) => {
                 let mut fds = fds.into_iter();
-                sinkhole = fds
-                    .next()
-                    .zip(fds.next())
-                    .map(|(tcp, udp)| crate::sinkhole::Sinkhole::start(tcp, udp, started));
+                sinkhole = fds.next().zip(fds.next()).map(|(tcp, udp)| {
+                    crate::sinkhole::Sinkhole::start(tcp, udp, started, config.spec.bait.as_ref())
+                });
             }
             _ => notes.push(format!(
                 "no sinkhole: {}; the run had no network at all",

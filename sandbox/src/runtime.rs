@@ -33,6 +33,9 @@ pub enum Observation {
         protocol: String,
         #[serde(default)]
         first: String,
+        /// The server name a TLS ClientHello asked for.
+        #[serde(default)]
+        sni: Option<String>,
     },
     /// CPU time over (wall time × the CPU limit), and the wall time.
     Cpu {
@@ -85,6 +88,7 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 dst_name,
                 protocol,
                 first_bytes,
+                sni,
                 ..
             } => Observation::Tcp {
                 ip: dst_ip.clone(),
@@ -92,6 +96,7 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 name: dst_name.clone(),
                 protocol: protocol.clone(),
                 first: String::from_utf8_lossy(first_bytes).into_owned(),
+                sni: sni.clone(),
             },
         };
         out.push((None, obs));
@@ -351,6 +356,7 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 name,
                 protocol,
                 first,
+                ..
             },
         ) if protocol == "stratum" => Some(Hit {
             event: tcp_event(ip, *port, name),
@@ -362,13 +368,30 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
             evidence: format!("looked up {name}"),
             key: name.to_ascii_lowercase(),
         }),
-        ("runtime/pool-connection", O::Tcp { ip, port, name, .. })
-            if name.as_deref().is_some_and(is_pool) || is_mining_port(*port) =>
+        (
+            "runtime/pool-connection",
+            O::Tcp {
+                ip,
+                port,
+                name,
+                sni,
+                ..
+            },
+        ) if name.as_deref().is_some_and(is_pool)
+            || sni.as_deref().is_some_and(is_pool)
+            || is_mining_port(*port) =>
         {
+            // The name resolved through the sinkhole, else the one TLS asked for (a
+            // program that connects to an address it carries).
+            let shown = name.as_deref().or(sni.as_deref()).unwrap_or(ip);
+            let via = match (name, sni) {
+                (None, Some(s)) => format!(" (TLS server name {s})"),
+                _ => String::new(),
+            };
             Some(Hit {
                 event: tcp_event(ip, *port, name),
-                evidence: format!("connected to {}:{port}", name.as_deref().unwrap_or(ip)),
-                key: format!("{}:{port}", name.as_deref().unwrap_or(ip)),
+                evidence: format!("connected to {shown}:{port}{via}"),
+                key: format!("{shown}:{port}"),
             })
         }
         ("runtime/pool-connection", O::Connect { addr, port }) if is_mining_port(*port) => {
@@ -584,6 +607,7 @@ mod tests {
             name: None,
             protocol: "http".into(),
             first: format!("POST / HTTP/1.1\r\n\r\ntoken={token}"),
+            sni: None,
         };
         let f = findings(&[(Some(3), obs)]);
         assert_eq!(f.len(), 1);

@@ -7,7 +7,11 @@
 //! per name, so a later connection maps back to the name. The catcher takes the original
 //! destination from `SO_ORIGINAL_DST`, records the first bytes, and answers enough to
 //! keep the program talking: a Stratum `login` or `mining.subscribe` gets a job, an HTTP
-//! request a 404.
+//! request a 404, and the cloud metadata service (169.254.169.254) the run's canary AWS
+//! credentials, as EC2's instance metadata service would. A TLS connection has its SNI
+//! read from the ClientHello and is then terminated with a certificate of the
+//! sinkhole's own (miners seldom check it; a client that does simply hangs up), so
+//! Stratum or HTTP inside TLS is seen and answered the same way.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -39,10 +43,18 @@ pub enum NetEvent {
         dst_port: u16,
         /// The name the destination address was given for, if it came from our resolver.
         dst_name: Option<String>,
-        /// `stratum`, `http`, `tls` or `unknown`, from the first bytes.
+        /// `stratum`, `http`, `tls` or `unknown`, from the first bytes (inside TLS when
+        /// the sinkhole could terminate it; `tls` when it could not).
         protocol: String,
-        /// The first bytes the program sent (up to 4 KiB).
+        /// The first bytes the program sent (up to 4 KiB), decrypted when the TLS
+        /// handshake went through.
         first_bytes: Vec<u8>,
+        /// Whether the connection started with a TLS handshake.
+        #[serde(default)]
+        tls: bool,
+        /// The server name the TLS ClientHello asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
     },
 }
 
@@ -150,7 +162,13 @@ impl Names {
 }
 
 impl Sinkhole {
-    pub(crate) fn start(tcp: OwnedFd, udp: OwnedFd, started: Instant) -> Sinkhole {
+    pub(crate) fn start(
+        tcp: OwnedFd,
+        udp: OwnedFd,
+        started: Instant,
+        bait: Option<&crate::bait::Bait>,
+    ) -> Sinkhole {
+        let answers = Arc::new(Answers::new(bait));
         let wake: Vec<OwnedFd> = [&tcp, &udp]
             .into_iter()
             .filter_map(|fd| fd.try_clone().ok())
@@ -225,14 +243,21 @@ impl Sinkhole {
                                 dst_name,
                                 protocol: "unknown".into(),
                                 first_bytes: Vec::new(),
+                                tls: false,
+                                sni: None,
                             });
                         }
                         continue;
                     }
                     active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (names, record, active) = (names.clone(), record.clone(), active.clone());
+                    let (names, record, active, answers) = (
+                        names.clone(),
+                        record.clone(),
+                        active.clone(),
+                        answers.clone(),
+                    );
                     std::thread::spawn(move || {
-                        if let Some(e) = catch(conn, &names, t_ms()) {
+                        if let Some(e) = catch(conn, &names, t_ms(), &answers) {
                             record(e);
                         }
                         active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -306,18 +331,70 @@ fn name_of(names: &Mutex<Names>, ip: Ipv4Addr) -> Option<String> {
         .cloned()
 }
 
-/// Serve one caught connection: read its first bytes, answer as its protocol expects.
-fn catch(mut conn: TcpStream, names: &Mutex<Names>, t_ms: u64) -> Option<NetEvent> {
+/// What the catcher answers the cloud metadata service with: the run's canary AWS
+/// credentials (TLS uses [`tls_identity`], made on the first TLS connection).
+pub(crate) struct Answers {
+    /// Access key id and secret key, from the run's bait.
+    aws: Option<(String, String)>,
+}
+
+impl Answers {
+    pub(crate) fn new(bait: Option<&crate::bait::Bait>) -> Answers {
+        Answers {
+            aws: bait.map(|b| (b.aws_access_key_id.clone(), b.aws_secret_access_key.clone())),
+        }
+    }
+}
+
+/// The sinkhole's TLS certificate (self-signed, ECDSA P-256), made once per process, on
+/// first use (not on the run's start-up path).
+pub(crate) struct TlsIdentity {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    #[allow(dead_code)]
+    pub(crate) cert: rustls::pki_types::CertificateDer<'static>,
+}
+
+/// The name in the sinkhole's certificate.
+pub(crate) const TLS_NAME: &str = "canary-sinkhole.invalid";
+
+pub(crate) fn tls_identity() -> Option<&'static TlsIdentity> {
+    static ID: std::sync::OnceLock<Option<TlsIdentity>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().ok()?;
+        let cert = rcgen::CertificateParams::new(vec![TLS_NAME.to_string()])
+            .ok()?
+            .self_signed(&key)
+            .ok()?;
+        let der = cert.der().clone();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .ok()?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![der.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .ok()?;
+        Some(TlsIdentity {
+            config: Arc::new(config),
+            cert: der,
+        })
+    })
+    .as_ref()
+}
+
+/// Serve one caught connection: its original destination, then [`serve`].
+fn catch(conn: TcpStream, names: &Mutex<Names>, t_ms: u64, answers: &Answers) -> Option<NetEvent> {
     let (ip, port) = original_dst(&conn)?;
     let dst_name = name_of(names, ip);
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut buf = vec![0u8; 4096];
-    let n = conn.read(&mut buf).unwrap_or(0);
-    buf.truncate(n);
-    let text = String::from_utf8_lossy(&buf);
-    let protocol = if buf.first() == Some(&0x16) {
+    Some(serve(conn, ip, port, dst_name, t_ms, answers))
+}
+
+/// What the first bytes of a connection say it speaks.
+fn classify(first: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(first);
+    if first.first() == Some(&0x16) {
         "tls"
     } else if text.contains("\"method\"")
         && (text.contains("login") || text.contains("mining.subscribe"))
@@ -332,33 +409,233 @@ fn catch(mut conn: TcpStream, names: &Mutex<Names>, t_ms: u64) -> Option<NetEven
         "http"
     } else {
         "unknown"
-    };
-    let reply: &[u8] = match protocol {
+    }
+}
+
+/// Read a connection's first bytes (up to 4 KiB, within the read timeout): one read,
+/// and more while an HTTP header or a JSON line is still incomplete (a request can come
+/// in pieces).
+fn read_first(conn: &mut impl Read) -> Vec<u8> {
+    let mut buf = vec![0u8; 4096];
+    let mut n = conn.read(&mut buf).unwrap_or(0);
+    let until = Instant::now() + Duration::from_secs(1);
+    while n > 0 && n < buf.len() && Instant::now() < until {
+        let got = &buf[..n];
+        let http = classify(got) == "http" || got.iter().all(|c| c.is_ascii_uppercase());
+        let incomplete = (http && !got.windows(4).any(|w| w == b"\r\n\r\n"))
+            || (got.first() == Some(&b'{') && !got.contains(&b'\n'));
+        if !incomplete {
+            break;
+        }
+        match conn.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    buf.truncate(n);
+    buf
+}
+
+/// Serve one connection to `ip:port`: read its first bytes, answer as its protocol
+/// expects (inside TLS when it starts a handshake), and say what was seen.
+fn serve(
+    mut conn: TcpStream,
+    ip: Ipv4Addr,
+    port: u16,
+    dst_name: Option<String>,
+    t_ms: u64,
+    answers: &Answers,
+) -> NetEvent {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+    let first = read_first(&mut conn);
+    let event =
+        |protocol: &str, first_bytes: Vec<u8>, tls: bool, sni: Option<String>| NetEvent::Tcp {
+            t_ms,
+            dst_ip: ip.to_string(),
+            dst_port: port,
+            dst_name: dst_name.clone(),
+            protocol: protocol.into(),
+            first_bytes,
+            tls,
+            sni,
+        };
+    if first.first() == Some(&0x16) {
+        let sni = client_hello_sni(&first);
+        if let Some(id) = tls_identity()
+            && let Some((inner, protocol)) = serve_tls(conn, &first, &id.config, ip, answers)
+        {
+            return event(protocol, inner, true, sni);
+        }
+        return event("tls", first, true, sni);
+    }
+    let protocol = classify(&first);
+    respond(&mut conn, protocol, &first, ip, answers);
+    event(protocol, first, false, None)
+}
+
+/// Finish the TLS handshake a ClientHello (`hello`, already read) began, then read and
+/// answer what comes inside. `None` when the handshake fails (the client checks
+/// certificates, or is not TLS after all).
+fn serve_tls(
+    conn: TcpStream,
+    hello: &[u8],
+    config: &Arc<rustls::ServerConfig>,
+    ip: Ipv4Addr,
+    answers: &Answers,
+) -> Option<(Vec<u8>, &'static str)> {
+    let mut server = rustls::ServerConnection::new(config.clone()).ok()?;
+    let mut pending: &[u8] = hello;
+    while !pending.is_empty() {
+        if server.read_tls(&mut pending).ok()? == 0 {
+            break;
+        }
+        server.process_new_packets().ok()?;
+    }
+    let mut tls = rustls::StreamOwned::new(server, conn);
+    let inner = read_first(&mut tls);
+    if inner.is_empty() {
+        return None;
+    }
+    let protocol = classify(&inner);
+    respond(&mut tls, protocol, &inner, ip, answers);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Some((inner, protocol))
+}
+
+/// Answer what the program sent, as its protocol expects.
+fn respond(
+    conn: &mut (impl Read + Write),
+    protocol: &str,
+    first: &[u8],
+    ip: Ipv4Addr,
+    answers: &Answers,
+) {
+    let text = String::from_utf8_lossy(first);
+    let reply: Vec<u8> = match protocol {
         "stratum" if text.contains("mining.subscribe") => {
-            b"{\"id\":1,\"result\":[[[\"mining.notify\",\"canary\"]],\"00000000\",4],\"error\":null}\n"
+            b"{\"id\":1,\"result\":[[[\"mining.notify\",\"canary\"]],\"00000000\",4],\"error\":null}\n".to_vec()
         }
         "stratum" => {
-            b"{\"id\":1,\"jsonrpc\":\"2.0\",\"error\":null,\"result\":{\"id\":\"canary\",\"job\":{\"blob\":\"0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\",\"job_id\":\"1\",\"target\":\"ffffff00\",\"algo\":\"rx/0\",\"height\":1,\"seed_hash\":\"0000000000000000000000000000000000000000000000000000000000000000\"},\"status\":\"OK\"}}\n"
+            b"{\"id\":1,\"jsonrpc\":\"2.0\",\"error\":null,\"result\":{\"id\":\"canary\",\"job\":{\"blob\":\"0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\",\"job_id\":\"1\",\"target\":\"ffffff00\",\"algo\":\"rx/0\",\"height\":1,\"seed_hash\":\"0000000000000000000000000000000000000000000000000000000000000000\"},\"status\":\"OK\"}}\n".to_vec()
         }
-        "http" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        _ => b"",
+        "http" => http_reply(&text, ip, answers),
+        _ => Vec::new(),
     };
     if !reply.is_empty() {
-        let _ = conn.write_all(reply);
+        let _ = conn.write_all(&reply);
+        let _ = conn.flush();
         // Keep a miner talking a little: its next messages are evidence too.
         if protocol == "stratum" {
             let mut more = [0u8; 1024];
             let _ = conn.read(&mut more);
         }
     }
-    Some(NetEvent::Tcp {
-        t_ms,
-        dst_ip: ip.to_string(),
-        dst_port: port,
-        dst_name,
-        protocol: protocol.into(),
-        first_bytes: buf,
-    })
+}
+
+/// The address of the cloud metadata service (AWS, GCP, Azure, …).
+const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// The role name the fake metadata service reports.
+const IMDS_ROLE: &str = "canary-instance-role";
+
+/// An HTTP answer: EC2's metadata service (IMDSv1 and v2) for requests to 169.254.169.254
+/// with the run's canary AWS credentials, a 404 for anything else.
+fn http_reply(request: &str, ip: Ipv4Addr, answers: &Answers) -> Vec<u8> {
+    let mut line = request.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = (line.next().unwrap_or(""), line.next().unwrap_or(""));
+    let body = match (&answers.aws, ip == METADATA_IP, method) {
+        (Some(_), true, "PUT") if path == "/latest/api/token" => {
+            Some("canary-imds-session-token".to_string())
+        }
+        (Some((id, secret)), true, "GET") => {
+            let creds = "/latest/meta-data/iam/security-credentials";
+            if path.trim_end_matches('/') == creds {
+                Some(IMDS_ROLE.to_string())
+            } else if path.trim_end_matches('/') == format!("{creds}/{IMDS_ROLE}") {
+                Some(format!(
+                    "{{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-01-01T00:00:00Z\",\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"{id}\",\n  \"SecretAccessKey\" : \"{secret}\",\n  \"Token\" : \"canary-session-token\",\n  \"Expiration\" : \"2099-01-01T00:00:00Z\"\n}}"
+                ))
+            } else if path.trim_end_matches('/') == "/latest/meta-data/instance-id" {
+                Some("i-0canary0sinkhole0".to_string())
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    match body {
+        Some(b) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+            b.len()
+        )
+        .into_bytes(),
+        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+    }
+}
+
+/// The server name (SNI) a TLS ClientHello asks for, read from its first record.
+fn client_hello_sni(b: &[u8]) -> Option<String> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Some(head)
+    }
+    fn u16_at(b: &mut &[u8]) -> Option<usize> {
+        take(b, 2).map(|x| u16::from_be_bytes([x[0], x[1]]) as usize)
+    }
+    let mut r = b;
+    // Record header: handshake (22), version, length.
+    if take(&mut r, 1)? != [0x16] {
+        return None;
+    }
+    take(&mut r, 2)?;
+    let len = u16_at(&mut r)?;
+    let mut hs = &r[..len.min(r.len())];
+    // Handshake header: ClientHello (1), 24-bit length.
+    if take(&mut hs, 1)? != [0x01] {
+        return None;
+    }
+    take(&mut hs, 3)?;
+    take(&mut hs, 2 + 32)?; // version, random
+    let sid = take(&mut hs, 1)?[0] as usize;
+    take(&mut hs, sid)?;
+    let suites = u16_at(&mut hs)?;
+    take(&mut hs, suites)?;
+    let comp = take(&mut hs, 1)?[0] as usize;
+    take(&mut hs, comp)?;
+    let ext_len = u16_at(&mut hs)?;
+    let ext_len = ext_len.min(hs.len());
+    let mut ext = take(&mut hs, ext_len)?;
+    while ext.len() >= 4 {
+        let kind = u16_at(&mut ext)?;
+        let n = u16_at(&mut ext)?;
+        let mut data = take(&mut ext, n)?;
+        if kind != 0 {
+            continue;
+        }
+        let list = u16_at(&mut data)?;
+        let list = list.min(data.len());
+        let mut names = take(&mut data, list)?;
+        while !names.is_empty() {
+            let name_type = take(&mut names, 1)?[0];
+            let n = u16_at(&mut names)?;
+            let name = take(&mut names, n)?;
+            if name_type == 0 {
+                let name = String::from_utf8_lossy(name).into_owned();
+                // Only hostname characters: the name is shown in reports.
+                return name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
+                    .then_some(name);
+            }
+        }
+    }
+    None
 }
 
 /// Answer a DNS query: A gets a fake address of its own, anything else no data.
@@ -411,6 +688,123 @@ fn dns_answer(q: &[u8], names: &Mutex<Names>) -> Option<(Vec<u8>, String, u16, O
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A TLS client that trusts the sinkhole's certificate, asking for `name`.
+    fn client(name: &str) -> rustls::ClientConnection {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(tls_identity().expect("sinkhole certificate").cert.clone())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        rustls::ClientConnection::new(Arc::new(config), name.to_string().try_into().unwrap())
+            .unwrap()
+    }
+
+    /// Serve one connection on loopback as if it had been redirected from `ip:port`.
+    fn serve_one(
+        ip: Ipv4Addr,
+        port: u16,
+        answers: Answers,
+        talk: impl FnOnce(TcpStream) + Send + 'static,
+    ) -> NetEvent {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || talk(TcpStream::connect(addr).unwrap()));
+        let (conn, _) = l.accept().unwrap();
+        let e = serve(conn, ip, port, None, 7, &answers);
+        t.join().unwrap();
+        e
+    }
+
+    #[test]
+    fn the_server_name_is_read_from_a_real_client_hello() {
+        let mut c = client("pool.supportxmr.com");
+        let mut hello = Vec::new();
+        c.write_tls(&mut hello).unwrap();
+        assert_eq!(
+            client_hello_sni(&hello).as_deref(),
+            Some("pool.supportxmr.com")
+        );
+        // Cut short, or not a handshake: no name, no panic.
+        for n in 0..hello.len().min(300) {
+            let _ = client_hello_sni(&hello[..n]);
+        }
+        assert_eq!(client_hello_sni(b"GET / HTTP/1.1\r\n"), None);
+    }
+
+    #[test]
+    fn stratum_inside_tls_is_answered_and_seen() {
+        let e = serve_one(
+            Ipv4Addr::new(198, 18, 1, 9),
+            443,
+            Answers::new(None),
+            |sock| {
+                let mut tls = rustls::StreamOwned::new(client(TLS_NAME), sock);
+                tls.write_all(b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"WALLET\",\"agent\":\"XMRig/6.21.0\"}}\n").unwrap();
+                let mut reply = vec![0u8; 4096];
+                let n = tls.read(&mut reply).unwrap();
+                assert!(String::from_utf8_lossy(&reply[..n]).contains("\"job\""));
+            },
+        );
+        let NetEvent::Tcp {
+            protocol,
+            tls,
+            sni,
+            first_bytes,
+            ..
+        } = e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(protocol, "stratum");
+        assert!(tls);
+        assert_eq!(sni.as_deref(), Some(TLS_NAME));
+        assert!(String::from_utf8_lossy(&first_bytes).contains("XMRig/6.21.0"));
+    }
+
+    #[test]
+    fn the_metadata_service_hands_out_the_canary_credentials() {
+        let bait = crate::bait::Bait::new().unwrap();
+        let get = |path: &'static str, bait: &crate::bait::Bait| {
+            let mut body = String::new();
+            let b = bait.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            serve_one(METADATA_IP, 80, Answers::new(Some(&b)), move |mut sock| {
+                write!(sock, "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n").unwrap();
+                let mut out = String::new();
+                let _ = sock.read_to_string(&mut out);
+                tx.send(out).unwrap();
+            });
+            body.push_str(&rx.recv().unwrap());
+            body
+        };
+        let role = get("/latest/meta-data/iam/security-credentials/", &bait);
+        assert!(role.starts_with("HTTP/1.1 200 OK"), "{role}");
+        assert!(role.ends_with(IMDS_ROLE), "{role}");
+        let creds = get(
+            "/latest/meta-data/iam/security-credentials/canary-instance-role",
+            &bait,
+        );
+        assert!(creds.contains(&format!("\"AccessKeyId\" : \"{}\"", bait.aws_access_key_id)));
+        assert!(creds.contains(&bait.aws_secret_access_key));
+        assert!(get("/latest/user-data", &bait).starts_with("HTTP/1.1 404"));
+        // Anywhere else, or without bait, nothing is handed out.
+        let answers = Answers::new(None);
+        let reply = http_reply(
+            "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\n\r\n",
+            METADATA_IP,
+            &answers,
+        );
+        assert!(reply.starts_with(b"HTTP/1.1 404"));
+    }
+
     #[test]
     fn dns_queries_get_one_address_per_name() {
         let names = std::sync::Mutex::new(super::Names::default());

