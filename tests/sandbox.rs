@@ -792,6 +792,34 @@ fn metadata_credentials_handed_out_are_caught_leaving_and_tls_names_its_pool() {
     );
 }
 
+/// A worm's fan-out (connect() to 40 addresses in a row) is a scanner; the probe's other
+/// modes, which talk to a few hosts, are not.
+#[test]
+fn connection_fan_out_is_a_scanner() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-scan-out-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["portscan"]));
+    let f = finding(&report, "runtime/scanner-fanout");
+    assert_eq!(f["severity"], "high");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("40 distinct addresses"),
+        "{f}"
+    );
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["steal"]));
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["rule_id"] != "runtime/scanner-fanout"),
+        "{findings:#?}"
+    );
+}
+
 /// A dropper: the payload written and run at start is judged by its bytes (the static
 /// miner rules) and by what it did, and the cron entry it left is a persistence write.
 #[test]

@@ -2,7 +2,7 @@
 //! examples are data (`rules/data/runtime-rules.toml`); its logic is here, under the
 //! same id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -41,6 +41,13 @@ pub enum Observation {
     Cpu {
         ratio: f64,
         wall_s: f64,
+    },
+    /// How widely the run's connections spread: distinct addresses it connected to by
+    /// number (not through a name our resolver gave), and the most distinct ports it
+    /// tried on one address.
+    Fanout {
+        addresses: usize,
+        max_ports: usize,
     },
     /// A canary credential planted in the run (a value to look for, not an action).
     Bait(String),
@@ -126,6 +133,31 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             },
         ));
     }
+    // Fan-out: every connect() the tracer saw, except to loopback and to the addresses
+    // our resolver handed out (those are names, however many a crawler looks up).
+    let mut ports: HashMap<&str, HashSet<u16>> = HashMap::new();
+    for e in &o.events {
+        if let Call::Connect {
+            addr,
+            port: Some(port),
+            ..
+        } = &e.call
+            && !addr.starts_with("127.")
+            && !addr.starts_with("198.18.1.")
+            && addr != "::1"
+        {
+            ports.entry(addr.as_str()).or_default().insert(*port);
+        }
+    }
+    if !ports.is_empty() {
+        out.push((
+            None,
+            Observation::Fanout {
+                addresses: ports.len(),
+                max_ports: ports.values().map(HashSet::len).max().unwrap_or(0),
+            },
+        ));
+    }
     if let Some(cg) = &o.cgroup {
         let wall = o.wall.as_secs_f64();
         let budget = wall * limits.cgroup.cpus.max(0.01) * 1e9;
@@ -141,6 +173,11 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
     }
     out
 }
+
+/// Distinct addresses, or ports on one address, that make a run look like a scanner:
+/// a service talks to a handful of backends, masscan/zmap-style spreaders to thousands.
+const FANOUT_ADDRESSES: usize = 32;
+const FANOUT_PORTS: usize = 32;
 
 /// What a rule says about one observation: the event as shown, the evidence (redacted),
 /// and the value the fingerprint hashes.
@@ -480,6 +517,19 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: format!("{path} {arg0}"),
             })
         }
+        (
+            "runtime/scanner-fanout",
+            O::Fanout {
+                addresses,
+                max_ports,
+            },
+        ) if *addresses >= FANOUT_ADDRESSES || *max_ports >= FANOUT_PORTS => Some(Hit {
+            event: "connect fan-out".into(),
+            evidence: format!(
+                "connect() to {addresses} distinct addresses, up to {max_ports} ports on one"
+            ),
+            key: "fanout".into(),
+        }),
         ("runtime/cpu-saturation", O::Cpu { ratio, wall_s })
             if *ratio >= 0.8 && *wall_s >= 10.0 =>
         {

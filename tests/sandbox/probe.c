@@ -360,6 +360,22 @@ int main(int argc, char **argv) {
         (void)read(s, buf, sizeof buf);
         return 0;
     }
+    if (!strcmp(mode, "portscan")) {
+        /* A worm looking for its next host: port 2375 (Docker API) on 40 addresses. */
+        int done = 0;
+        for (int i = 1; i <= 40; i++) {
+            char ip[32];
+            snprintf(ip, sizeof ip, "192.0.2.%d", i);
+            int s = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {0};
+            a.sin_family = AF_INET; a.sin_port = htons(2375);
+            inet_pton(AF_INET, ip, &a.sin_addr);
+            if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) done++;
+            close(s);
+        }
+        printf("connected=%d\n", done);
+        return 0;
+    }
     if (!strcmp(mode, "drop")) {
         /* A dropper: copy a payload (this very binary) to a hidden place, run it, and
            leave a cron entry behind. */
