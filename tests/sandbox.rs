@@ -464,6 +464,7 @@ fn the_tracer_sees_execs_and_connects_of_every_process() {
     let exec = |argv: &[&str]| Call::Exec {
         path: "/bin/probe".into(),
         argv: argv.iter().map(|s| s.to_string()).collect(),
+        fd_target: None,
     };
     assert_eq!(
         calls,
@@ -817,6 +818,40 @@ fn connection_fan_out_is_a_scanner() {
             .iter()
             .all(|f| f["rule_id"] != "runtime/scanner-fanout"),
         "{findings:#?}"
+    );
+}
+
+/// A payload run from memory (memfd_create + fexecve) and a process that renames itself
+/// after a kernel thread are caught by what the tracer sees.
+#[test]
+fn fileless_execution_and_renaming_are_caught() {
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-fileless-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["fileless"]));
+    let f = finding(&report, "runtime/fileless-exec");
+    assert_eq!(f["severity"], "critical");
+    assert!(
+        f["evidence"].as_str().unwrap().contains("/memfd:payload"),
+        "{f}"
+    );
+    assert_eq!(code, 1);
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["fileless"]));
+    assert_eq!(value(&o, "payload"), "0");
+    assert!(
+        o.events.iter().any(|e| matches!(&e.call, canary_sandbox::trace::Call::MemfdCreate { name } if name == "payload")),
+        "{:?}",
+        o.events
+    );
+
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["rename"]));
+    let f = finding(&report, "runtime/masquerade");
+    assert_eq!(f["location"]["event"], "prctl PR_SET_NAME");
+    assert!(
+        f["evidence"].as_str().unwrap().contains("kworker/0:1"),
+        "{f}"
     );
 }
 

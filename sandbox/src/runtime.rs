@@ -19,7 +19,12 @@ pub enum Observation {
     Exec {
         path: String,
         argv: Vec<String>,
+        /// What an executed file descriptor pointed to (`/memfd:x (deleted)`).
+        #[serde(default)]
+        fd_target: Option<String>,
     },
+    /// The process renamed itself (`prctl(PR_SET_NAME)`).
+    SetName(String),
     Connect {
         addr: String,
         port: u16,
@@ -70,10 +75,18 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
         .collect();
     for e in &o.events {
         let obs = match &e.call {
-            Call::Exec { path, argv } => Observation::Exec {
+            Call::Exec {
+                path,
+                argv,
+                fd_target,
+            } => Observation::Exec {
                 path: path.clone(),
                 argv: argv.clone(),
+                fd_target: fd_target.clone(),
             },
+            Call::SetName { name } => Observation::SetName(name.clone()),
+            // Seen in the timeline; what matters is whether the memfd is executed.
+            Call::MemfdCreate { .. } => continue,
             Call::Connect {
                 addr,
                 port: Some(port),
@@ -471,7 +484,7 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: name.to_ascii_lowercase(),
             })
         }
-        ("runtime/miner-exec", O::Exec { path, argv }) => {
+        ("runtime/miner-exec", O::Exec { path, argv, .. }) => {
             let named = [basename(path), argv.first().map_or("", |a| basename(a))]
                 .iter()
                 .any(|n| MINER_NAMES.contains(&n.to_ascii_lowercase().as_str()));
@@ -491,7 +504,7 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: path.clone(),
             })
         }
-        ("runtime/pipe-to-shell", O::Exec { path, argv }) => {
+        ("runtime/pipe-to-shell", O::Exec { path, argv, .. }) => {
             let shell = matches!(
                 basename(path),
                 "sh" | "bash" | "dash" | "ash" | "zsh" | "busybox"
@@ -503,7 +516,39 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: cmd.clone(),
             })
         }
-        ("runtime/masquerade", O::Exec { path, argv }) => {
+        ("runtime/masquerade", O::SetName(name)) => {
+            let bare = name.trim_start_matches('[').to_ascii_lowercase();
+            KERNEL_THREADS
+                .iter()
+                .any(|k| bare.starts_with(k))
+                .then(|| Hit {
+                    event: "prctl PR_SET_NAME".into(),
+                    evidence: format!("renamed itself to {name:?}"),
+                    key: format!("set_name {name}"),
+                })
+        }
+        (
+            "runtime/fileless-exec",
+            O::Exec {
+                path, fd_target, ..
+            },
+        ) => {
+            let target = fd_target.as_deref().unwrap_or(path);
+            let memfd = target.starts_with("/memfd:");
+            let deleted = fd_target.is_some() && target.ends_with(" (deleted)");
+            (memfd || deleted).then(|| Hit {
+                event: format!("exec {path}"),
+                evidence: if memfd {
+                    format!("executed {target}: a program in memory, never on disk")
+                } else {
+                    format!(
+                        "executed {target} through its descriptor: a file deleted before it ran"
+                    )
+                },
+                key: target.to_string(),
+            })
+        }
+        ("runtime/masquerade", O::Exec { path, argv, .. }) => {
             let arg0 = argv.first()?;
             let bare = arg0.trim_start_matches('[').to_ascii_lowercase();
             let imitates = KERNEL_THREADS.iter().any(|k| bare.starts_with(k));

@@ -1,5 +1,7 @@
 //! The syscall tracer: seccomp user notification. Pid 1 installs a filter that hands
-//! `execve`, `execveat` and `connect` of every process of the run to a listener; the
+//! `execve`, `execveat`, `connect`, `memfd_create` and `prctl(PR_SET_NAME)` of every
+//! process of the run to a listener (the last two are rare calls: no cost to the
+//! others); the
 //! sandbox init reads each call's arguments from the caller's memory, records an event,
 //! and lets the call go on (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Observation only: the
 //! arguments can change between our read and the kernel's (another thread of the
@@ -17,7 +19,17 @@ pub enum Call {
     Exec {
         path: String,
         argv: Vec<String>,
+        /// What the file descriptor executed points to, for `execveat(fd, "",
+        /// AT_EMPTY_PATH)` (`fexecve`) and `/proc/self/fd/N`: `/memfd:x (deleted)` is
+        /// a program that never touched the disk.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fd_target: Option<String>,
     },
+    /// `memfd_create(name)`: an anonymous file in memory, the usual first step of a
+    /// fileless execution.
+    MemfdCreate { name: String },
+    /// `prctl(PR_SET_NAME, name)`: the process renamed itself (as `ps` and `top` show).
+    SetName { name: String },
     Connect {
         /// `inet`, `inet6`, `unix` or the family number.
         family: String,
@@ -43,7 +55,12 @@ pub struct Event {
 /// worst, and far less for real programs.
 pub const MAX_EVENTS: usize = 10_000;
 
-const TRACED: &[libc::c_long] = &[libc::SYS_execve, libc::SYS_execveat, libc::SYS_connect];
+const TRACED: &[libc::c_long] = &[
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_connect,
+    libc::SYS_memfd_create,
+];
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e;
@@ -77,12 +94,19 @@ pub(crate) fn install_listener() -> std::io::Result<OwnedFd> {
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(ld, 0),
     ];
+    // After the syscall checks: prctl → its option is checked; else ALLOW; then the
+    // option check (PR_SET_NAME → notify, else ALLOW); the USER_NOTIF return last.
     let n = TRACED.len();
     for (i, &nr) in TRACED.iter().enumerate() {
-        // Matched: jump to the USER_NOTIF return after the remaining checks and the
-        // ALLOW return.
-        prog.push(jump(jeq, nr as u32, (n - i) as u8, 0));
+        // Matched: jump over the remaining checks, the prctl check and its four
+        // instructions, to the USER_NOTIF return.
+        prog.push(jump(jeq, nr as u32, (n - i + 4) as u8, 0));
     }
+    prog.push(jump(jeq, libc::SYS_prctl as u32, 1, 0));
+    prog.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
+    // seccomp_data.args[0], its low 32 bits (both architectures are little-endian).
+    prog.push(stmt(ld, 16));
+    prog.push(jump(jeq, libc::PR_SET_NAME as u32, 1, 0));
     prog.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
     prog.push(stmt(ret, libc::SECCOMP_RET_USER_NOTIF));
     let fprog = libc::sock_fprog {
@@ -211,14 +235,46 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
     let a = data.args;
     let nr = data.nr as libc::c_long;
     if nr == libc::SYS_execve || nr == libc::SYS_execveat {
-        let (path, argv) = if nr == libc::SYS_execve {
+        let (path_at, argv) = if nr == libc::SYS_execve {
             (a[0], a[1])
         } else {
             (a[1], a[2])
         };
+        let path = mem.string(path_at, 4096).unwrap_or_default();
+        // The descriptor executed, when the program names one rather than a file.
+        let fd = if nr == libc::SYS_execveat
+            && path.is_empty()
+            && a[4] & libc::AT_EMPTY_PATH as u64 != 0
+        {
+            Some(a[0] as i32)
+        } else {
+            [
+                "/proc/self/fd/",
+                "/dev/fd/",
+                &format!("/proc/{}/fd/", ns_pid(pid)),
+            ]
+            .iter()
+            .find_map(|p| path.strip_prefix(*p))
+            .and_then(|n| n.parse::<i32>().ok())
+        };
+        let fd_target = fd
+            .filter(|fd| *fd >= 0)
+            .and_then(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+            .map(|t| t.to_string_lossy().into_owned());
         return Some(Call::Exec {
-            path: mem.string(path, 4096).unwrap_or_default(),
+            path,
             argv: mem.strings(argv, 32),
+            fd_target,
+        });
+    }
+    if nr == libc::SYS_memfd_create {
+        return Some(Call::MemfdCreate {
+            name: mem.string(a[0], 249).unwrap_or_default(),
+        });
+    }
+    if nr == libc::SYS_prctl {
+        return Some(Call::SetName {
+            name: mem.string(a[1], 16).unwrap_or_default(),
         });
     }
     if nr == libc::SYS_connect {

@@ -132,7 +132,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         if let Some(t) = v.as_object_mut().and_then(|m| m.remove("t_ms")) {
             v["run_ms"] = t;
         }
-        for key in ["path", "addr"] {
+        for key in ["path", "addr", "name", "fd_target"] {
             if let Some(s) = v[key].as_str() {
                 v[key] = json!(scrub(s));
             }

@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 
 static void tried(const char *what, long r) {
     printf("%s=%s\n", what, r == 0 ? "ok" : strerror(errno));
@@ -358,6 +359,31 @@ int main(int argc, char **argv) {
         printf("hello_sent=%s\n", write(s, hello, n) == n ? "yes" : "no");
         char buf[64];
         (void)read(s, buf, sizeof buf);
+        return 0;
+    }
+    if (!strcmp(mode, "fileless")) {
+        /* A loader: this very binary copied into a memfd and run from there. */
+        int m = memfd_create("payload", 0);
+        int in = open("/proc/self/exe", O_RDONLY);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(m, buf, n) != n) return 13;
+        close(in);
+        pid_t p = fork();
+        if (p == 0) {
+            char *args[] = {"payload", "exit", "0", NULL};
+            char *envp[] = {NULL};
+            fexecve(m, args, envp);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        printf("payload=%d\n", WEXITSTATUS(st));
+        return 0;
+    }
+    if (!strcmp(mode, "rename")) {
+        /* A miner hiding from ps: renamed after a kernel worker thread. */
+        printf("renamed=%s\n", prctl(PR_SET_NAME, "kworker/0:1", 0, 0, 0) == 0 ? "yes" : "no");
         return 0;
     }
     if (!strcmp(mode, "portscan")) {
