@@ -709,6 +709,16 @@ fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["steal"]));
     let f = finding(&report, "runtime/bait-exfiltrated");
     assert_eq!(f["severity"], "critical");
+    // The credentials file it opened is seen read, by its access time.
+    let read = finding(&report, "runtime/bait-read");
+    assert_eq!(read["location"]["event"], "read /root/.aws/credentials");
+    let reads = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == "runtime/bait-read")
+        .count();
+    assert_eq!(reads, 1, "only the file it read");
     assert!(
         f["location"]["event"]
             .as_str()

@@ -56,6 +56,8 @@ pub enum Observation {
     },
     /// A canary credential planted in the run (a value to look for, not an action).
     Bait(String),
+    /// A planted canary credential file the run read.
+    BaitRead(String),
     /// A file the run left behind; `miner` names the static miner rule its bytes match.
     Write {
         path: String,
@@ -124,6 +126,9 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
     let planted = crate::bait::Bait::planted_paths();
     for w in &o.written {
         if spec.bait.is_some() && planted.contains(&w.path.as_str()) {
+            if w.read {
+                out.push((None, Observation::BaitRead(w.path.clone())));
+            }
             continue;
         }
         // Executables written at run time get the static scan the image's layers got.
@@ -516,6 +521,11 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: cmd.clone(),
             })
         }
+        ("runtime/bait-read", O::BaitRead(path)) => Some(Hit {
+            event: format!("read {path}"),
+            evidence: format!("read the planted canary credentials in {path}"),
+            key: path.clone(),
+        }),
         ("runtime/masquerade", O::SetName(name)) => {
             let bare = name.trim_start_matches('[').to_ascii_lowercase();
             KERNEL_THREADS

@@ -22,6 +22,11 @@ pub struct Written {
     pub sha256: Option<String>,
     /// Where the copy is, for executables within the bounds.
     pub copy: Option<PathBuf>,
+    /// Read since it was last written: its access time is later than its modification
+    /// time (the scratch tmpfs is relatime, which updates the access time on the first
+    /// read after a write). Taken before the listing reads the file itself.
+    #[serde(default)]
+    pub read: bool,
 }
 
 const MAX_ENTRIES: usize = 10_000;
@@ -85,6 +90,7 @@ fn walk(upper: &Path, out_dir: &Path, truncated: &mut bool) -> Vec<Written> {
                 mode: m.mode() & 0o7777,
                 sha256: None,
                 copy: None,
+                read: (m.atime(), m.atime_nsec()) > (m.mtime(), m.mtime_nsec()),
             };
             if m.len() <= MAX_HASHED {
                 hash_and_copy(&e.path(), &mut w, out_dir, &mut copied);
