@@ -865,6 +865,56 @@ fn fileless_execution_and_renaming_are_caught() {
     );
 }
 
+/// A miner's clean-up on the image's own files: history deleted and a log emptied
+/// (history tampering), a cloud security agent removed (security-tool tampering).
+#[test]
+fn erased_traces_and_removed_security_agents_are_caught() {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
+    let dir = tempfile::Builder::new()
+        .prefix("canary-sbx-tamper-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let probe_bytes = std::fs::read(probe()).unwrap();
+    let image = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .file_mode("bin/probe", &probe_bytes, 0o755)
+                .dir("tmp")
+                .file("root/.bash_history", "ssh admin@10.0.0.5\n")
+                .file("var/log/auth.log", "Dec  6 sshd[1]: Accepted publickey\n")
+                .file("usr/local/aegis/aegis_client/AliYunDun", "agent\n")
+                .build(Compression::Gzip),
+        )
+        .entrypoint(&["/bin/probe"])
+        .cmd(&["tamper"])
+        .build();
+    let archive = dir.path().join("tamper.tar");
+    image
+        .write_docker_archive(&archive, "probe:1", true)
+        .unwrap();
+    let (_, report) = scan_runtime(dir.path(), &archive);
+    let events = |id: &str| -> Vec<String> {
+        report["images"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == id)
+            .map(|f| f["location"]["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut history = events("runtime/history-tampering");
+    history.sort();
+    assert_eq!(
+        history,
+        ["delete /root/.bash_history", "truncate /var/log/auth.log"],
+        "{report}"
+    );
+    assert_eq!(
+        events("runtime/security-tool-tampering"),
+        ["delete /usr/local/aegis/aegis_client/AliYunDun"]
+    );
+}
+
 /// A dropper: the payload written and run at start is judged by its bytes (the static
 /// miner rules) and by what it did, and the cron entry it left is a persistence write.
 #[test]

@@ -109,6 +109,8 @@ pub struct Outcome {
     /// Files the run left in its filesystem (executables copied under
     /// `work_dir/dropped/`, which the caller removes with the work dir).
     pub written: Vec<crate::written::Written>,
+    /// Files of the image the run deleted.
+    pub deleted: Vec<String>,
     /// DNS queries and TCP connections the sinkhole caught.
     pub net_events: Vec<crate::sinkhole::NetEvent>,
     /// What the run's control group measured; `None` without one (see `notes`).
@@ -263,6 +265,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         );
     }
     let written = listing.files;
+    let deleted = listing.deleted;
     let _ = std::fs::remove_file(spec.work_dir.join("written.json"));
     let status: Option<InitStatus> = std::fs::read(&status_path)
         .ok()
@@ -316,6 +319,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         events,
         events_dropped,
         written,
+        deleted,
         net_events,
         cgroup,
         notes,

@@ -58,6 +58,10 @@ pub enum Observation {
     Bait(String),
     /// A planted canary credential file the run read.
     BaitRead(String),
+    /// A file of the image the run deleted.
+    Delete(String),
+    /// A file of the image the run emptied (it was not empty in the image).
+    Truncate(String),
     /// A file the run left behind; `miner` names the static miner rule its bytes match.
     Write {
         path: String,
@@ -123,8 +127,17 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
         };
         out.push((None, obs));
     }
+    for d in &o.deleted {
+        out.push((None, Observation::Delete(d.clone())));
+    }
     let planted = crate::bait::Bait::planted_paths();
     for w in &o.written {
+        if w.size == 0
+            && std::fs::symlink_metadata(spec.rootfs.join(w.path.trim_start_matches('/')))
+                .is_ok_and(|m| m.is_file() && m.len() > 0)
+        {
+            out.push((None, Observation::Truncate(w.path.clone())));
+        }
         if spec.bait.is_some() && planted.contains(&w.path.as_str()) {
             if w.read {
                 out.push((None, Observation::BaitRead(w.path.clone())));
@@ -190,6 +203,65 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
         }
     }
     out
+}
+
+/// The event's verb and the evidence's, for a deletion or a truncation.
+fn tamper_words(obs: &Observation) -> (&'static str, &'static str) {
+    match obs {
+        Observation::Delete(_) => ("delete", "deleted"),
+        _ => ("truncate", "emptied"),
+    }
+}
+
+/// Shell histories, login records and logs: what an intruder erases behind itself.
+fn is_trace_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [
+        ".bash_history",
+        ".zsh_history",
+        ".ash_history",
+        ".sh_history",
+        ".python_history",
+        ".mysql_history",
+        ".psql_history",
+        ".viminfo",
+    ]
+    .contains(&name)
+        || path.starts_with("/var/log/")
+        || ["/var/run/utmp", "/run/utmp"].contains(&path)
+}
+
+/// Files of the security and monitoring agents miners' scripts remove first (cloud
+/// vendors' host agents, audit, EDR, intrusion detection).
+fn is_security_tool(path: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "/usr/local/aegis/",
+        "/usr/local/qcloud/",
+        "/usr/local/cloudmonitor/",
+        "/usr/local/share/aliyun-assist/",
+        "/usr/local/share/assist-daemon/",
+        "/opt/aliyun",
+        "/usr/sbin/aliyun",
+        "/etc/init.d/aegis",
+        "/etc/init.d/cloudmonitor",
+        "/opt/bcm-agent/",
+        "/usr/local/bcm-agent/",
+        "/etc/audit/",
+        "/sbin/auditd",
+        "/usr/sbin/auditd",
+        "/etc/apparmor",
+        "/etc/selinux/",
+        "/etc/falco/",
+        "/usr/bin/falco",
+        "/opt/CrowdStrike/",
+        "/opt/microsoft/mdatp/",
+        "/opt/sentinelone/",
+        "/var/ossec/",
+        "/usr/bin/osqueryd",
+        "/opt/osquery/",
+        "/opt/datadog-agent/",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
 /// Distinct addresses, or ports on one address, that make a run look like a scanner:
@@ -519,6 +591,26 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 event: format!("exec {path}"),
                 evidence: shown(cmd),
                 key: cmd.clone(),
+            })
+        }
+        ("runtime/history-tampering", O::Delete(path) | O::Truncate(path))
+            if is_trace_file(path) =>
+        {
+            let (verb, what) = tamper_words(obs);
+            Some(Hit {
+                event: format!("{verb} {path}"),
+                evidence: format!("{what} {path}"),
+                key: path.clone(),
+            })
+        }
+        ("runtime/security-tool-tampering", O::Delete(path) | O::Truncate(path))
+            if is_security_tool(path) =>
+        {
+            let (verb, what) = tamper_words(obs);
+            Some(Hit {
+                event: format!("{verb} {path}"),
+                evidence: format!("{what} {path}, part of a security or monitoring agent"),
+                key: path.clone(),
             })
         }
         ("runtime/bait-read", O::BaitRead(path)) => Some(Hit {

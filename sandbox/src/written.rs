@@ -43,6 +43,10 @@ fn executable_magic(head: &[u8]) -> bool {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Listing {
     pub files: Vec<Written>,
+    /// Paths of the image the run deleted: the whiteouts (character devices 0/0) the
+    /// overlay left in its upper layer.
+    #[serde(default)]
+    pub deleted: Vec<String>,
     /// More than 10,000 files, or directories deeper than 64 levels: not all listed.
     pub truncated: bool,
 }
@@ -50,11 +54,21 @@ pub struct Listing {
 /// List the regular files under `upper`; copy executables into `out_dir`.
 pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Listing {
     let mut truncated = false;
-    let files = walk(upper, out_dir, &mut truncated);
-    Listing { files, truncated }
+    let mut deleted = Vec::new();
+    let files = walk(upper, out_dir, &mut truncated, &mut deleted);
+    Listing {
+        files,
+        deleted,
+        truncated,
+    }
 }
 
-fn walk(upper: &Path, out_dir: &Path, truncated: &mut bool) -> Vec<Written> {
+fn walk(
+    upper: &Path,
+    out_dir: &Path,
+    truncated: &mut bool,
+    deleted: &mut Vec<String>,
+) -> Vec<Written> {
     let mut found = Vec::new();
     let mut copied = 0u64;
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(upper.to_path_buf(), String::new(), 0)];
@@ -63,7 +77,7 @@ fn walk(upper: &Path, out_dir: &Path, truncated: &mut bool) -> Vec<Written> {
             continue;
         };
         for e in rd.flatten() {
-            if found.len() >= MAX_ENTRIES {
+            if found.len() + deleted.len() >= MAX_ENTRIES {
                 *truncated = true;
                 return found;
             }
@@ -80,10 +94,14 @@ fn walk(upper: &Path, out_dir: &Path, truncated: &mut bool) -> Vec<Written> {
                 }
                 continue;
             }
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                deleted.push(path);
+                continue;
+            }
             if !m.is_file() {
                 continue;
             }
-            use std::os::unix::fs::MetadataExt;
             let mut w = Written {
                 path,
                 size: m.len(),

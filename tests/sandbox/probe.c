@@ -386,6 +386,15 @@ int main(int argc, char **argv) {
         printf("renamed=%s\n", prctl(PR_SET_NAME, "kworker/0:1", 0, 0, 0) == 0 ? "yes" : "no");
         return 0;
     }
+    if (!strcmp(mode, "tamper")) {
+        /* A miner's clean-up: shell history gone, a log emptied, the cloud agent removed. */
+        tried("unlink_history", unlink("/root/.bash_history"));
+        int t = open("/var/log/auth.log", O_WRONLY | O_TRUNC);
+        printf("truncate_log=%s\n", t >= 0 ? "ok" : strerror(errno));
+        if (t >= 0) close(t);
+        tried("unlink_agent", unlink("/usr/local/aegis/aegis_client/AliYunDun"));
+        return 0;
+    }
     if (!strcmp(mode, "portscan")) {
         /* A worm looking for its next host: port 2375 (Docker API) on 40 addresses. */
         int done = 0;
