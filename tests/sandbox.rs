@@ -451,6 +451,15 @@ fn cpu_time_is_accounted() {
     let cg = o.cgroup.unwrap();
     // Some CPU time was spent and measured; how much depends on the machine's load.
     assert!(cg.cpu_ns > 10_000_000, "{cg:?}");
+    // And per process: the spinner, pid 1 of the run, used it.
+    let top = o.processes.first().expect("a process with CPU time");
+    assert_eq!(
+        (top.pid, top.comm.as_str()),
+        (1, "probe"),
+        "{:?}",
+        o.processes
+    );
+    assert!(top.cpu_ms >= 10, "{:?}", o.processes);
 }
 
 #[test]

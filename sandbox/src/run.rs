@@ -90,6 +90,96 @@ pub enum Exit {
     },
 }
 
+/// One process of the run and the CPU time it used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCpu {
+    /// Its pid inside the run.
+    pub pid: u32,
+    /// Its name as `ps` shows it (what it renamed itself to, if it did).
+    pub comm: String,
+    /// User and system CPU time, in milliseconds.
+    pub cpu_ms: u64,
+}
+
+/// Samples CPU time per process of a control group.
+struct CpuSampler {
+    procs: Option<PathBuf>,
+    ticks_per_s: u64,
+    seen: std::collections::HashMap<u32, ProcessCpu>,
+    next: Instant,
+}
+
+impl CpuSampler {
+    fn new(procs: Option<PathBuf>) -> CpuSampler {
+        // SAFETY: sysconf only reads a system constant.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        CpuSampler {
+            procs,
+            ticks_per_s: if ticks > 0 { ticks as u64 } else { 100 },
+            seen: Default::default(),
+            next: Instant::now(),
+        }
+    }
+
+    /// Read every process of the group, when the next sample is due.
+    fn sample(&mut self) {
+        let Some(procs) = &self.procs else { return };
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + Duration::from_millis(200);
+        let Ok(list) = std::fs::read_to_string(procs) else {
+            return;
+        };
+        for pid in list
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .take(4096)
+        {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // `pid (comm) state ...`: comm may hold spaces and parentheses.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = stat[open + 1..close].to_string();
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            // utime and stime: fields 14 and 15 of the line, 12th and 13th after comm.
+            let cpu_ms = (ticks(11) + ticks(12)) * 1000 / self.ticks_per_s;
+            let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("NSpid:"))
+                        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+                })
+                .unwrap_or(0);
+            let e = self.seen.entry(pid).or_insert(ProcessCpu {
+                pid: ns_pid,
+                comm: comm.clone(),
+                cpu_ms: 0,
+            });
+            e.comm = comm;
+            e.cpu_ms = e.cpu_ms.max(cpu_ms);
+        }
+    }
+
+    /// The processes that used CPU, most first, at most 64.
+    fn finish(self) -> Vec<ProcessCpu> {
+        let mut v: Vec<ProcessCpu> = self.seen.into_values().filter(|p| p.cpu_ms > 0).collect();
+        v.sort_by(|a, b| b.cpu_ms.cmp(&a.cpu_ms).then(a.pid.cmp(&b.pid)));
+        v.truncate(64);
+        v
+    }
+}
+
 /// What one run produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
@@ -111,6 +201,10 @@ pub struct Outcome {
     pub written: Vec<crate::written::Written>,
     /// Files of the image the run deleted.
     pub deleted: Vec<String>,
+    /// CPU time per process of the run, most first (sampled from its control group
+    /// every 200 ms: a process that lived less than that may be missing).
+    #[serde(default)]
+    pub processes: Vec<ProcessCpu>,
     /// DNS queries and TCP connections the sinkhole caught.
     pub net_events: Vec<crate::sinkhole::NetEvent>,
     /// What the run's control group measured; `None` without one (see `notes`).
@@ -233,7 +327,13 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
     // backstop should the init hang.
     let deadline = started + spec.limits.wall + Duration::from_secs(5);
     let mut timed_out = false;
+    let mut sampler = CpuSampler::new(
+        cgroup
+            .as_ref()
+            .and_then(|c| c.procs_files().into_iter().next()),
+    );
     loop {
+        sampler.sample();
         match child.try_wait() {
             Ok(Some(_)) => break,
             Ok(None) if Instant::now() >= deadline => {
@@ -252,6 +352,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         }
     }
     let wall = started.elapsed();
+    let processes = sampler.finish();
     let (stdout, stdout_dropped) = out.map(join_capture).unwrap_or_default();
     let (stderr, stderr_dropped) = err.map(join_capture).unwrap_or_default();
     let listing: crate::written::Listing = std::fs::read(spec.work_dir.join("written.json"))
@@ -320,6 +421,7 @@ pub fn run(spec: &RunSpec, init_exe: &Path) -> Result<Outcome, SandboxError> {
         events_dropped,
         written,
         deleted,
+        processes,
         net_events,
         cgroup,
         notes,

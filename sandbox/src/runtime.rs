@@ -42,10 +42,13 @@ pub enum Observation {
         #[serde(default)]
         sni: Option<String>,
     },
-    /// CPU time over (wall time × the CPU limit), and the wall time.
+    /// CPU time over (wall time × the CPU limit), and the wall time; the process that
+    /// used most of it, when known.
     Cpu {
         ratio: f64,
         wall_s: f64,
+        #[serde(default)]
+        top: Option<String>,
     },
     /// How widely the run's connections spread: distinct addresses it connected to by
     /// number (not through a name our resolver gave), and the most distinct ports it
@@ -198,6 +201,10 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 Observation::Cpu {
                     ratio: cg.cpu_ns as f64 / budget,
                     wall_s: wall,
+                    top: o
+                        .processes
+                        .first()
+                        .map(|p| format!("pid {} ({}), {} ms of CPU", p.pid, p.comm, p.cpu_ms)),
                 },
             ));
         }
@@ -677,14 +684,17 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
             ),
             key: "fanout".into(),
         }),
-        ("runtime/cpu-saturation", O::Cpu { ratio, wall_s })
+        ("runtime/cpu-saturation", O::Cpu { ratio, wall_s, top })
             if *ratio >= 0.8 && *wall_s >= 10.0 =>
         {
             Some(Hit {
                 event: "cpu".into(),
                 evidence: format!(
-                    "{:.0} % of the CPU limit for {wall_s:.0} s",
-                    ratio.min(9.99) * 100.0
+                    "{:.0} % of the CPU limit for {wall_s:.0} s{}",
+                    ratio.min(9.99) * 100.0,
+                    top.as_deref()
+                        .map(|t| format!("; most of it {t}"))
+                        .unwrap_or_default()
                 ),
                 key: "cpu".into(),
             })

@@ -185,6 +185,12 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         };
         emit("network", v)?;
     }
+    for p in &o.processes {
+        emit(
+            "cpu",
+            json!({ "pid": p.pid, "comm": scrub(&p.comm), "cpu_ms": p.cpu_ms }),
+        )?;
+    }
     if o.events_dropped > 0 {
         emit(
             "note",
