@@ -1011,3 +1011,35 @@ fn a_listing_cut_short_is_reported() {
         o.notes
     );
 }
+
+/// A deleted directory of the image (one whiteout) stands for its files: each is read
+/// as deleted. (Inside this machine's overlay an `rmdir` of an image directory fails
+/// with EIO, so the whiteout is given here rather than made by a probe.)
+#[test]
+fn a_deleted_directory_stands_for_its_files() {
+    let b = sandbox_dirs();
+    let agent = b.rootfs.join("usr/local/aegis/aegis_client");
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::write(agent.join("AliYunDun"), "agent").unwrap();
+    let s = spec(&b, &["id"]);
+    let mut o = go(&s);
+    o.deleted = vec!["/usr/local/aegis".into()];
+    let obs = canary_sandbox::runtime::observations(&o, &s);
+    let f = canary_sandbox::runtime::findings(&obs);
+    let mut events: Vec<String> = f
+        .iter()
+        .filter(|f| f.rule_id == "runtime/security-tool-tampering")
+        .map(|f| match &f.location {
+            canary_analyzer::finding::Location::Runtime { event, .. } => event.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            "delete /usr/local/aegis",
+            "delete /usr/local/aegis/aegis_client/AliYunDun"
+        ]
+    );
+}

@@ -63,6 +63,17 @@ impl Bait {
         ];
         let more: Vec<String> = v.iter().map(|s| b64(s)).collect();
         v.extend(more);
+        // As JSON writes a `/` (`\/`) and as a URL or form encodes it (`%2F`, `%2B`).
+        let secret = &self.aws_secret_access_key;
+        v.push(secret.replace('/', "\\/"));
+        v.push(
+            secret
+                .replace('%', "%25")
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D"),
+        );
+        v.dedup();
         v.push(b64(&self.aws_credentials()));
         v.push(b64(&format!("canary:{}", self.registry_password)));
         v

@@ -211,6 +211,7 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         exec_after_ns: None,
         events: Vec::new(),
         events_dropped: 0,
+        cheap: [0; 2],
     };
     watch.run();
     let Watch {
@@ -318,7 +319,12 @@ struct Watch {
     exec_after_ns: Option<u64>,
     events: Vec<crate::trace::Event>,
     events_dropped: u64,
+    /// Renames and memfd_create calls seen so far.
+    cheap: [usize; 2],
 }
+
+/// Renames (`prctl(PR_SET_NAME)`) and `memfd_create` calls kept per run, each.
+const MAX_CHEAP_EVENTS: usize = 256;
 
 impl Watch {
     fn run(&mut self) {
@@ -366,7 +372,19 @@ impl Watch {
                 if let Some(listener) = &self.listener {
                     let t_ms = self.started.elapsed().as_millis() as u64;
                     if let Some(event) = crate::trace::serve_one(listener, t_ms) {
-                        if self.events.len() < crate::trace::MAX_EVENTS {
+                        // Renames and memfds cost a program nothing: each kind has a
+                        // cap of its own, so a flood of them cannot push the execs and
+                        // connects out.
+                        let cheap = match event.call {
+                            crate::trace::Call::SetName { .. } => Some(0),
+                            crate::trace::Call::MemfdCreate { .. } => Some(1),
+                            _ => None,
+                        };
+                        let kind_full = cheap.is_some_and(|k| {
+                            self.cheap[k] += 1;
+                            self.cheap[k] > MAX_CHEAP_EVENTS
+                        });
+                        if self.events.len() < crate::trace::MAX_EVENTS && !kind_full {
                             self.events.push(event);
                         } else {
                             self.events_dropped += 1;

@@ -99,13 +99,20 @@ pub struct ProcessCpu {
     pub comm: String,
     /// User and system CPU time, in milliseconds.
     pub cpu_ms: u64,
+    /// The file it runs, as `/proc/PID/exe` says (`/memfd:x (deleted)` for a program
+    /// that is not on disk, however it was started).
+    #[serde(default)]
+    pub exe: String,
 }
 
 /// Samples CPU time per process of a control group.
 struct CpuSampler {
     procs: Option<PathBuf>,
     ticks_per_s: u64,
-    seen: std::collections::HashMap<u32, ProcessCpu>,
+    /// Our own pid namespace.
+    own_ns: Option<PathBuf>,
+    /// By host pid and start time (a reused pid is another process).
+    seen: std::collections::HashMap<(u32, u64), ProcessCpu>,
     next: Instant,
 }
 
@@ -116,6 +123,7 @@ impl CpuSampler {
         CpuSampler {
             procs,
             ticks_per_s: if ticks > 0 { ticks as u64 } else { 100 },
+            own_ns: std::fs::read_link("/proc/self/ns/pid").ok(),
             seen: Default::default(),
             next: Instant::now(),
         }
@@ -136,9 +144,11 @@ impl CpuSampler {
             .filter_map(|l| l.trim().parse::<u32>().ok())
             .take(4096)
         {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            // As bytes: a process name that is not UTF-8 must not hide the process.
+            let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
                 continue;
             };
+            let stat = String::from_utf8_lossy(&stat);
             // `pid (comm) state ...`: comm may hold spaces and parentheses.
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
                 continue;
@@ -153,27 +163,46 @@ impl CpuSampler {
             };
             // utime and stime: fields 14 and 15 of the line, 12th and 13th after comm.
             let cpu_ms = (ticks(11) + ticks(12)) * 1000 / self.ticks_per_s;
-            let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("NSpid:"))
-                        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-                })
+            let start = ticks(19);
+            // Only processes of the run's pid namespace: the sandbox's own helper in
+            // the group lives in ours.
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+            if ns.is_none() || ns == self.own_ns {
+                continue;
+            }
+            let status = std::fs::read(format!("/proc/{pid}/status"))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let ns_pid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|l| l.split_whitespace().last()?.parse().ok())
                 .unwrap_or(0);
-            let e = self.seen.entry(pid).or_insert(ProcessCpu {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let e = self.seen.entry((pid, start)).or_insert(ProcessCpu {
                 pid: ns_pid,
                 comm: comm.clone(),
                 cpu_ms: 0,
+                exe: exe.clone(),
             });
             e.comm = comm;
             e.cpu_ms = e.cpu_ms.max(cpu_ms);
+            if !exe.is_empty() {
+                e.exe = exe;
+            }
         }
     }
 
     /// The processes that used CPU, most first, at most 64.
     fn finish(self) -> Vec<ProcessCpu> {
-        let mut v: Vec<ProcessCpu> = self.seen.into_values().filter(|p| p.cpu_ms > 0).collect();
+        // Those that used CPU, and any running a program that is not on disk.
+        let mut v: Vec<ProcessCpu> = self
+            .seen
+            .into_values()
+            .filter(|p| p.cpu_ms > 0 || p.exe.starts_with("/memfd:"))
+            .collect();
         v.sort_by(|a, b| b.cpu_ms.cmp(&a.cpu_ms).then(a.pid.cmp(&b.pid)));
         v.truncate(64);
         v

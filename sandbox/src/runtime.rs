@@ -130,14 +130,50 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
         };
         out.push((None, obs));
     }
+    // A deleted directory (`rm -rf /var/log`) leaves one whiteout: its files in the
+    // image are deleted too (at most 10,000 of them looked at).
+    let mut budget = 10_000usize;
     for d in &o.deleted {
         out.push((None, Observation::Delete(d.clone())));
+        let mut stack = vec![d.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(spec.rootfs.join(dir.trim_start_matches('/'))) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                let path = format!("{dir}/{}", e.file_name().to_string_lossy());
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(path),
+                    Ok(t) if t.is_file() => out.push((None, Observation::Delete(path))),
+                    _ => {}
+                }
+            }
+        }
+    }
+    // A program run from memory, whatever path or descriptor started it (the tracer's
+    // view can be dodged; the kernel's `/proc/PID/exe` cannot).
+    for p in &o.processes {
+        if p.exe.starts_with("/memfd:") {
+            out.push((
+                Some(p.pid),
+                Observation::Exec {
+                    path: p.exe.clone(),
+                    argv: vec![p.comm.clone()],
+                    fd_target: Some(p.exe.clone()),
+                },
+            ));
+        }
     }
     let planted = crate::bait::Bait::planted_paths();
     for w in &o.written {
-        if w.size == 0
-            && std::fs::symlink_metadata(spec.rootfs.join(w.path.trim_start_matches('/')))
-                .is_ok_and(|m| m.is_file() && m.len() > 0)
+        // Emptied: nothing, or a line's worth, left of a file that had more
+        // (`> file`, `echo > file`).
+        if std::fs::symlink_metadata(spec.rootfs.join(w.path.trim_start_matches('/')))
+            .is_ok_and(|m| m.is_file() && m.len() > w.size && w.size <= 1)
         {
             out.push((None, Observation::Truncate(w.path.clone())));
         }
@@ -176,11 +212,13 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             port: Some(port),
             ..
         } = &e.call
+            // Dual-stack sockets write IPv4 as ::ffff:a.b.c.d.
+            && let addr = addr.strip_prefix("::ffff:").unwrap_or(addr)
             && !addr.starts_with("127.")
             && !addr.starts_with("198.18.1.")
             && addr != "::1"
         {
-            ports.entry(addr.as_str()).or_default().insert(*port);
+            ports.entry(addr).or_default().insert(*port);
         }
     }
     if !ports.is_empty() {
@@ -235,6 +273,7 @@ fn is_trace_file(path: &str) -> bool {
     ]
     .contains(&name)
         || path.starts_with("/var/log/")
+        || path == "/var/log"
         || ["/var/run/utmp", "/run/utmp"].contains(&path)
 }
 
@@ -268,7 +307,9 @@ fn is_security_tool(path: &str) -> bool {
         "/opt/osquery/",
         "/opt/datadog-agent/",
     ];
-    PREFIXES.iter().any(|p| path.starts_with(p))
+    PREFIXES
+        .iter()
+        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'))
 }
 
 /// Distinct addresses, or ports on one address, that make a run look like a scanner:
@@ -367,7 +408,7 @@ fn shown(first: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    one_line.chars().take(200).collect()
+    one_line.chars().take(4096).collect()
 }
 
 fn tcp_event(ip: &str, port: u16, name: &Option<String>) -> String {
@@ -626,15 +667,25 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
             key: path.clone(),
         }),
         ("runtime/masquerade", O::SetName(name)) => {
+            // Only names no program gives its own threads (`watchdog`, `migration`
+            // are ordinary thread names): kernel workers, or any `[bracketed]` name.
             let bare = name.trim_start_matches('[').to_ascii_lowercase();
-            KERNEL_THREADS
+            (name.starts_with('[')
+                || [
+                    "kworker",
+                    "kthreadd",
+                    "ksoftirqd",
+                    "kswapd",
+                    "kdevtmpfs",
+                    "rcu_",
+                ]
                 .iter()
-                .any(|k| bare.starts_with(k))
-                .then(|| Hit {
-                    event: "prctl PR_SET_NAME".into(),
-                    evidence: format!("renamed itself to {name:?}"),
-                    key: format!("set_name {name}"),
-                })
+                .any(|k| bare.starts_with(k)))
+            .then(|| Hit {
+                event: "prctl PR_SET_NAME".into(),
+                evidence: format!("renamed itself to {name:?}"),
+                key: format!("set_name {name}"),
+            })
         }
         (
             "runtime/fileless-exec",
@@ -741,7 +792,8 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
                     event: scrub(&hit.event, &baits),
                     pid: *pid,
                 },
-                evidence: scrub(&hit.evidence, &baits),
+                // Cut after the redaction, so no part of a secret is left at the cut.
+                evidence: scrub(&hit.evidence, &baits).chars().take(240).collect(),
             });
         }
     }

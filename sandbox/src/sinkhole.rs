@@ -256,12 +256,18 @@ impl Sinkhole {
                         active.clone(),
                         answers.clone(),
                     );
-                    std::thread::spawn(move || {
+                    let done = active.clone();
+                    let spawned = std::thread::Builder::new().spawn(move || {
                         if let Some(e) = catch(conn, &names, t_ms(), &answers) {
                             record(e);
                         }
                         active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     });
+                    // No thread to be had (the host's limits): the connection is
+                    // dropped, and the catcher goes on.
+                    if spawned.is_err() {
+                        done.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             }));
         }
@@ -336,12 +342,15 @@ fn name_of(names: &Mutex<Names>, ip: Ipv4Addr) -> Option<String> {
 pub(crate) struct Answers {
     /// Access key id and secret key, from the run's bait.
     aws: Option<(String, String)>,
+    /// TLS connections terminated so far.
+    tls_served: std::sync::atomic::AtomicUsize,
 }
 
 impl Answers {
     pub(crate) fn new(bait: Option<&crate::bait::Bait>) -> Answers {
         Answers {
             aws: bait.map(|b| (b.aws_access_key_id.clone(), b.aws_secret_access_key.clone())),
+            tls_served: Default::default(),
         }
     }
 }
@@ -436,10 +445,57 @@ fn read_first(conn: &mut impl Read) -> Vec<u8> {
     buf
 }
 
+/// How long one caught connection is served in all, however slowly its bytes come.
+const CONNECTION_BUDGET: Duration = Duration::from_secs(5);
+/// TLS handshakes one run may make the sinkhole do (each costs the host CPU outside
+/// the run's limits); past that the ClientHello is recorded and the connection closed.
+const MAX_TLS_PER_RUN: usize = 256;
+
+/// A connection with one deadline for all its reads and writes: each waits at most
+/// until then, so a client dribbling a byte at a time cannot hold its thread.
+struct Deadlined {
+    conn: TcpStream,
+    until: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection budget spent",
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.conn
+            .set_read_timeout(Some(left.min(Duration::from_secs(2))))?;
+        self.conn.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.conn
+            .set_write_timeout(Some(left.min(Duration::from_secs(2))))?;
+        self.conn.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.conn.flush()
+    }
+}
+
 /// Serve one connection to `ip:port`: read its first bytes, answer as its protocol
 /// expects (inside TLS when it starts a handshake), and say what was seen.
 fn serve(
-    mut conn: TcpStream,
+    conn: TcpStream,
     ip: Ipv4Addr,
     port: u16,
     dst_name: Option<String>,
@@ -447,8 +503,10 @@ fn serve(
     answers: &Answers,
 ) -> NetEvent {
     let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut conn = Deadlined {
+        conn,
+        until: Instant::now() + CONNECTION_BUDGET,
+    };
     let first = read_first(&mut conn);
     let event =
         |protocol: &str, first_bytes: Vec<u8>, tls: bool, sni: Option<String>| NetEvent::Tcp {
@@ -463,7 +521,12 @@ fn serve(
         };
     if first.first() == Some(&0x16) {
         let sni = client_hello_sni(&first);
-        if let Some(id) = tls_identity()
+        let allowed = answers
+            .tls_served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            < MAX_TLS_PER_RUN;
+        if allowed
+            && let Some(id) = tls_identity()
             && let Some((inner, protocol)) = serve_tls(conn, &first, &id.config, ip, answers)
         {
             return event(protocol, inner, true, sni);
@@ -479,7 +542,7 @@ fn serve(
 /// answer what comes inside. `None` when the handshake fails (the client checks
 /// certificates, or is not TLS after all).
 fn serve_tls(
-    conn: TcpStream,
+    conn: Deadlined,
     hello: &[u8],
     config: &Arc<rustls::ServerConfig>,
     ip: Ipv4Addr,
@@ -803,6 +866,37 @@ mod tests {
             &answers,
         );
         assert!(reply.starts_with(b"HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn a_client_dribbling_bytes_cannot_hold_the_catcher() {
+        let started = Instant::now();
+        let e = serve_one(
+            Ipv4Addr::new(198, 18, 1, 3),
+            80,
+            Answers::new(None),
+            |mut sock| {
+                // A TLS record header, then a byte every 400 ms: the handshake never
+                // completes.
+                let _ = sock.write_all(b"\x16\x03\x01\x02\x00");
+                for _ in 0..40 {
+                    std::thread::sleep(Duration::from_millis(400));
+                    if sock.write_all(b"\x01").is_err() {
+                        break;
+                    }
+                }
+            },
+        );
+        assert!(
+            matches!(&e, NetEvent::Tcp { protocol, .. } if protocol == "tls"),
+            "{e:?}"
+        );
+        // The budget (5 s) ends the connection; the client's 16 s do not matter.
+        assert!(
+            started.elapsed() < CONNECTION_BUDGET + Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

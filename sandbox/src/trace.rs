@@ -148,6 +148,17 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
     }
     let call = read_call(req.pid, &req.data);
     let pid = ns_pid(req.pid);
+    // What was read belongs to the caller only if the notification is still pending:
+    // had the caller died and its pid been reused, /proc/PID was another process's.
+    // SAFETY: ID_VALID reads one u64 (the notification id) from the pointer given.
+    let valid = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &req.id as *const u64,
+        )
+    } == 0;
+    let call = call.filter(|_| valid);
     let resp = libc::seccomp_notif_resp {
         id: req.id,
         val: 0,
@@ -168,8 +179,10 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
 
 /// The pid of host process `pid` inside its own (innermost) pid namespace.
 fn ns_pid(pid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    // Read as bytes: a process name that is not UTF-8 must not hide the pid.
+    std::fs::read(format!("/proc/{pid}/status"))
         .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("NSpid:"))
@@ -248,14 +261,16 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
         {
             Some(a[0] as i32)
         } else {
-            [
-                "/proc/self/fd/",
-                "/dev/fd/",
-                &format!("/proc/{}/fd/", ns_pid(pid)),
-            ]
-            .iter()
-            .find_map(|p| path.strip_prefix(*p))
-            .and_then(|n| n.parse::<i32>().ok())
+            // `//proc/./self/fd/3` is the same file: the path is normalized first.
+            let norm: Vec<&str> = path
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .collect();
+            match norm.as_slice() {
+                ["proc", _, "fd", n] | ["dev", "fd", n] => n.parse::<i32>().ok(),
+                ["proc", _, "task", _, "fd", n] => n.parse::<i32>().ok(),
+                _ => None,
+            }
         };
         let fd_target = fd
             .filter(|fd| *fd >= 0)
@@ -273,8 +288,9 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
         });
     }
     if nr == libc::SYS_prctl {
+        // The kernel keeps 15 bytes of it.
         return Some(Call::SetName {
-            name: mem.string(a[1], 16).unwrap_or_default(),
+            name: mem.string(a[1], 15).unwrap_or_default(),
         });
     }
     if nr == libc::SYS_connect {

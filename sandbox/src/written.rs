@@ -55,7 +55,24 @@ pub struct Listing {
 pub(crate) fn collect(upper: &Path, out_dir: &Path) -> Listing {
     let mut truncated = false;
     let mut deleted = Vec::new();
-    let files = walk(upper, out_dir, &mut truncated, &mut deleted);
+    // The bait files first, whatever else the run wrote: flooding the scratch with
+    // files cannot push them out of the listing.
+    let mut copied = 0u64;
+    let mut files: Vec<Written> = Vec::new();
+    for path in crate::bait::Bait::planted_paths() {
+        let p = upper.join(path.trim_start_matches('/'));
+        if let Ok(m) = p.symlink_metadata()
+            && m.is_file()
+        {
+            files.push(entry(path.to_string(), &m, &p, out_dir, &mut copied));
+        }
+    }
+    let planted: Vec<String> = files.iter().map(|w| w.path.clone()).collect();
+    files.extend(
+        walk(upper, out_dir, &mut truncated, &mut deleted)
+            .into_iter()
+            .filter(|w| !planted.contains(&w.path)),
+    );
     Listing {
         files,
         deleted,
@@ -77,7 +94,7 @@ fn walk(
             continue;
         };
         for e in rd.flatten() {
-            if found.len() + deleted.len() >= MAX_ENTRIES {
+            if found.len() >= MAX_ENTRIES {
                 *truncated = true;
                 return found;
             }
@@ -96,27 +113,45 @@ fn walk(
             }
             use std::os::unix::fs::{FileTypeExt, MetadataExt};
             if m.file_type().is_char_device() && m.rdev() == 0 {
-                deleted.push(path);
+                // Deletions have a cap of their own: they cannot crowd out files.
+                if deleted.len() < MAX_ENTRIES {
+                    deleted.push(path);
+                } else {
+                    *truncated = true;
+                }
                 continue;
             }
             if !m.is_file() {
                 continue;
             }
-            let mut w = Written {
-                path,
-                size: m.len(),
-                mode: m.mode() & 0o7777,
-                sha256: None,
-                copy: None,
-                read: (m.atime(), m.atime_nsec()) > (m.mtime(), m.mtime_nsec()),
-            };
-            if m.len() <= MAX_HASHED {
-                hash_and_copy(&e.path(), &mut w, out_dir, &mut copied);
-            }
-            found.push(w);
+            found.push(entry(path, &m, &e.path(), out_dir, &mut copied));
         }
     }
     found
+}
+
+/// One regular file's entry: its times are taken from `m` (before it is read here),
+/// then it is hashed, and copied out if it is an executable within the bounds.
+fn entry(
+    path: String,
+    m: &std::fs::Metadata,
+    src: &Path,
+    out_dir: &Path,
+    copied: &mut u64,
+) -> Written {
+    use std::os::unix::fs::MetadataExt;
+    let mut w = Written {
+        path,
+        size: m.len(),
+        mode: m.mode() & 0o7777,
+        sha256: None,
+        copy: None,
+        read: (m.atime(), m.atime_nsec()) > (m.mtime(), m.mtime_nsec()),
+    };
+    if m.len() <= MAX_HASHED {
+        hash_and_copy(src, &mut w, out_dir, copied);
+    }
+    w
 }
 
 fn hash_and_copy(src: &Path, w: &mut Written, out_dir: &Path, copied: &mut u64) {
