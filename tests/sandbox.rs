@@ -20,10 +20,7 @@ struct Dirs {
 
 /// A rootfs holding the probe, plus a work dir and a host file that must stay unseen.
 fn sandbox_dirs() -> Dirs {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-");
     let rootfs = dir.path().join("rootfs");
     for d in ["bin", "tmp", "etc"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
@@ -265,10 +262,7 @@ fn output_is_kept_up_to_the_limit_and_counted_beyond() {
 #[test]
 fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
     use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-img-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-img-");
     let pwned = format!("canary-pwned-{}", std::process::id());
     let probe_bytes = std::fs::read(probe()).unwrap();
     let base = LayerBuilder::new()
@@ -573,6 +567,14 @@ fn the_sinkhole_answers_dns_stratum_and_http_and_records_them() {
     assert!(bytes1.starts_with("GET /latest/meta-data/iam/"), "{bytes1}");
 }
 
+/// A scratch directory under /var/tmp (the sandbox's caches want a real disk).
+fn scratch(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
 /// A docker-archive of an image whose entrypoint is the probe with `cmd`.
 fn probe_image(dir: &Path, cmd: &[&str]) -> PathBuf {
     use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
@@ -631,10 +633,7 @@ fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value
 /// pool and the cloud metadata request it made; a benign image raises nothing.
 #[test]
 fn scan_runtime_catches_what_only_shows_at_run_time() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-scan-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-scan-");
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["net"]));
     let by_rule = |id: &str| finding(&report, id);
     let stratum = by_rule("runtime/stratum-protocol");
@@ -711,10 +710,7 @@ fn scan_runtime_catches_what_only_shows_at_run_time() {
 /// judged `runtime/bait-exfiltrated`, and the report never shows the value whole.
 #[test]
 fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-bait-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-bait-");
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["steal"]));
     let f = finding(&report, "runtime/bait-exfiltrated");
     assert_eq!(f["severity"], "critical");
@@ -769,10 +765,7 @@ fn stolen_bait_credentials_are_caught_in_the_sinkhole() {
 /// address is named by the server name of its TLS ClientHello.
 #[test]
 fn metadata_credentials_handed_out_are_caught_leaving_and_tls_names_its_pool() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-imds-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-imds-");
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["imds"]));
     let f = finding(&report, "runtime/bait-exfiltrated");
     assert!(
@@ -816,10 +809,7 @@ fn metadata_credentials_handed_out_are_caught_leaving_and_tls_names_its_pool() {
 /// modes, which talk to a few hosts, are not.
 #[test]
 fn connection_fan_out_is_a_scanner() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-scan-out-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-scan-out-");
     let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["portscan"]));
     let f = finding(&report, "runtime/scanner-fanout");
     assert_eq!(f["severity"], "high");
@@ -844,10 +834,7 @@ fn connection_fan_out_is_a_scanner() {
 /// after a kernel thread are caught by what the tracer sees.
 #[test]
 fn fileless_execution_and_renaming_are_caught() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-fileless-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-fileless-");
     let (code, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["fileless"]));
     let f = finding(&report, "runtime/fileless-exec");
     assert_eq!(f["severity"], "critical");
@@ -879,10 +866,7 @@ fn fileless_execution_and_renaming_are_caught() {
 #[test]
 fn erased_traces_and_removed_security_agents_are_caught() {
     use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-tamper-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-tamper-");
     let probe_bytes = std::fs::read(probe()).unwrap();
     let image = ImageBuilder::new()
         .layer(
@@ -928,10 +912,7 @@ fn erased_traces_and_removed_security_agents_are_caught() {
 /// miner rules) and by what it did, and the cron entry it left is a persistence write.
 #[test]
 fn files_written_at_run_time_are_judged() {
-    let dir = tempfile::Builder::new()
-        .prefix("canary-sbx-drop-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = scratch("canary-sbx-drop-");
     let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["drop"]));
     let findings = report["images"][0]["findings"].as_array().unwrap();
     let event = |id: &str| {
