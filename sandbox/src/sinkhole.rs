@@ -359,7 +359,8 @@ impl Answers {
 /// first use (not on the run's start-up path).
 pub(crate) struct TlsIdentity {
     pub(crate) config: Arc<rustls::ServerConfig>,
-    #[allow(dead_code)]
+    /// The certificate itself (the tests trust it).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) cert: rustls::pki_types::CertificateDer<'static>,
 }
 
