@@ -527,8 +527,9 @@ pub type LocalCharts<'a> = dyn Fn(&str) -> Option<Result<Chart, String>> + 'a;
 /// `helm dependency build` for a loaded chart: every dependency it declares that its
 /// `charts/` lacks is fetched (the version `Chart.lock` or `requirements.lock` pins, else
 /// the newest the constraint allows) and added as a sub-chart, so the render and the
-/// scan see it. Dependencies with `file://` repositories come from `local`. Sub-charts
-/// carried in `charts/` are left as they are.
+/// scan see it. Dependencies with `file://` repositories come from `local`. A chart
+/// carried in `charts/` that a dependency allows is kept; one of the same name at a
+/// version it does not allow is outdated and replaced, as `helm dependency build` does.
 pub async fn fetch_dependencies(
     chart: &mut Chart,
     fetcher: &Fetcher,
