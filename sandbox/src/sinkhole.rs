@@ -55,7 +55,54 @@ pub enum NetEvent {
         /// The server name the TLS ClientHello asked for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
+        /// For HTTP (plain or inside TLS): the request line and headers that say what
+        /// was asked and by what.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<HttpRequest>,
     },
+}
+
+/// What an HTTP request asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    /// The `Host` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The `User-Agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// The request line and the `Host` and `User-Agent` headers of an HTTP request's first
+/// bytes (each cut at 1 KiB).
+fn http_request(first: &[u8]) -> Option<HttpRequest> {
+    let text = String::from_utf8_lossy(first);
+    let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
+    let mut request = lines.next()?.split_whitespace();
+    let cut = |s: &str| s.chars().take(1024).collect::<String>();
+    let method = cut(request.next()?);
+    let path = cut(request.next().unwrap_or(""));
+    let mut req = HttpRequest {
+        method,
+        path,
+        host: None,
+        user_agent: None,
+    };
+    for line in lines.take(100) {
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("host") {
+                req.host = Some(cut(v.trim()));
+            } else if k.trim().eq_ignore_ascii_case("user-agent") {
+                req.user_agent = Some(cut(v.trim()));
+            }
+        }
+    }
+    Some(req)
 }
 
 /// Most events kept per run.
@@ -245,6 +292,7 @@ impl Sinkhole {
                                 first_bytes: Vec::new(),
                                 tls: false,
                                 sni: None,
+                                http: None,
                             });
                         }
                         continue;
@@ -516,6 +564,9 @@ fn serve(
             dst_port: port,
             dst_name: dst_name.clone(),
             protocol: protocol.into(),
+            http: (protocol == "http")
+                .then(|| http_request(&first_bytes))
+                .flatten(),
             first_bytes,
             tls,
             sni,
@@ -867,6 +918,48 @@ mod tests {
             &answers,
         );
         assert!(reply.starts_with(b"HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn http_requests_are_read_into_method_path_host_and_agent() {
+        let r = http_request(
+            b"GET /x.sh?t=1 HTTP/1.1\r\nHost: dl.example.net\r\nuser-agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            HttpRequest {
+                method: "GET".into(),
+                path: "/x.sh?t=1".into(),
+                host: Some("dl.example.net".into()),
+                user_agent: Some("curl/8.5.0".into()),
+            }
+        );
+        // Headers after the blank line are body, not headers.
+        let r = http_request(b"POST /c HTTP/1.1\n\nHost: no").unwrap();
+        assert_eq!((r.method.as_str(), r.host), ("POST", None));
+        assert!(http_request(b"").is_none());
+        // Served: the event carries it.
+        let e = serve_one(
+            Ipv4Addr::new(198, 18, 1, 4),
+            80,
+            Answers::new(None),
+            |mut s| {
+                s.write_all(
+                    b"GET /p HTTP/1.0\r\nHost: h.example\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+                )
+                .unwrap();
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+            },
+        );
+        let NetEvent::Tcp { http, .. } = e else {
+            panic!()
+        };
+        assert_eq!(
+            http.and_then(|h| h.user_agent).as_deref(),
+            Some("Go-http-client/1.1")
+        );
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 first_bytes,
                 tls,
                 sni,
+                http,
             } => json!({
                 "run_ms": t_ms,
                 "kind": "tcp",
@@ -179,6 +180,13 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
                 "protocol": protocol,
                 "tls": tls,
                 "sni": sni.as_deref().map(scrub),
+                // Paths and agents can carry tokens: scrubbed like the bytes.
+                "http": http.as_ref().map(|h| json!({
+                    "method": scrub(&h.method),
+                    "path": scrub(&h.path),
+                    "host": h.host.as_deref().map(scrub),
+                    "user_agent": h.user_agent.as_deref().map(scrub),
+                })),
                 // What a program sends may be stolen credentials: shown redacted.
                 "first_bytes": scrub(&String::from_utf8_lossy(first_bytes)),
             }),
