@@ -75,46 +75,54 @@ fn scan_files_into(
     }
 }
 
-/// `text` with every value the render made at random (each line of it, and its base64
-/// form) overwritten by `*`s of the same length, so line numbers hold and a key
-/// `genCA` made, or a password `randAlphaNum` made, is not reported as the chart's.
-fn mask_generated<'t>(text: &'t str, generated: &[String]) -> std::borrow::Cow<'t, str> {
-    use base64::Engine as _;
-    // PEM armor lines are common to every key: left alone, or the chart's own keys
-    // would lose theirs.
-    let mut needles: Vec<String> = Vec::new();
-    for g in generated {
-        needles.extend(
-            g.lines()
-                .map(str::trim)
-                .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
-                .map(str::to_string),
-        );
-        needles.push(base64::engine::general_purpose::STANDARD.encode(g));
+/// Overwrites every value the render made at random (each line of it, and its base64
+/// form) with `*`s of the same length, so line numbers hold and a key `genCA` made, or
+/// a password `randAlphaNum` made, is not reported as the chart's. Built once per
+/// render; `*` is not a base64 character, so a masked key body does not decode.
+struct Masker(Option<aho_corasick::AhoCorasick>);
+
+impl Masker {
+    fn new(generated: &[String]) -> Masker {
+        use base64::Engine as _;
+        // PEM armor lines are common to every key: left alone, or the chart's own keys
+        // would lose theirs.
+        let mut needles: Vec<String> = Vec::new();
+        for g in generated {
+            needles.extend(
+                g.lines()
+                    .map(str::trim)
+                    .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+                    .map(str::to_string),
+            );
+            needles.push(base64::engine::general_purpose::STANDARD.encode(g));
+        }
+        Masker(
+            (!needles.is_empty())
+                .then(|| {
+                    aho_corasick::AhoCorasick::builder()
+                        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                        .build(&needles)
+                        .ok()
+                })
+                .flatten(),
+        )
     }
-    if needles.is_empty() {
-        return std::borrow::Cow::Borrowed(text);
+
+    /// `text` masked, in one pass however many values were generated.
+    fn mask<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let Some(ac) = self.0.as_ref().filter(|ac| ac.is_match(text)) else {
+            return std::borrow::Cow::Borrowed(text);
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in ac.find_iter(text) {
+            out.push_str(&text[last..m.start()]);
+            out.extend(text[m.start()..m.end()].chars().map(|_| '*'));
+            last = m.end();
+        }
+        out.push_str(&text[last..]);
+        std::borrow::Cow::Owned(out)
     }
-    // One pass over the text, however many values were generated.
-    let Ok(ac) = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        .build(&needles)
-    else {
-        return std::borrow::Cow::Borrowed(text);
-    };
-    if !ac.is_match(text) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for m in ac.find_iter(text) {
-        out.push_str(&text[last..m.start()]);
-        // Not a base64 character: a masked key body does not decode.
-        out.extend(text[m.start()..m.end()].chars().map(|_| '*'));
-        last = m.end();
-    }
-    out.push_str(&text[last..]);
-    std::borrow::Cow::Owned(out)
 }
 
 /// Scan a chart and what it rendered to. `files_prefix`: where the chart's files are
@@ -130,6 +138,7 @@ pub fn scan_chart(
     if let Some(prefix) = files_prefix {
         scan_files_into(chart, prefix, engine, &mut out);
     }
+    let masker = Masker::new(&rendered.generated);
     for m in &rendered.manifests {
         let obj = match crate::template::yaml::from_yaml(&m.content) {
             Ok(v) => v,
@@ -144,7 +153,7 @@ pub fn scan_chart(
             .and_then(Value::as_str)
             .unwrap_or("?");
         let object = format!("{}/{name}", if m.kind.is_empty() { "?" } else { &m.kind });
-        let content = mask_generated(&m.content, &rendered.generated);
+        let content = masker.mask(&m.content);
         match engine.scan(&m.source, content.as_bytes()) {
             Ok(hits) => out.findings.extend(engine.findings(
                 hits,
