@@ -326,14 +326,16 @@ impl Sources {
 
     /// Render a loaded chart: natively, or with `--helm-binary` by Helm itself (the chart,
     /// with any dependencies fetched, written out for it). With Helm, the `Rendered`
-    /// holds Helm's manifests, and Helm's whole output as `raw`.
+    /// holds Helm's manifests, and Helm's whole output comes second. `opts` are the
+    /// flags' values, read once ([`options`]).
     fn render(
         &self,
         chart: &Chart,
         a: &TemplateArgs,
+        opts: &RenderOptions,
     ) -> anyhow::Result<(Rendered, Option<String>)> {
         let Some(helm) = &a.helm_binary else {
-            return Ok((render(chart, &options(a)?)?, None));
+            return Ok((render(chart, opts)?, None));
         };
         let dir = tempfile::Builder::new()
             .prefix("helm-input-")
@@ -473,8 +475,9 @@ fn is_git(source: &str) -> bool {
 
 fn template(a: TemplateArgs) -> anyhow::Result<i32> {
     let sources = Sources::new(&a)?;
+    let opts = options(&a)?;
     let loaded = sources.load(&a)?;
-    let (rendered, helm_output) = sources.render(&loaded.chart, &a)?;
+    let (rendered, helm_output) = sources.render(&loaded.chart, &a, &opts)?;
     for e in loaded.errors.iter().chain(&rendered.errors) {
         eprintln!("error: {e}");
     }
@@ -517,8 +520,8 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
     if !a.trusted_registry.is_empty() {
         checks.trusted_registries = a.trusted_registry.clone();
     }
-    // Values flags are checked before anything is fetched.
-    options(&a.render)?;
+    // Values flags are read (and checked) once, before anything is fetched.
+    let opts = options(&a.render)?;
     // Shown everywhere (report, errors) without credentials a URL may carry.
     let mut target = canary_helm_scanner::history::shown_url(&source);
     if git {
@@ -651,7 +654,7 @@ fn scan(a: ScanArgs) -> anyhow::Result<i32> {
         units.push((String::new(), loaded.chart, Some(String::new())));
     }
     for (_, chart, prefix) in &units {
-        let (rendered, _) = sources.render(chart, &a.render)?;
+        let (rendered, _) = sources.render(chart, &a.render, &opts)?;
         errors.extend(rendered.errors.iter().map(|e| format!("rendering: {e}")));
         let found = canary_helm_scanner::scan::scan_chart(
             chart,
