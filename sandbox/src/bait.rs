@@ -139,6 +139,21 @@ impl Bait {
                 std::fs::create_dir_all(dir).map_err(|e| format!("bait {rel}: {e}"))?;
             }
             std::fs::write(&path, content).map_err(|e| format!("bait {rel}: {e}"))?;
+            // Times a minute in the past: the first read then moves the access time
+            // past the modification time even when it comes within the same coarse
+            // clock tick as the planting (file times tick every few milliseconds).
+            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| {
+                    f.set_times(
+                        std::fs::FileTimes::new()
+                            .set_accessed(past)
+                            .set_modified(past),
+                    )
+                })
+                .map_err(|e| format!("bait {rel}: {e}"))?;
         }
         Ok(())
     }
