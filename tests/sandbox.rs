@@ -165,6 +165,120 @@ fn escape_routes_are_closed() {
         o.events
     );
     assert_eq!(value(&o, "fork"), "ok");
+    // The escape routes are refused by the tracer, which records them.
+    let denied: Vec<(&str, &str)> = o
+        .events
+        .iter()
+        .filter_map(|e| match &e.call {
+            canary_sandbox::trace::Call::Denied { syscall, detail } => {
+                Some((syscall.as_str(), detail.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        denied.contains(&("mount", "tmpfs on /mnt type tmpfs")),
+        "{denied:?}"
+    );
+    for call in [
+        "unshare",
+        "chroot",
+        "ptrace",
+        "init_module",
+        "bpf",
+        "kexec_load",
+    ] {
+        assert!(denied.iter().any(|(c, _)| *c == call), "{call}: {denied:?}");
+    }
+    assert!(
+        denied.contains(&("ptrace", "request 16 pid 1")),
+        "{denied:?}"
+    );
+    // Untraced, the deny-list refuses the same calls.
+    let mut untraced = spec(&b, &["escape", "5432"]);
+    untraced.trace = false;
+    let o = go(&untraced);
+    for call in ["mount", "unshare_user", "chroot", "ptrace_attach", "bpf"] {
+        assert_eq!(value(&o, call), eperm, "untraced {call}");
+    }
+    assert!(o.events.is_empty());
+}
+
+/// Opens for writing, unlinks, renames, chmods and signals are traced, with paths made
+/// absolute from the caller's working directory; the rules that read them fire.
+#[test]
+fn file_operations_and_signals_are_traced() {
+    use canary_sandbox::trace::Call;
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["hide"]));
+    assert_eq!(value(&o, "worker"), "0", "{o:?}");
+    let calls: Vec<&Call> = o.events.iter().map(|e| &e.call).collect();
+    let has = |want: &Call| calls.contains(&want);
+    assert!(
+        has(&Call::Open {
+            path: "/var/spool/cron/crontabs/root".into(),
+            flags: "wronly,creat,append".into()
+        }),
+        "{calls:#?}"
+    );
+    assert!(has(&Call::Chmod {
+        path: "/tmp/.h/worker".into(),
+        mode: "0755".into()
+    }));
+    assert!(
+        has(&Call::Unlink {
+            path: "/tmp/.h/worker".into()
+        }),
+        "{calls:#?}"
+    );
+    assert!(has(&Call::Rename {
+        from: "/tmp/.h/notes".into(),
+        to: "/tmp/.h/.notes".into()
+    }));
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Kill { signal: 0, target } if *target > 0)),
+        "{calls:#?}"
+    );
+    // Reads never stop: the probe opened /proc/self/exe to copy it.
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Open { path, .. } if path.contains("proc"))),
+        "{calls:#?}"
+    );
+
+    let dir = scratch("canary-sbx-hide-");
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["hide"]));
+    let f = finding(&report, "runtime/self-delete");
+    assert_eq!(f["location"]["event"], "unlink /tmp/.h/worker");
+    assert!(f["location"]["pid"].as_u64().is_some(), "{f}");
+    let f = finding(&report, "runtime/persistence-write");
+    assert_eq!(
+        f["location"]["event"],
+        "write /var/spool/cron/crontabs/root"
+    );
+    // The tracer saw which process wrote it.
+    assert_eq!(f["location"]["pid"], 1, "{f}");
+
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["escape"]));
+    let f = finding(&report, "runtime/escape-attempt");
+    assert_eq!(f["severity"], "high");
+    let events: Vec<&str> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == "runtime/escape-attempt")
+        .filter_map(|f| f["location"]["event"].as_str())
+        .collect();
+    for want in ["mount (refused)", "ptrace (refused)", "bpf (refused)"] {
+        assert!(events.contains(&want), "{events:?}");
+    }
+    assert!(
+        !events.iter().any(|e| e.starts_with("unshare")),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -61,6 +61,62 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_io_uring_register,
 ];
 
+/// The escape routes a traced run refuses in the tracer rather than here, so the
+/// attempt is recorded (`runtime/escape-attempt`): a deny-list `EPERM` outranks a
+/// notification, and the tracer would never see them. The tracer answers each with
+/// `EPERM` by its number; an untraced run refuses them here like the rest.
+pub(crate) const OBSERVED: &[libc::c_long] = &[
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_fsopen,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+    libc::SYS_chroot,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_writev,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_bpf,
+    libc::SYS_open_by_handle_at,
+];
+
+/// The name of an [`OBSERVED`] call.
+pub(crate) fn name(nr: libc::c_long) -> &'static str {
+    match nr {
+        libc::SYS_mount => "mount",
+        libc::SYS_umount2 => "umount2",
+        libc::SYS_pivot_root => "pivot_root",
+        libc::SYS_move_mount => "move_mount",
+        libc::SYS_open_tree => "open_tree",
+        libc::SYS_fsopen => "fsopen",
+        libc::SYS_fsmount => "fsmount",
+        libc::SYS_fspick => "fspick",
+        libc::SYS_mount_setattr => "mount_setattr",
+        libc::SYS_chroot => "chroot",
+        libc::SYS_unshare => "unshare",
+        libc::SYS_setns => "setns",
+        libc::SYS_ptrace => "ptrace",
+        libc::SYS_process_vm_writev => "process_vm_writev",
+        libc::SYS_init_module => "init_module",
+        libc::SYS_finit_module => "finit_module",
+        libc::SYS_delete_module => "delete_module",
+        libc::SYS_kexec_load => "kexec_load",
+        libc::SYS_kexec_file_load => "kexec_file_load",
+        libc::SYS_bpf => "bpf",
+        libc::SYS_open_by_handle_at => "open_by_handle_at",
+        _ => "?",
+    }
+}
+
 /// `clone` flags that make a namespace.
 const NAMESPACE_FLAGS: &[libc::c_int] = &[
     libc::CLONE_NEWUSER,
@@ -80,10 +136,14 @@ fn arch() -> TargetArch {
     }
 }
 
-/// The two programs: the `EPERM` deny-list and the `clone3` → `ENOSYS` one.
-pub(crate) fn programs() -> Result<[BpfProgram; 2], seccompiler::Error> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&n| (n, Vec::new())).collect();
+/// The two programs: the `EPERM` deny-list and the `clone3` → `ENOSYS` one. `traced`:
+/// the tracer refuses the [`OBSERVED`] calls, so the deny-list leaves them to it.
+pub(crate) fn programs(traced: bool) -> Result<[BpfProgram; 2], seccompiler::Error> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
+        .iter()
+        .filter(|n| !(traced && OBSERVED.contains(n)))
+        .map(|&n| (n, Vec::new()))
+        .collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|&flag| {
@@ -139,9 +199,10 @@ fn no_x32() -> BpfProgram {
     ]
 }
 
-/// Install the programs on the calling thread (`no_new_privs` must be set).
-pub(crate) fn install() -> Result<(), seccompiler::Error> {
-    for p in programs()? {
+/// Install the programs on the calling thread (`no_new_privs` must be set). With
+/// `traced`, the tracer's filter must follow before anything else runs.
+pub(crate) fn install(traced: bool) -> Result<(), seccompiler::Error> {
+    for p in programs(traced)? {
         seccompiler::apply_filter(&p)?;
     }
     if cfg!(target_arch = "x86_64") {
@@ -154,8 +215,18 @@ pub(crate) fn install() -> Result<(), seccompiler::Error> {
 mod tests {
     #[test]
     fn the_filters_compile() {
-        let [a, b] = super::programs().unwrap();
+        let [a, b] = super::programs(false).unwrap();
         assert!(a.len() > super::DENIED.len());
         assert!(!b.is_empty());
+        let [c, _] = super::programs(true).unwrap();
+        assert!(c.len() < a.len());
+    }
+
+    #[test]
+    fn every_observed_call_is_denied_untraced_and_named() {
+        for nr in super::OBSERVED {
+            assert!(super::DENIED.contains(nr), "{nr}");
+            assert_ne!(super::name(*nr), "?", "{nr}");
+        }
     }
 }

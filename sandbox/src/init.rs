@@ -211,7 +211,7 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         exec_after_ns: None,
         events: Vec::new(),
         events_dropped: 0,
-        cheap: [0; 2],
+        cheap: [0; crate::trace::CAPPED_KINDS],
     };
     watch.run();
     let Watch {
@@ -319,12 +319,9 @@ struct Watch {
     exec_after_ns: Option<u64>,
     events: Vec<crate::trace::Event>,
     events_dropped: u64,
-    /// Renames and memfd_create calls seen so far.
-    cheap: [usize; 2],
+    /// Calls of each capped kind seen so far ([`crate::trace::Call::kind_cap`]).
+    cheap: [usize; crate::trace::CAPPED_KINDS],
 }
-
-/// Renames (`prctl(PR_SET_NAME)`) and `memfd_create` calls kept per run, each.
-const MAX_CHEAP_EVENTS: usize = 256;
 
 impl Watch {
     fn run(&mut self) {
@@ -372,17 +369,12 @@ impl Watch {
                 if let Some(listener) = &self.listener {
                     let t_ms = self.started.elapsed().as_millis() as u64;
                     if let Some(event) = crate::trace::serve_one(listener, t_ms) {
-                        // Renames and memfds cost a program nothing: each kind has a
-                        // cap of its own, so a flood of them cannot push the execs and
-                        // connects out.
-                        let cheap = match event.call {
-                            crate::trace::Call::SetName { .. } => Some(0),
-                            crate::trace::Call::MemfdCreate { .. } => Some(1),
-                            _ => None,
-                        };
-                        let kind_full = cheap.is_some_and(|k| {
+                        // Renames, memfds, file operations cost a program nothing:
+                        // each kind has a cap of its own, so a flood of them cannot
+                        // push the execs and connects out.
+                        let kind_full = event.call.kind_cap().is_some_and(|(k, cap)| {
                             self.cheap[k] += 1;
-                            self.cheap[k] > MAX_CHEAP_EVENTS
+                            self.cheap[k] > cap
                         });
                         if self.events.len() < crate::trace::MAX_EVENTS && !kind_full {
                             self.events.push(event);
@@ -777,7 +769,7 @@ fn pid1_main(
     if nnp != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
     }
-    crate::filter::install().map_err(|e| format!("seccomp filter: {e}"))?;
+    crate::filter::install(spec.trace).map_err(|e| format!("seccomp filter: {e}"))?;
     // Last: from here on our own execve waits for the init to answer.
     if spec.trace {
         let listener =

@@ -71,6 +71,16 @@ pub enum Observation {
         #[serde(default)]
         miner: Option<String>,
     },
+    /// A file opened for writing (the tracer's view: who, even if nothing is left).
+    OpenWrite(String),
+    /// A file unlinked (the tracer's view).
+    Unlink(String),
+    /// An escape route the sandbox refused: the call's name and what its arguments say.
+    Denied {
+        syscall: String,
+        #[serde(default)]
+        detail: String,
+    },
 }
 
 /// The observations of a run of `spec`, each with the pid it came from when known.
@@ -96,6 +106,24 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             Call::SetName { name } => Observation::SetName(name.clone()),
             // Seen in the timeline; what matters is whether the memfd is executed.
             Call::MemfdCreate { .. } => continue,
+            Call::Open { path, .. } => Observation::OpenWrite(path.clone()),
+            Call::Unlink { path } => {
+                // A file of the image, deleted: the tampering rules' business, now with
+                // the process that did it (the overlay's whiteouts say it again below,
+                // without one). A file the run made and removed is not.
+                let in_image = path.starts_with('/')
+                    && std::fs::symlink_metadata(spec.rootfs.join(path.trim_start_matches('/')))
+                        .is_ok();
+                if in_image {
+                    out.push((Some(e.pid), Observation::Delete(path.clone())));
+                }
+                Observation::Unlink(path.clone())
+            }
+            Call::Denied { syscall, detail } => Observation::Denied {
+                syscall: syscall.clone(),
+                detail: detail.clone(),
+            },
+            Call::Rename { .. } | Call::Chmod { .. } | Call::Kill { .. } => continue,
             Call::Connect {
                 addr,
                 port: Some(port),
@@ -471,10 +499,26 @@ fn persistence_path(p: &str) -> bool {
             && HOME_FILES.iter().any(|h| p.ends_with(h)))
 }
 
-/// Rule `id` over one observation; `baits` are the run's canary values, `written` the
-/// paths of files the run left behind.
-fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -> Option<Hit> {
+/// What the rules know of the whole run while they look at one observation.
+struct Ctx<'a> {
+    /// The run's canary values.
+    baits: Vec<&'a str>,
+    /// Paths of the files the run left behind.
+    written: HashSet<&'a str>,
+    /// Paths the run executed.
+    executed: HashSet<&'a str>,
+}
+
+/// The escape routes that make `runtime/escape-attempt`: new namespaces are left out
+/// (Chromium's and bubblewrap's own sandboxes ask for a user namespace).
+fn is_escape(syscall: &str) -> bool {
+    !matches!(syscall, "unshare" | "setns")
+}
+
+/// Rule `id` over one observation.
+fn check(id: &str, obs: &Observation, ctx: &Ctx) -> Option<Hit> {
     use Observation as O;
+    let (baits, written) = (&ctx.baits, &ctx.written);
     match (id, obs) {
         (
             "runtime/dropped-miner",
@@ -494,10 +538,30 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
                 key: path.clone(),
             })
         }
-        ("runtime/persistence-write", O::Write { path, .. }) if persistence_path(path) => {
+        ("runtime/persistence-write", O::Write { path, .. } | O::OpenWrite(path))
+            if persistence_path(path) =>
+        {
             Some(Hit {
                 event: format!("write {path}"),
                 evidence: format!("wrote {path}"),
+                key: path.clone(),
+            })
+        }
+        ("runtime/escape-attempt", O::Denied { syscall, detail }) if is_escape(syscall) => {
+            Some(Hit {
+                event: format!("{syscall} (refused)"),
+                evidence: if detail.is_empty() {
+                    format!("tried {syscall}(), refused by the sandbox")
+                } else {
+                    format!("tried {syscall}({}), refused by the sandbox", shown(detail))
+                },
+                key: syscall.clone(),
+            })
+        }
+        ("runtime/self-delete", O::Unlink(path)) if ctx.executed.contains(path.as_str()) => {
+            Some(Hit {
+                event: format!("unlink {path}"),
+                evidence: format!("deleted {path}, a program the run had executed"),
                 key: path.clone(),
             })
         }
@@ -758,24 +822,28 @@ fn check(id: &str, obs: &Observation, baits: &[&str], written: &HashSet<&str>) -
 pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let baits: Vec<&str> = observed
-        .iter()
-        .filter_map(|(_, o)| match o {
-            Observation::Bait(b) => Some(b.as_str()),
-            _ => None,
-        })
-        .collect();
-    let written: HashSet<&str> = observed
-        .iter()
-        .filter_map(|(_, o)| match o {
-            Observation::Write { path, .. } => Some(path.as_str()),
-            _ => None,
-        })
-        .collect();
+    let mut ctx = Ctx {
+        baits: Vec::new(),
+        written: HashSet::new(),
+        executed: HashSet::new(),
+    };
+    for (_, o) in observed {
+        match o {
+            Observation::Bait(b) => ctx.baits.push(b),
+            Observation::Write { path, .. } => {
+                ctx.written.insert(path);
+            }
+            Observation::Exec { path, .. } => {
+                ctx.executed.insert(path);
+            }
+            _ => {}
+        }
+    }
+    let baits = &ctx.baits;
     for rule in canary_rules::runtime_rules() {
         let severity: Severity = rule.severity.parse().unwrap_or(Severity::Medium);
         for (pid, obs) in observed {
-            let Some(hit) = check(&rule.id, obs, &baits, &written) else {
+            let Some(hit) = check(&rule.id, obs, &ctx) else {
                 continue;
             };
             if !seen.insert((rule.id.clone(), hit.event.clone())) {
@@ -789,11 +857,11 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
                 title: rule.title.clone(),
                 fingerprint: Finding::fingerprint_of(&rule.id, "runtime", hit.key.as_bytes()),
                 location: Location::Runtime {
-                    event: scrub(&hit.event, &baits),
+                    event: scrub(&hit.event, baits),
                     pid: *pid,
                 },
                 // Cut after the redaction, so no part of a secret is left at the cut.
-                evidence: scrub(&hit.evidence, &baits).chars().take(240).collect(),
+                evidence: scrub(&hit.evidence, baits).chars().take(240).collect(),
             });
         }
     }

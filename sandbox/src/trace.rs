@@ -1,11 +1,16 @@
 //! The syscall tracer: seccomp user notification. Pid 1 installs a filter that hands
-//! `execve`, `execveat`, `connect`, `memfd_create` and `prctl(PR_SET_NAME)` of every
-//! process of the run to a listener (the last two are rare calls: no cost to the
-//! others); the
-//! sandbox init reads each call's arguments from the caller's memory, records an event,
-//! and lets the call go on (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Observation only: the
-//! arguments can change between our read and the kernel's (another thread of the
-//! caller), so nothing is enforced here; the deny-list filter enforces.
+//! these calls of every process of the run to a listener: `execve`, `execveat`,
+//! `connect`, `memfd_create`, `prctl(PR_SET_NAME)`, opens *for writing* (the filter
+//! tests the flags: reads, most of any program's opens, never stop), `unlink`,
+//! `rename`, `chmod` and their `*at` forms, `kill`/`tkill`/`tgkill`, and the escape
+//! routes of [`crate::filter::OBSERVED`] (`mount`, `ptrace`, modules, `bpf`, new
+//! namespaces…). The sandbox init reads each call's arguments from the caller's memory,
+//! records an event, and lets the call go on (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
+//! Observation only: the arguments can change between our read and the kernel's
+//! (another thread of the caller), so nothing is decided on them. The escape routes are
+//! refused by their number alone, which the kernel wrote: they fail with `EPERM`, and
+//! with `ENOSYS` should the listener be gone; untraced runs refuse them in the deny-list
+//! filter instead.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -27,9 +32,13 @@ pub enum Call {
     },
     /// `memfd_create(name)`: an anonymous file in memory, the usual first step of a
     /// fileless execution.
-    MemfdCreate { name: String },
+    MemfdCreate {
+        name: String,
+    },
     /// `prctl(PR_SET_NAME, name)`: the process renamed itself (as `ps` and `top` show).
-    SetName { name: String },
+    SetName {
+        name: String,
+    },
     Connect {
         /// `inet`, `inet6`, `unix` or the family number.
         family: String,
@@ -37,7 +46,61 @@ pub enum Call {
         addr: String,
         port: Option<u16>,
     },
+    /// A file opened to be written (`open`, `openat`, `creat`, `openat2`); `flags` as
+    /// `O_` names without the prefix (`wronly,creat,trunc`).
+    Open {
+        path: String,
+        flags: String,
+    },
+    /// `unlink`/`unlinkat` of a file (directories removed are not recorded).
+    Unlink {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// `chmod` and its kin; the mode in octal.
+    Chmod {
+        path: String,
+        mode: String,
+    },
+    /// `kill`, `tkill`, `tgkill`: the target as the caller named it (a pid in the run's
+    /// pid namespace, 0 or negative for groups).
+    Kill {
+        target: i64,
+        signal: i64,
+    },
+    /// An escape route the sandbox refused (`mount`, `ptrace`, a kernel module, a new
+    /// namespace…): the call failed with `EPERM`; `detail` holds its arguments where they
+    /// say something (what a mount mounts, whom a ptrace targets).
+    Denied {
+        syscall: String,
+        detail: String,
+    },
 }
+
+impl Call {
+    /// The calls a program can make by the thousand at no cost (renames, memfds, file
+    /// operations, signals, refused calls): each kind has its own cap per run, so a
+    /// flood of them cannot push the execs and connects out. `None` for those two.
+    pub fn kind_cap(&self) -> Option<(usize, usize)> {
+        match self {
+            Call::Exec { .. } | Call::Connect { .. } => None,
+            Call::SetName { .. } => Some((0, 256)),
+            Call::MemfdCreate { .. } => Some((1, 256)),
+            Call::Open { .. } => Some((2, 2048)),
+            Call::Unlink { .. } => Some((3, 2048)),
+            Call::Rename { .. } => Some((4, 1024)),
+            Call::Chmod { .. } => Some((5, 1024)),
+            Call::Kill { .. } => Some((6, 256)),
+            Call::Denied { .. } => Some((7, 256)),
+        }
+    }
+}
+
+/// How many kinds [`Call::kind_cap`] counts.
+pub(crate) const CAPPED_KINDS: usize = 8;
 
 /// A call, when and by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,60 +118,146 @@ pub struct Event {
 /// worst, and far less for real programs.
 pub const MAX_EVENTS: usize = 10_000;
 
-const TRACED: &[libc::c_long] = &[
-    libc::SYS_execve,
-    libc::SYS_execveat,
-    libc::SYS_connect,
-    libc::SYS_memfd_create,
-];
+/// Calls that stop whatever their arguments: execs, connects, memfds, deletions, renames,
+/// mode changes and signals (rare next to reads and writes), and the escape routes
+/// [`crate::filter::OBSERVED`] lists, which the tracer answers with `EPERM` itself.
+fn traced() -> Vec<libc::c_long> {
+    let mut v = vec![
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_connect,
+        libc::SYS_memfd_create,
+        libc::SYS_unlinkat,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        libc::SYS_fchmodat2,
+        libc::SYS_kill,
+        libc::SYS_tkill,
+        libc::SYS_tgkill,
+        // Its flags sit in memory, out of the filter's reach; rarely used.
+        libc::SYS_openat2,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_unlink,
+        libc::SYS_rename,
+        libc::SYS_chmod,
+        libc::SYS_creat,
+    ]);
+    v.extend_from_slice(crate::filter::OBSERVED);
+    v
+}
+
+/// Open flags that make an open worth a stop: the file is opened to be written. Opens
+/// for reading (most of any program's opens) never stop.
+const WRITE_FLAGS: u32 = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u32;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+/// Where a BPF instruction jumps when its test holds or fails.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    Allow,
+    Notify,
+    /// The argument check of the call at this index of the checks.
+    Check(usize),
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
+enum Insn {
+    Load(u32),
+    Ret(u32),
+    /// `code` (a JEQ or a JSET against `k`), then where to go.
+    Jump(u16, u32, To, To),
+}
+
+/// The notifying filter: arch check, the always-traced calls, the calls whose argument
+/// decides (prctl's option, open's flags), each with its check after the list.
+fn program() -> Vec<libc::sock_filter> {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    let jeq = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+    let jset = (BPF_JMP | BPF_JSET | BPF_K) as u16;
+    // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (their low 32 bits: both
+    // architectures are little-endian).
+    let arg = |i: u32| 16 + 8 * i;
+    // (call, argument, jump code, value): notify when the test on the argument holds.
+    let mut checks: Vec<(libc::c_long, u32, u16, u32)> = vec![
+        (libc::SYS_prctl, 0, jeq, libc::PR_SET_NAME as u32),
+        (libc::SYS_openat, 2, jset, WRITE_FLAGS),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    checks.push((libc::SYS_open, 1, jset, WRITE_FLAGS));
+
+    let mut insns = vec![
+        Insn::Load(4),
+        Insn::Jump(jeq, AUDIT_ARCH, To::Next, To::Allow),
+        Insn::Load(0),
+    ];
+    for nr in traced() {
+        insns.push(Insn::Jump(jeq, nr as u32, To::Notify, To::Next));
+    }
+    for (i, (nr, ..)) in checks.iter().enumerate() {
+        insns.push(Insn::Jump(jeq, *nr as u32, To::Check(i), To::Next));
+    }
+    insns.push(Insn::Ret(libc::SECCOMP_RET_ALLOW));
+    let mut check_at = Vec::new();
+    for (_, a, code, k) in &checks {
+        check_at.push(insns.len());
+        insns.push(Insn::Load(arg(*a)));
+        insns.push(Insn::Jump(*code, *k, To::Notify, To::Allow));
+    }
+    let allow_at = insns.len();
+    insns.push(Insn::Ret(libc::SECCOMP_RET_ALLOW));
+    let notify_at = insns.len();
+    insns.push(Insn::Ret(libc::SECCOMP_RET_USER_NOTIF));
+
+    let ld = (BPF_LD | BPF_W | BPF_ABS) as u16;
+    let ret = (BPF_RET | BPF_K) as u16;
+    let offset = |at: usize, to: To| -> u8 {
+        let target = match to {
+            To::Next => at + 1,
+            To::Allow => allow_at,
+            To::Notify => notify_at,
+            To::Check(i) => check_at[i],
+        };
+        // Jumps go forward only, at most 255 instructions: the program is far shorter.
+        u8::try_from(target - at - 1).expect("a short filter")
+    };
+    insns
+        .iter()
+        .enumerate()
+        .map(|(at, insn)| match *insn {
+            Insn::Load(k) => libc::sock_filter {
+                code: ld,
+                jt: 0,
+                jf: 0,
+                k,
+            },
+            Insn::Ret(k) => libc::sock_filter {
+                code: ret,
+                jt: 0,
+                jf: 0,
+                k,
+            },
+            Insn::Jump(code, k, t, f) => libc::sock_filter {
+                code,
+                jt: offset(at, t),
+                jf: offset(at, f),
+                k,
+            },
+        })
+        .collect()
 }
 
 /// Install the notifying filter on the calling thread (`no_new_privs` must be set) and
 /// return the listener.
 pub(crate) fn install_listener() -> std::io::Result<OwnedFd> {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    let ld = (BPF_LD | BPF_W | BPF_ABS) as u16;
-    let jeq = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
-    let ret = (BPF_RET | BPF_K) as u16;
-    // seccomp_data: nr at 0, arch at 4.
-    let mut prog = vec![
-        stmt(ld, 4),
-        jump(jeq, AUDIT_ARCH, 1, 0),
-        stmt(ret, libc::SECCOMP_RET_ALLOW),
-        stmt(ld, 0),
-    ];
-    // After the syscall checks: prctl → its option is checked; else ALLOW; then the
-    // option check (PR_SET_NAME → notify, else ALLOW); the USER_NOTIF return last.
-    let n = TRACED.len();
-    for (i, &nr) in TRACED.iter().enumerate() {
-        // Matched: jump over the remaining checks, the prctl check and its four
-        // instructions, to the USER_NOTIF return.
-        prog.push(jump(jeq, nr as u32, (n - i + 4) as u8, 0));
-    }
-    prog.push(jump(jeq, libc::SYS_prctl as u32, 1, 0));
-    prog.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
-    // seccomp_data.args[0], its low 32 bits (both architectures are little-endian).
-    prog.push(stmt(ld, 16));
-    prog.push(jump(jeq, libc::PR_SET_NAME as u32, 1, 0));
-    prog.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
-    prog.push(stmt(ret, libc::SECCOMP_RET_USER_NOTIF));
+    let mut prog = program();
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
@@ -128,6 +277,27 @@ pub(crate) fn install_listener() -> std::io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The answer to a stopped call: an escape route fails with `EPERM` (decided by the
+/// call's number, which the kernel wrote, never by what memory held); anything else goes
+/// on as if never stopped.
+fn response(id: u64, nr: libc::c_long) -> libc::seccomp_notif_resp {
+    if crate::filter::OBSERVED.contains(&nr) {
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -libc::EPERM,
+            flags: 0,
+        }
+    } else {
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        }
+    }
 }
 
 /// Receive one notification, record it, and let the call continue. `None` when the
@@ -159,12 +329,7 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
         )
     } == 0;
     let call = call.filter(|_| valid);
-    let resp = libc::seccomp_notif_resp {
-        id: req.id,
-        val: 0,
-        error: 0,
-        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-    };
+    let resp = response(req.id, req.data.nr as libc::c_long);
     // SAFETY: SEND reads one seccomp_notif_resp from `resp`, alive for the call. An
     // error means the caller is gone; there is nothing to answer then.
     unsafe {
@@ -298,7 +463,150 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
         let sa = mem.bytes(a[1], len)?;
         return Some(sockaddr(&sa));
     }
-    None
+    let at = |dirfd: u64, addr: u64| at_path(pid, dirfd as i32, &mem.string(addr, 4096)?);
+    // The *at calls' descriptor; AT_FDCWD for the older calls without one.
+    const CWD: u64 = libc::AT_FDCWD as u32 as u64;
+    #[cfg(target_arch = "x86_64")]
+    match nr {
+        libc::SYS_open => return open_call(at(CWD, a[0])?, a[1]),
+        libc::SYS_creat => {
+            return open_call(
+                at(CWD, a[0])?,
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+            );
+        }
+        libc::SYS_unlink => {
+            return Some(Call::Unlink {
+                path: at(CWD, a[0])?,
+            });
+        }
+        libc::SYS_rename => {
+            return Some(Call::Rename {
+                from: at(CWD, a[0])?,
+                to: at(CWD, a[1])?,
+            });
+        }
+        libc::SYS_chmod => return Some(chmod(at(CWD, a[0])?, a[1])),
+        _ => {}
+    }
+    match nr {
+        libc::SYS_openat => open_call(at(a[0], a[1])?, a[2]),
+        libc::SYS_openat2 => {
+            // struct open_how: flags (u64) first.
+            let how = mem.bytes(a[2], 8)?;
+            let flags = u64::from_ne_bytes(how.as_slice().try_into().ok()?);
+            open_call(at(a[0], a[1])?, flags)
+        }
+        libc::SYS_unlinkat if a[2] & libc::AT_REMOVEDIR as u64 == 0 => Some(Call::Unlink {
+            path: at(a[0], a[1])?,
+        }),
+        libc::SYS_renameat | libc::SYS_renameat2 => Some(Call::Rename {
+            from: at(a[0], a[1])?,
+            to: at(a[2], a[3])?,
+        }),
+        libc::SYS_fchmod => Some(chmod(fd_path(pid, a[0] as i32)?, a[1])),
+        libc::SYS_fchmodat | libc::SYS_fchmodat2 => Some(chmod(at(a[0], a[1])?, a[2])),
+        libc::SYS_kill => Some(Call::Kill {
+            target: a[0] as i32 as i64,
+            signal: a[1] as i32 as i64,
+        }),
+        libc::SYS_tkill => Some(Call::Kill {
+            target: a[0] as i32 as i64,
+            signal: a[1] as i32 as i64,
+        }),
+        libc::SYS_tgkill => Some(Call::Kill {
+            target: a[1] as i32 as i64,
+            signal: a[2] as i32 as i64,
+        }),
+        _ if crate::filter::OBSERVED.contains(&nr) => Some(Call::Denied {
+            syscall: crate::filter::name(nr).to_string(),
+            detail: denied_detail(&mem, nr, &a),
+        }),
+        _ => None,
+    }
+}
+
+/// What a refused call's arguments say: a mount's source, target and type, a ptrace's
+/// request and target, a module's parameters.
+fn denied_detail(mem: &Mem, nr: libc::c_long, a: &[u64; 6]) -> String {
+    let s = |addr: u64| mem.string(addr, 256).unwrap_or_default();
+    match nr {
+        libc::SYS_mount => format!("{} on {} type {}", s(a[0]), s(a[1]), s(a[2])),
+        libc::SYS_umount2 | libc::SYS_chroot => s(a[0]),
+        libc::SYS_pivot_root => format!("{} {}", s(a[0]), s(a[1])),
+        libc::SYS_ptrace => format!("request {} pid {}", a[0] as i64, a[1] as i32),
+        libc::SYS_process_vm_writev => format!("pid {}", a[0] as i32),
+        libc::SYS_unshare => format!("flags {:#x}", a[0]),
+        libc::SYS_setns => format!("fd {} type {:#x}", a[0] as i32, a[1]),
+        libc::SYS_finit_module => s(a[1]),
+        libc::SYS_init_module => s(a[2]),
+        _ => String::new(),
+    }
+}
+
+fn open_call(path: String, flags: u64) -> Option<Call> {
+    let flags = flags as i32;
+    let mut names = vec![match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => "wronly",
+        libc::O_RDWR => "rdwr",
+        _ => "rdonly",
+    }];
+    for (bit, name) in [
+        (libc::O_CREAT, "creat"),
+        (libc::O_TRUNC, "trunc"),
+        (libc::O_APPEND, "append"),
+        (libc::O_EXCL, "excl"),
+    ] {
+        if flags & bit != 0 {
+            names.push(name);
+        }
+    }
+    // openat2 always stops: a read-only open of it is not recorded.
+    if names.len() == 1 && names[0] == "rdonly" {
+        return None;
+    }
+    Some(Call::Open {
+        path,
+        flags: names.join(","),
+    })
+}
+
+fn chmod(path: String, mode: u64) -> Call {
+    Call::Chmod {
+        path,
+        mode: format!("{:04o}", mode & 0o7777),
+    }
+}
+
+/// What descriptor `fd` of `pid` points to.
+fn fd_path(pid: u32, fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// `path` as the caller meant it: absolute, or relative to its working directory
+/// (`AT_FDCWD`) or to directory descriptor `dirfd`. Paths are as the run sees them (its
+/// root is the image's). Unresolved (`?/name`) when the directory cannot be read.
+fn at_path(pid: u32, dirfd: i32, path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return Some(path.to_string());
+    }
+    let dir = if dirfd == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned())
+    } else {
+        fd_path(pid, dirfd)
+    };
+    let dir = dir.unwrap_or_else(|| "?".into());
+    Some(if path.is_empty() {
+        dir
+    } else if dir.ends_with('/') {
+        format!("{dir}{path}")
+    } else {
+        format!("{dir}/{path}")
+    })
 }
 
 fn sockaddr(sa: &[u8]) -> Call {

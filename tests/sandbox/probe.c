@@ -429,6 +429,40 @@ int main(int argc, char **argv) {
         close(c);
         return 0;
     }
+    if (!strcmp(mode, "hide")) {
+        /* A miner covering its tracks: a crontab written through a relative path, a copy
+           of itself made executable and started, which deletes itself (by a relative
+           name) and renames and signals on its way. */
+        mkdir("/var", 0755); mkdir("/var/spool", 0755); mkdir("/var/spool/cron", 0755);
+        mkdir("/var/spool/cron/crontabs", 0755);
+        if (chdir("/var/spool/cron") != 0) return 7;
+        int c = open("crontabs/root", O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (c < 0 || write(c, "@reboot /tmp/.h/worker\n", 23) < 0) return 9;
+        close(c);
+        mkdir("/tmp/.h", 0700);
+        int in = open("/proc/self/exe", O_RDONLY);
+        int out = open("/tmp/.h/worker", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
+        close(in); close(out);
+        tried("chmod", chmod("/tmp/.h/worker", 0755));
+        pid_t p = fork();
+        if (p == 0) { char *args[] = {"worker", "hide2", NULL}; execv("/tmp/.h/worker", args); _exit(127); }
+        int st = 0;
+        waitpid(p, &st, 0);
+        printf("worker=%d\n", WEXITSTATUS(st));
+        return 0;
+    }
+    if (!strcmp(mode, "hide2")) {
+        if (chdir("/tmp/.h") != 0) return 3;
+        tried("unlink", unlink("worker"));
+        int f = open("/tmp/.h/notes", O_WRONLY | O_CREAT, 0600);
+        close(f);
+        tried("rename", rename("/tmp/.h/notes", "/tmp/.h/.notes"));
+        tried("kill", kill(getppid(), 0));
+        return 0;
+    }
     if (!strcmp(mode, "serve")) {
         /* A benign web server: listens and waits for clients until it is stopped. */
         int l = socket(AF_INET, SOCK_STREAM, 0);
