@@ -4,6 +4,8 @@
 //!   process, the namespaces, the overlay and mounts, the control group, the exec, the
 //!   teardown. The run's own start-to-`execve` time is printed after the benchmark.
 //! - `syscall_heavy`: the tracer's overhead on a syscall-heavy program, traced or not.
+//! - `write_heavy`: the same for a program that creates and deletes files in a loop,
+//!   every open and unlink a stop: the tracer's worst case.
 //! - `rootfs_cold` / `rootfs_cached`: unpacking an image of Debian packages of this
 //!   machine (`CANARY_BENCH_MB`, default 512 MiB of files, gzip layers) into a fresh
 //!   cache (under `CANARY_BENCH_ROOTFS_DIR`, default the target dir), and finding it in
@@ -52,6 +54,7 @@ fn spec_of(rootfs: &Path, argv: &[&str], trace: bool, work: &str) -> RunSpec {
         trace,
         bait: None,
         work_dir: scratch().join(work),
+        http_reply: None,
     }
 }
 
@@ -93,6 +96,29 @@ fn syscall_heavy(bencher: divan::Bencher, trace: bool) {
         let o = canary_sandbox::run(&spec, init).unwrap();
         assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
         assert_eq!(o.events.len(), if trace { 201 } else { 0 });
+    });
+}
+
+/// The tracer's worst case: 20,000 rounds of create, write, close and unlink, each
+/// open and unlink a stop, traced and not.
+#[divan::bench(args = [false, true], sample_count = 10)]
+fn write_heavy(bencher: divan::Bencher, trace: bool) {
+    let argv = ["/bin/probe", "churnw", "20000"];
+    let spec = spec_of(
+        probe_rootfs(),
+        &argv,
+        trace,
+        &format!("work-churnw-{trace}"),
+    );
+    let init = Path::new(env!("CARGO_BIN_EXE_canary"));
+    bencher.bench(|| {
+        let o = canary_sandbox::run(&spec, init).unwrap();
+        assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+        if trace {
+            // The per-kind caps keep 2,048 of each; the rest are counted.
+            assert_eq!(o.events.len(), 1 + 2 * 2048, "{:?}", o.events.last());
+            assert_eq!(o.events_dropped, 2 * (20_000 - 2048));
+        }
     });
 }
 

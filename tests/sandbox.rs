@@ -58,6 +58,7 @@ fn spec(b: &Dirs, args: &[&str]) -> RunSpec {
         trace: true,
         bait: None,
         work_dir: b.work.clone(),
+        http_reply: None,
     }
 }
 
@@ -202,6 +203,29 @@ fn escape_routes_are_closed() {
         assert_eq!(value(&o, call), eperm, "untraced {call}");
     }
     assert!(o.events.is_empty());
+}
+
+/// The sinkhole answers HTTP with the body the caller configured, else a 404.
+#[test]
+fn the_sinkhole_serves_a_configured_http_body() {
+    let b = sandbox_dirs();
+    let o = go(&spec(&b, &["stage2"]));
+    assert_eq!(value(&o, "stage2"), "none");
+    let mut s = spec(&b, &["stage2"]);
+    s.http_reply = Some(canary_sandbox::HttpReply {
+        content_type: "text/x-shellscript".into(),
+        body: b"echo second stage\nexit 0\n".to_vec(),
+    });
+    let o = go(&s);
+    assert_eq!(value(&o, "stage2"), "echo second stage");
+    let big = b.work.with_extension("big");
+    std::fs::write(
+        &big,
+        vec![b'x'; (canary_sandbox::HttpReply::MAX_BODY + 1) as usize],
+    )
+    .unwrap();
+    let e = canary_sandbox::HttpReply::from_file(&big, "text/plain").unwrap_err();
+    assert!(e.contains("larger than the 1024 KiB"), "{e}");
 }
 
 /// Opens for writing, unlinks, renames, chmods and signals are traced, with paths made
@@ -1137,4 +1161,102 @@ fn a_deleted_directory_stands_for_its_files() {
             "delete /usr/local/aegis/aegis_client/AliYunDun"
         ]
     );
+}
+
+/// A WASI image: a module as entrypoint, platform wasip1/wasm. It runs under wasmtime:
+/// `run-sandbox` shows its imports, output and exit; `scan --runtime` judges a module
+/// that spins as a miner does by the CPU it burned.
+#[test]
+fn wasi_images_run_under_wasmtime() {
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
+    let dir = scratch("canary-sbx-wasi-");
+    let image = |name: &str, body: &str| {
+        let module = wat::parse_str(format!(
+            r#"(module
+              (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 64) "hashing for stratum+tcp://198.51.100.7:3333\n")
+              {body})"#
+        ))
+        .unwrap();
+        let archive = dir.path().join(format!("{name}.tar"));
+        ImageBuilder::new()
+            .platform("wasip1", "wasm", None)
+            .layer(
+                LayerBuilder::new()
+                    .file("app.wasm", &module)
+                    .build(Compression::Gzip),
+            )
+            .entrypoint(&["/app.wasm"])
+            .build()
+            .write_docker_archive(&archive, &format!("{name}:1"), true)
+            .unwrap();
+        archive
+    };
+    let hello = image(
+        "hello",
+        r#"(func (export "_start")
+             (i32.store (i32.const 0) (i32.const 64))
+             (i32.store (i32.const 4) (i32.const 44))
+             (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+             (call $exit (i32.const 7)))"#,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(["run-sandbox", "--timeout", "10"])
+        .arg(format!("docker-archive:{}", hello.display()))
+        .env("CANARY_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {text}"))
+    };
+    assert_eq!(
+        of("wasm")["imports"],
+        serde_json::json!([
+            "wasi_snapshot_preview1.fd_write (func)",
+            "wasi_snapshot_preview1.proc_exit (func)"
+        ])
+    );
+    // Control characters are shown escaped.
+    assert_eq!(
+        of("output")["text"],
+        "hashing for stratum+tcp://198.51.100.7:3333\\n"
+    );
+    assert_eq!(
+        of("exit")["exit"],
+        serde_json::json!({"kind": "exited", "code": 7})
+    );
+
+    let spin = image("spin", r#"(func (export "_start") (loop $l (br $l)))"#);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--runtime",
+            "--runtime-timeout",
+            "11",
+        ])
+        .arg(format!("docker-archive:{}", spin.display()))
+        .env("CANARY_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let f = finding(&report, "runtime/cpu-saturation");
+    assert!(f["evidence"].as_str().unwrap().contains("app.wasm"), "{f}");
 }

@@ -64,6 +64,7 @@ pub fn spec_for(
             trace: true,
             bait,
             work_dir: work_dir.to_path_buf(),
+            http_reply: None,
         },
         notes,
     ))
@@ -132,6 +133,8 @@ pub struct ImageRun {
     pub observed: Vec<(Option<u32>, crate::runtime::Observation)>,
     /// What could not be taken from the config as it is, then what the run could not do.
     pub notes: Vec<String>,
+    /// For a WASI image (run under wasmtime, [`crate::wasi`]): the module's imports.
+    pub wasm_imports: Option<Vec<String>>,
 }
 
 /// Unpack `image` under `cache_dir` (reused across runs), run its entrypoint with
@@ -140,6 +143,7 @@ pub fn run_image(
     image: &canary_analyzer::image::ResolvedImage,
     cache_dir: &Path,
     limits: Limits,
+    http_reply: Option<&crate::run::HttpReply>,
     init_exe: &Path,
 ) -> Result<ImageRun, String> {
     let rootfs =
@@ -148,8 +152,24 @@ pub fn run_image(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let work = cache_dir.join(format!("run-{}-{nanos}", std::process::id()));
-    let (spec, mut notes) = spec_for(&image.config, &rootfs.path, limits, &work)
+    let (mut spec, mut notes) = spec_for(&image.config, &rootfs.path, limits, &work)
         .map_err(|e| format!("{}: {e}", image.name))?;
+    spec.http_reply = http_reply.cloned();
+    if crate::wasi::is_wasi(&image.config) {
+        let run = crate::wasi::run(&rootfs.path, &spec.argv, &spec.env, &spec.limits)
+            .map_err(|e| format!("{}: {e}", image.name))?;
+        // Nothing is written: the module's filesystem is read-only.
+        let observed = crate::runtime::observations(&run.outcome, &spec);
+        notes.extend(run.outcome.notes.iter().cloned());
+        return Ok(ImageRun {
+            rootfs,
+            spec,
+            outcome: run.outcome,
+            observed,
+            notes,
+            wasm_imports: Some(run.imports),
+        });
+    }
     let outcome = crate::run::run(&spec, init_exe);
     let observed = outcome
         .as_ref()
@@ -165,5 +185,6 @@ pub fn run_image(
         outcome,
         observed,
         notes,
+        wasm_imports: None,
     })
 }

@@ -187,7 +187,13 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
             (Some(b's'), 2) => {
                 let mut fds = fds.into_iter();
                 sinkhole = fds.next().zip(fds.next()).map(|(tcp, udp)| {
-                    crate::sinkhole::Sinkhole::start(tcp, udp, started, config.spec.bait.as_ref())
+                    crate::sinkhole::Sinkhole::start(
+                        tcp,
+                        udp,
+                        started,
+                        config.spec.bait.as_ref(),
+                        config.spec.http_reply.clone(),
+                    )
                 });
             }
             _ => notes.push(format!(

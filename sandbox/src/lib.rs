@@ -44,12 +44,13 @@ mod run;
 pub mod runtime;
 pub mod sinkhole;
 pub mod trace;
+pub mod wasi;
 pub mod written;
 
 pub use cgroup::{CgroupLimits, CgroupStats};
 pub use image::{ImageRun, run_image, spec_for};
 pub use init::init_main;
-pub use run::{Exit, Limits, Outcome, ProcessCpu, RunSpec, SandboxError, run};
+pub use run::{Exit, HttpReply, Limits, Outcome, ProcessCpu, RunSpec, SandboxError, run};
 
 /// The hidden subcommand of the `canary` binary that runs [`init_main`].
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";

@@ -65,6 +65,46 @@ pub struct RunSpec {
     /// A directory of the caller's for this run's scratch files (created; emptied of
     /// what the run put there when it ends).
     pub work_dir: PathBuf,
+    /// What the sinkhole answers HTTP requests with (other than the cloud metadata
+    /// service's): this body, else a 404.
+    #[serde(default)]
+    pub http_reply: Option<HttpReply>,
+}
+
+/// A body the sinkhole serves to every HTTP request of a run: a second stage to hand a
+/// dropper, to see what it does with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpReply {
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// Largest body served: a script or a small program, held in memory.
+    pub const MAX_BODY: u64 = 1 << 20;
+
+    /// The body read from `path` (at most [`HttpReply::MAX_BODY`] bytes).
+    pub fn from_file(path: &Path, content_type: &str) -> Result<HttpReply, String> {
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut body = Vec::new();
+        f.take(Self::MAX_BODY + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if body.len() as u64 > Self::MAX_BODY {
+            return Err(format!(
+                "{}: larger than the {} KiB an HTTP reply may be",
+                path.display(),
+                Self::MAX_BODY >> 10
+            ));
+        }
+        if content_type.is_empty() || content_type.chars().any(|c| c.is_control()) {
+            return Err(format!("content type {content_type:?}: not a header value"));
+        }
+        Ok(HttpReply {
+            content_type: content_type.to_string(),
+            body,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -83,6 +123,11 @@ pub enum Exit {
     },
     /// The wall-clock budget ran out and the process tree was killed.
     TimedOut,
+    /// A WASI module stopped on a trap (out-of-bounds access, `unreachable`, a memory
+    /// limit, …); the message is wasmtime's.
+    Trapped {
+        message: String,
+    },
     /// The sandbox could not be set up or the entrypoint not started; the message says
     /// which step failed and why.
     SetupFailed {

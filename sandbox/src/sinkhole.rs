@@ -214,8 +214,12 @@ impl Sinkhole {
         udp: OwnedFd,
         started: Instant,
         bait: Option<&crate::bait::Bait>,
+        http: Option<crate::run::HttpReply>,
     ) -> Sinkhole {
-        let answers = Arc::new(Answers::new(bait));
+        let answers = Arc::new(Answers {
+            http,
+            ..Answers::new(bait)
+        });
         let wake: Vec<OwnedFd> = [&tcp, &udp]
             .into_iter()
             .filter_map(|fd| fd.try_clone().ok())
@@ -392,6 +396,8 @@ pub(crate) struct Answers {
     aws: Option<(String, String)>,
     /// TLS connections terminated so far.
     tls_served: std::sync::atomic::AtomicUsize,
+    /// The body every other HTTP request gets, when the caller set one.
+    http: Option<crate::run::HttpReply>,
 }
 
 impl Answers {
@@ -399,6 +405,7 @@ impl Answers {
         Answers {
             aws: bait.map(|b| (b.aws_access_key_id.clone(), b.aws_secret_access_key.clone())),
             tls_served: Default::default(),
+            http: None,
         }
     }
 }
@@ -680,13 +687,23 @@ fn http_reply(request: &str, ip: Ipv4Addr, answers: &Answers) -> Vec<u8> {
         }
         _ => None,
     };
-    match body {
-        Some(b) => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-            b.len()
+    let ok = |content_type: &str, body: &[u8]| {
+        let mut reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
         )
-        .into_bytes(),
-        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        .into_bytes();
+        if method != "HEAD" {
+            reply.extend_from_slice(body);
+        }
+        reply
+    };
+    match (body, &answers.http) {
+        (Some(b), _) => ok("text/plain", b.as_bytes()),
+        (None, Some(h)) if ip != METADATA_IP => ok(&h.content_type, &h.body),
+        (None, _) => {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+        }
     }
 }
 
@@ -918,6 +935,32 @@ mod tests {
             &answers,
         );
         assert!(reply.starts_with(b"HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn a_configured_body_answers_every_other_http_request() {
+        let answers = Answers {
+            http: Some(crate::run::HttpReply {
+                content_type: "text/x-shellscript".into(),
+                body: b"echo stage two\n".to_vec(),
+            }),
+            ..Answers::new(None)
+        };
+        let ip = Ipv4Addr::new(198, 18, 1, 9);
+        let reply = http_reply("GET /s.sh HTTP/1.1\r\nHost: x\r\n\r\n", ip, &answers);
+        assert_eq!(
+            reply,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/x-shellscript\r\nContent-Length: 15\r\nConnection: close\r\n\r\necho stage two\n"
+        );
+        let head = http_reply("HEAD /s.sh HTTP/1.1\r\n\r\n", ip, &answers);
+        assert!(head.ends_with(b"Content-Length: 15\r\nConnection: close\r\n\r\n"));
+        // The metadata service is not given the body.
+        let imds = http_reply(
+            "GET /latest/user-data HTTP/1.1\r\n\r\n",
+            METADATA_IP,
+            &answers,
+        );
+        assert!(imds.starts_with(b"HTTP/1.1 404"));
     }
 
     #[test]

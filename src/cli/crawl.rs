@@ -156,7 +156,7 @@ pub fn run(a: CrawlArgs) -> anyhow::Result<i32> {
             let limits =
                 super::sandbox::limits_of(a.runtime_timeout, 256, 1024, 1.0, 512);
             scanner.runtime = Some(Arc::new(move |img: &canary_analyzer::image::ResolvedImage| {
-                super::scan::runtime_findings(img, &sandbox_cache, &limits, &init)
+                super::scan::runtime_findings(img, &sandbox_cache, &limits, None, &init)
             }));
         }
         let scanner = Arc::new(scanner);

@@ -36,6 +36,18 @@ pub struct SandboxArgs {
     /// Process limit of the run.
     #[arg(long, default_value_t = 512)]
     pub pids: u64,
+    /// What the sinkhole answers every HTTP request with (other than the cloud metadata
+    /// service's), instead of a 404: a second stage for a dropper to fetch; at most 1 MiB.
+    #[arg(long, value_name = "FILE")]
+    pub http_body: Option<PathBuf>,
+    /// The Content-Type of `--http-body`.
+    #[arg(
+        long,
+        default_value = "application/octet-stream",
+        value_name = "TYPE",
+        requires = "http_body"
+    )]
+    pub http_content_type: String,
     /// Write the timeline to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -59,6 +71,12 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         Ok(())
     };
     let target = Target::parse(&a.target)?;
+    let http = a
+        .http_body
+        .as_deref()
+        .map(|p| canary_sandbox::HttpReply::from_file(p, &a.http_content_type))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--http-body {e}"))?;
     let client = a.registry.client()?;
     let images = super::runtime()?
         .block_on(canary_analyzer::open_target(
@@ -74,7 +92,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
     let cache = a.registry.sandbox_cache();
     let limits = limits_of(a.timeout, a.disk_mb, a.memory_mb, a.cpus, a.pids);
     let init = std::env::current_exe().context("the canary binary's own path")?;
-    let run = canary_sandbox::run_image(image, &cache, limits.clone(), &init)
+    let run = canary_sandbox::run_image(image, &cache, limits.clone(), http.as_ref(), &init)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (rootfs, spec, o) = (&run.rootfs, &run.spec, &run.outcome);
     emit(
@@ -119,6 +137,13 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
             "timeout_s": a.timeout,
         }),
     )?;
+    if let Some(imports) = &run.wasm_imports {
+        // A WASI module, run under wasmtime: what it asks of its host.
+        emit(
+            "wasm",
+            json!({ "imports": imports.iter().map(|i| scrub(i)).collect::<Vec<_>>() }),
+        )?;
+    }
     for n in &run.notes {
         emit("note", json!({ "message": n }))?;
     }
@@ -132,7 +157,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         if let Some(t) = v.as_object_mut().and_then(|m| m.remove("t_ms")) {
             v["run_ms"] = t;
         }
-        for key in ["path", "addr", "name", "fd_target"] {
+        for key in ["path", "addr", "name", "fd_target", "from", "to", "detail"] {
             if let Some(s) = v[key].as_str() {
                 v[key] = json!(scrub(s));
             }

