@@ -155,7 +155,7 @@ pub fn run_image(
     let (mut spec, mut notes) = spec_for(&image.config, &rootfs.path, limits, &work)
         .map_err(|e| format!("{}: {e}", image.name))?;
     spec.http_reply = http_reply.cloned();
-    if crate::wasi::is_wasi(&image.config) {
+    if crate::wasi::is_wasi(&image.config, &rootfs.path) {
         let run = crate::wasi::run(&rootfs.path, &spec.argv, &spec.env, &spec.limits)
             .map_err(|e| format!("{}: {e}", image.name))?;
         // Nothing is written: the module's filesystem is read-only.

@@ -374,19 +374,26 @@ impl Watch {
             if l.contains(PollFlags::POLLIN) {
                 if let Some(listener) = &self.listener {
                     let t_ms = self.started.elapsed().as_millis() as u64;
-                    if let Some(event) = crate::trace::serve_one(listener, t_ms) {
-                        // Renames, memfds, file operations cost a program nothing:
-                        // each kind has a cap of its own, so a flood of them cannot
-                        // push the execs and connects out.
-                        let kind_full = event.call.kind_cap().is_some_and(|(k, cap)| {
-                            self.cheap[k] += 1;
-                            self.cheap[k] > cap
-                        });
-                        if self.events.len() < crate::trace::MAX_EVENTS && !kind_full {
+                    // Renames, memfds, file operations cost a program nothing: each
+                    // kind has a cap of its own, so a flood of them cannot push the
+                    // execs and connects out; past it, calls are let go unread.
+                    let cheap = &mut self.cheap;
+                    let served = crate::trace::serve_one(listener, t_ms, |nr| {
+                        crate::trace::kind_of(nr).is_none_or(|(k, cap)| {
+                            cheap[k] += 1;
+                            cheap[k] <= cap
+                        })
+                    });
+                    match served {
+                        crate::trace::Served::Event(event)
+                            if self.events.len() < crate::trace::MAX_EVENTS =>
+                        {
                             self.events.push(event);
-                        } else {
+                        }
+                        crate::trace::Served::Event(_) | crate::trace::Served::Skipped => {
                             self.events_dropped += 1;
                         }
+                        crate::trace::Served::Nothing => {}
                     }
                 }
             } else if l.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {

@@ -108,13 +108,10 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             Call::MemfdCreate { .. } => continue,
             Call::Open { path, .. } => Observation::OpenWrite(path.clone()),
             Call::Unlink { path } => {
-                // A file of the image, deleted: the tampering rules' business, now with
-                // the process that did it (the overlay's whiteouts say it again below,
-                // without one). A file the run made and removed is not.
-                let in_image = path.starts_with('/')
-                    && std::fs::symlink_metadata(spec.rootfs.join(path.trim_start_matches('/')))
-                        .is_ok();
-                if in_image {
+                // A file of the image the run did delete (the overlay's whiteout says
+                // so, and says it again below without a pid): the tampering rules'
+                // business, now with the process that did it.
+                if o.deleted.contains(path) {
                     out.push((Some(e.pid), Observation::Delete(path.clone())));
                 }
                 Observation::Unlink(path.clone())
@@ -509,10 +506,12 @@ struct Ctx<'a> {
     executed: HashSet<&'a str>,
 }
 
-/// The escape routes that make `runtime/escape-attempt`: new namespaces are left out
-/// (Chromium's and bubblewrap's own sandboxes ask for a user namespace).
+/// The escape routes that make `runtime/escape-attempt`. Left out: new namespaces
+/// (Chromium's and bubblewrap's own sandboxes ask for a user namespace) and `chroot`
+/// (vsftpd, Postfix and HAProxy chroot themselves at start, and container runtimes
+/// allow it).
 fn is_escape(syscall: &str) -> bool {
-    !matches!(syscall, "unshare" | "setns")
+    !matches!(syscall, "unshare" | "setns" | "chroot")
 }
 
 /// Rule `id` over one observation.
@@ -538,15 +537,19 @@ fn check(id: &str, obs: &Observation, ctx: &Ctx) -> Option<Hit> {
                 key: path.clone(),
             })
         }
-        ("runtime/persistence-write", O::Write { path, .. } | O::OpenWrite(path))
-            if persistence_path(path) =>
-        {
+        ("runtime/persistence-write", O::Write { path, .. }) if persistence_path(path) => {
             Some(Hit {
                 event: format!("write {path}"),
                 evidence: format!("wrote {path}"),
                 key: path.clone(),
             })
         }
+        // The tracer sees the open, not whether anything was written or the open worked.
+        ("runtime/persistence-write", O::OpenWrite(path)) if persistence_path(path) => Some(Hit {
+            event: format!("write {path}"),
+            evidence: format!("opened {path} for writing"),
+            key: path.clone(),
+        }),
         ("runtime/escape-attempt", O::Denied { syscall, detail }) if is_escape(syscall) => {
             Some(Hit {
                 event: format!("{syscall} (refused)"),

@@ -2,7 +2,7 @@
 //! these calls of every process of the run to a listener: `execve`, `execveat`,
 //! `connect`, `memfd_create`, `prctl(PR_SET_NAME)`, opens *for writing* (the filter
 //! tests the flags: reads, most of any program's opens, never stop), `unlink`,
-//! `rename`, `chmod` and their `*at` forms, `kill`/`tkill`/`tgkill`, and the escape
+//! `rename`, `chmod` and their `*at` forms, `kill`, and the escape
 //! routes of [`crate::filter::OBSERVED`] (`mount`, `ptrace`, modules, `bpf`, new
 //! namespaces…). The sandbox init reads each call's arguments from the caller's memory,
 //! records an event, and lets the call go on (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
@@ -65,8 +65,9 @@ pub enum Call {
         path: String,
         mode: String,
     },
-    /// `kill`, `tkill`, `tgkill`: the target as the caller named it (a pid in the run's
-    /// pid namespace, 0 or negative for groups).
+    /// `kill`: the target as the caller named it (a pid in the run's pid namespace, 0 or
+    /// negative for groups). Thread-directed signals (`tkill`, `tgkill`) are runtime
+    /// machinery (Go preempts goroutines with one every 10 ms) and are not traced.
     Kill {
         target: i64,
         signal: i64,
@@ -80,27 +81,38 @@ pub enum Call {
     },
 }
 
-impl Call {
-    /// The calls a program can make by the thousand at no cost (renames, memfds, file
-    /// operations, signals, refused calls): each kind has its own cap per run, so a
-    /// flood of them cannot push the execs and connects out. `None` for those two.
-    pub fn kind_cap(&self) -> Option<(usize, usize)> {
-        match self {
-            Call::Exec { .. } | Call::Connect { .. } => None,
-            Call::SetName { .. } => Some((0, 256)),
-            Call::MemfdCreate { .. } => Some((1, 256)),
-            Call::Open { .. } => Some((2, 2048)),
-            Call::Unlink { .. } => Some((3, 2048)),
-            Call::Rename { .. } => Some((4, 1024)),
-            Call::Chmod { .. } => Some((5, 1024)),
-            Call::Kill { .. } => Some((6, 256)),
-            Call::Denied { .. } => Some((7, 256)),
-        }
+/// The calls a program can make by the thousand at no cost (renames, memfds, file
+/// operations, signals, refused calls), by call number: each kind has its own cap per
+/// run, so a flood of them cannot push the execs and connects out, and a call beyond its
+/// kind's cap is let go without reading its arguments. `None` for execs and connects.
+pub(crate) fn kind_of(nr: libc::c_long) -> Option<(usize, usize)> {
+    #[cfg(target_arch = "x86_64")]
+    match nr {
+        libc::SYS_open | libc::SYS_creat => return Some((2, 2048)),
+        libc::SYS_unlink => return Some((3, 2048)),
+        libc::SYS_rename => return Some((4, 1024)),
+        libc::SYS_chmod => return Some((5, 1024)),
+        _ => {}
+    }
+    match nr {
+        libc::SYS_prctl => Some((0, 256)),
+        libc::SYS_memfd_create => Some((1, 256)),
+        libc::SYS_openat | libc::SYS_openat2 => Some((2, 2048)),
+        libc::SYS_unlinkat => Some((3, 2048)),
+        libc::SYS_renameat | libc::SYS_renameat2 => Some((4, 1024)),
+        libc::SYS_fchmod | libc::SYS_fchmodat | SYS_FCHMODAT2 => Some((5, 1024)),
+        libc::SYS_kill => Some((6, 256)),
+        _ if crate::filter::OBSERVED.contains(&nr) => Some((7, 256)),
+        _ => None,
     }
 }
 
-/// How many kinds [`Call::kind_cap`] counts.
+/// How many kinds [`kind_of`] counts.
 pub(crate) const CAPPED_KINDS: usize = 8;
+
+/// `fchmodat2`, the same number on every architecture (the libc crate does not name it
+/// on all of them).
+const SYS_FCHMODAT2: libc::c_long = 452;
 
 /// A call, when and by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,10 +144,8 @@ fn traced() -> Vec<libc::c_long> {
         libc::SYS_renameat2,
         libc::SYS_fchmod,
         libc::SYS_fchmodat,
-        libc::SYS_fchmodat2,
+        SYS_FCHMODAT2,
         libc::SYS_kill,
-        libc::SYS_tkill,
-        libc::SYS_tgkill,
         // Its flags sit in memory, out of the filter's reach; rarely used.
         libc::SYS_openat2,
     ];
@@ -300,9 +310,23 @@ fn response(id: u64, nr: libc::c_long) -> libc::seccomp_notif_resp {
     }
 }
 
-/// Receive one notification, record it, and let the call continue. `None` when the
-/// listener has nothing (the caller died meanwhile, or no filter user is left).
-pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
+/// What [`serve_one`] did with a notification.
+pub(crate) enum Served {
+    Event(Event),
+    /// Answered without reading its arguments: `wanted` said no.
+    Skipped,
+    /// Nothing to record (the listener had nothing, the caller died meanwhile, or the
+    /// call is not one that is recorded, such as a read-only `openat2`).
+    Nothing,
+}
+
+/// Receive one notification, record it (if `wanted` says so for its call number), and
+/// answer it: let the call continue, or refuse an escape route.
+pub(crate) fn serve_one(
+    listener: &OwnedFd,
+    t_ms: u64,
+    mut wanted: impl FnMut(libc::c_long) -> bool,
+) -> Served {
     // SAFETY: seccomp_notif is plain integers; all-zero is the state RECV requires.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: RECV writes one seccomp_notif into `req`, which is that size and ours.
@@ -314,10 +338,16 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
         )
     };
     if r < 0 {
-        return None;
+        return Served::Nothing;
     }
-    let call = read_call(req.pid, &req.data);
-    let pid = ns_pid(req.pid);
+    let nr = req.data.nr as libc::c_long;
+    let keep = wanted(nr);
+    let call = if keep {
+        read_call(req.pid, &req.data)
+    } else {
+        None
+    };
+    let pid = if call.is_some() { ns_pid(req.pid) } else { 0 };
     // What was read belongs to the caller only if the notification is still pending:
     // had the caller died and its pid been reused, /proc/PID was another process's.
     // SAFETY: ID_VALID reads one u64 (the notification id) from the pointer given.
@@ -329,7 +359,7 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
         )
     } == 0;
     let call = call.filter(|_| valid);
-    let resp = response(req.id, req.data.nr as libc::c_long);
+    let resp = response(req.id, nr);
     // SAFETY: SEND reads one seccomp_notif_resp from `resp`, alive for the call. An
     // error means the caller is gone; there is nothing to answer then.
     unsafe {
@@ -339,7 +369,11 @@ pub(crate) fn serve_one(listener: &OwnedFd, t_ms: u64) -> Option<Event> {
             &resp as *const libc::seccomp_notif_resp,
         );
     }
-    call.map(|call| Event { t_ms, pid, call })
+    match call {
+        Some(call) => Served::Event(Event { t_ms, pid, call }),
+        None if !keep => Served::Skipped,
+        None => Served::Nothing,
+    }
 }
 
 /// The pid of host process `pid` inside its own (innermost) pid namespace.
@@ -441,6 +475,18 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
             .filter(|fd| *fd >= 0)
             .and_then(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
             .map(|t| t.to_string_lossy().into_owned());
+        // `./x` and a name found through PATH's relative entries, made absolute as the
+        // unlinks and writes are.
+        let path = if path.is_empty() || path.starts_with('/') {
+            path
+        } else {
+            let dirfd = if nr == libc::SYS_execveat {
+                a[0] as i32
+            } else {
+                libc::AT_FDCWD
+            };
+            at_path(pid, dirfd, &path).unwrap_or(path)
+        };
         return Some(Call::Exec {
             path,
             argv: mem.strings(argv, 32),
@@ -505,18 +551,10 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
             to: at(a[2], a[3])?,
         }),
         libc::SYS_fchmod => Some(chmod(fd_path(pid, a[0] as i32)?, a[1])),
-        libc::SYS_fchmodat | libc::SYS_fchmodat2 => Some(chmod(at(a[0], a[1])?, a[2])),
+        libc::SYS_fchmodat | SYS_FCHMODAT2 => Some(chmod(at(a[0], a[1])?, a[2])),
         libc::SYS_kill => Some(Call::Kill {
             target: a[0] as i32 as i64,
             signal: a[1] as i32 as i64,
-        }),
-        libc::SYS_tkill => Some(Call::Kill {
-            target: a[0] as i32 as i64,
-            signal: a[1] as i32 as i64,
-        }),
-        libc::SYS_tgkill => Some(Call::Kill {
-            target: a[1] as i32 as i64,
-            signal: a[2] as i32 as i64,
         }),
         _ if crate::filter::OBSERVED.contains(&nr) => Some(Call::Denied {
             syscall: crate::filter::name(nr).to_string(),

@@ -40,6 +40,9 @@ pub const MAX_MODULE: u64 = 32 << 20;
 /// Fuel handed to a run: far more than any wall budget lets it burn (wasmtime burns
 /// about one unit per instruction).
 const FUEL: u64 = 1 << 60;
+/// Most bytes one host call reads or makes (files, random bytes): host time that the
+/// wall budget's epoch cannot interrupt.
+const MAX_IO: u64 = 64 << 20;
 /// How often the wall-clock deadline is looked at.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -55,16 +58,23 @@ const ENOTDIR: i32 = 54;
 const EROFS: i32 = 69;
 const ESPIPE: i32 = 70;
 
+/// Every right preview 1 defines (bits 0 to 29).
+const ALL_RIGHTS: u64 = (1 << 30) - 1;
+
 // File types of fdstat and filestat.
 const CHAR_DEVICE: u8 = 2;
 const DIRECTORY: u8 = 3;
 const REGULAR_FILE: u8 = 4;
 
 /// Whether an image is a WASI one: its platform says so, or its entrypoint is a
-/// `.wasm` file.
-pub fn is_wasi(config: &canary_analyzer::image::ImageConfig) -> bool {
+/// WebAssembly binary (by its magic bytes, read inside `rootfs`: a name ending in
+/// `.wasm` proves nothing, and an ELF so named runs natively, as Docker would run it).
+pub fn is_wasi(config: &canary_analyzer::image::ImageConfig, rootfs: &Path) -> bool {
     let os = config.os.as_deref().unwrap_or("");
     let arch = config.architecture.as_deref().unwrap_or("");
+    if matches!(os, "wasi" | "wasip1" | "wasip2") || arch == "wasm" || arch == "wasm32" {
+        return true;
+    }
     let first = config
         .config
         .entrypoint
@@ -72,10 +82,10 @@ pub fn is_wasi(config: &canary_analyzer::image::ImageConfig) -> bool {
         .flatten()
         .chain(config.config.cmd.iter().flatten())
         .next();
-    matches!(os, "wasi" | "wasip1" | "wasip2")
-        || arch == "wasm"
-        || arch == "wasm32"
-        || first.is_some_and(|a| a.ends_with(".wasm"))
+    first.is_some_and(|p| {
+        p.starts_with('/')
+            && crate::rootfs::read_in_root(rootfs, p, 4).is_some_and(|b| b == b"\0asm")
+    })
 }
 
 /// What a compiled module imports, as `module.name (kind)`.
@@ -312,7 +322,12 @@ fn filestat_of(meta: &std::fs::Metadata) -> [u8; 64] {
     };
     b[24..32].copy_from_slice(&meta.nlink().to_le_bytes());
     b[32..40].copy_from_slice(&meta.size().to_le_bytes());
-    let ns = |s: i64, n: i64| (s.max(0) as u64) * 1_000_000_000 + n.max(0) as u64;
+    // Times come from the image: an absurd one saturates.
+    let ns = |s: i64, n: i64| {
+        (s.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(n.max(0) as u64)
+    };
     b[40..48].copy_from_slice(&ns(meta.atime(), meta.atime_nsec()).to_le_bytes());
     b[48..56].copy_from_slice(&ns(meta.mtime(), meta.mtime_nsec()).to_le_bytes());
     b[56..64].copy_from_slice(&ns(meta.ctime(), meta.ctime_nsec()).to_le_bytes());
@@ -390,6 +405,9 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "random_get",
         |mut c: Caller<'_, State>, buf: i32, len: i32| {
             done(mem(&mut c).and_then(|(m, _)| {
+                if len as u32 as u64 > MAX_IO {
+                    return Err(EINVAL);
+                }
                 let out = slice_mut(m, buf, len as u32)?;
                 let mut f = std::fs::File::open("/dev/urandom").map_err(|_| EIO)?;
                 f.read_exact(out).map_err(|_| EIO)
@@ -431,6 +449,10 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         |mut c: Caller<'_, State>, fd: i32, iovs: i32, n: i32, read: i32| {
             done(mem(&mut c).and_then(|(m, s)| {
                 let list = iovecs(m, iovs, n)?;
+                // One call reads at most MAX_IO (host time the epoch cannot stop).
+                if list.iter().map(|(_, l)| *l as u64).sum::<u64>() > MAX_IO {
+                    return Err(EINVAL);
+                }
                 let mut total = 0u32;
                 match s.fds.get_mut(fd as usize).and_then(Option::as_mut) {
                     Some(Handle::Stdin) => {}
@@ -438,7 +460,7 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
                         for (p, len) in list {
                             let buf = slice_mut(m, p, len)?;
                             let k = file.read(buf).map_err(|_| EIO)?;
-                            total += k as u32;
+                            total = total.saturating_add(k as u32);
                             if k < buf.len() {
                                 break;
                             }
@@ -456,8 +478,10 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "fd_seek",
         |mut c: Caller<'_, State>, fd: i32, offset: i64, whence: i32, out: i32| {
             done(mem(&mut c).and_then(|(m, s)| {
-                let Some(Some(Handle::File { file })) = s.fds.get_mut(fd as usize) else {
-                    return Err(ESPIPE);
+                let file = match s.fds.get_mut(fd as usize).and_then(Option::as_mut) {
+                    Some(Handle::File { file }) => file,
+                    Some(_) => return Err(ESPIPE),
+                    None => return Err(EBADF),
                 };
                 let pos = match whence {
                     0 => SeekFrom::Start(u64::try_from(offset).map_err(|_| EINVAL)?),
@@ -485,13 +509,14 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "fd_fdstat_get",
         |mut c: Caller<'_, State>, fd: i32, out: i32| {
             done(mem(&mut c).and_then(|(m, s)| {
+                // Every right is advertised, writing ones included: a module's libc
+                // masks what it asks for with them, and an open to write must reach
+                // path_open to be refused (EROFS) and recorded.
                 let (kind, rights) = match s.fds.get(fd as usize).and_then(Option::as_ref) {
                     Some(Handle::Stdin) => (CHAR_DEVICE, 1u64 << 1),
                     Some(Handle::Stdout | Handle::Stderr) => (CHAR_DEVICE, 1u64 << 6),
-                    // Read, seek, tell, filestat, readdir, path_open and friends: no
-                    // right to write anything.
-                    Some(Handle::Dir { .. }) => (DIRECTORY, 0x0000_0000_0fff_e000 | 1 << 14),
-                    Some(Handle::File { .. }) => (REGULAR_FILE, 0b10_0000_0110 | 1 << 21),
+                    Some(Handle::Dir { .. }) => (DIRECTORY, ALL_RIGHTS),
+                    Some(Handle::File { .. }) => (REGULAR_FILE, ALL_RIGHTS),
                     None => return Err(EBADF),
                 };
                 let mut b = [0u8; 24];
@@ -514,8 +539,8 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         WASI,
         "fd_prestat_get",
         |mut c: Caller<'_, State>, fd: i32, out: i32| {
-            // One preopen: fd 3, the image's root.
-            if fd != 3 {
+            // One preopen: fd 3, the image's root (until the module closes it).
+            if fd != 3 || c.data().fds.get(3).is_none_or(Option::is_none) {
                 return EBADF;
             }
             done(mem(&mut c).and_then(|(m, _)| {
@@ -529,7 +554,7 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         WASI,
         "fd_prestat_dir_name",
         |mut c: Caller<'_, State>, fd: i32, out: i32, len: i32| {
-            if fd != 3 {
+            if fd != 3 || c.data().fds.get(3).is_none_or(Option::is_none) {
                 return EBADF;
             }
             if len < 1 {
@@ -641,12 +666,18 @@ fn define(linker: &mut Linker<State>) -> wasmtime::Result<()> {
                     ev[0..8].copy_from_slice(&userdata.to_le_bytes());
                     ev[10] = tag;
                     if tag == 0 {
+                        let clock = get_u32(m, sub.wrapping_add(16))?;
                         let timeout = get_u64(m, sub.wrapping_add(24))?;
                         let abstime = slice(m, sub.wrapping_add(40), 1)?[0] & 1 != 0;
                         let rel = if abstime {
-                            let now = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |d| d.as_nanos() as u64);
+                            // The same clocks clock_time_get reads.
+                            let now = match clock {
+                                0 => std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_nanos() as u64),
+                                1 => s.started.elapsed().as_nanos() as u64,
+                                _ => thread_cpu().as_nanos() as u64,
+                            };
                             timeout.saturating_sub(now)
                         } else {
                             timeout
@@ -696,9 +727,17 @@ pub fn run(
             MAX_MODULE >> 20
         ));
     }
+    // A component (WASI preview 2) has layer 1 in its header; a core module layer 0.
+    if bytes.get(..8) == Some(b"\0asm\x0d\0\x01\0") {
+        return Err(format!(
+            "{program}: a WebAssembly component (WASI preview 2): only preview 1 modules are run"
+        ));
+    }
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    // One memory, capped by the limiter: a second would double what the cap allows.
+    config.wasm_multi_memory(false);
     let engine = Engine::new(&config).map_err(|e| format!("wasmtime: {e}"))?;
     let module =
         Module::new(&engine, &bytes).map_err(|e| format!("{program}: not a wasm module: {e}"))?;
@@ -739,7 +778,7 @@ pub fn run(
         deadline: started + limits.wall,
         limits: StoreLimitsBuilder::new()
             .memory_size(memory)
-            .memories(4)
+            .memories(1)
             .tables(4)
             .table_elements(1 << 20)
             .instances(1)
@@ -1054,14 +1093,25 @@ mod tests {
     }
 
     #[test]
-    fn wasi_images_are_told_by_platform_or_entrypoint() {
+    fn wasi_images_are_told_by_platform_or_by_the_entrypoint_s_bytes() {
+        let (_d, root) = rootfs(r#"(module (func (export "_start")))"#);
+        std::fs::write(root.join("elf.wasm"), b"\x7fELF\x02\x01\x01").unwrap();
         let mut c = canary_analyzer::image::ImageConfig::default();
         c.config.entrypoint = Some(vec!["/bin/sh".into()]);
-        assert!(!is_wasi(&c));
+        assert!(!is_wasi(&c, &root));
         c.os = Some("wasip1".into());
-        assert!(is_wasi(&c));
+        assert!(is_wasi(&c, &root));
         c.os = Some("linux".into());
-        c.config.entrypoint = Some(vec!["/app/miner.wasm".into()]);
-        assert!(is_wasi(&c));
+        c.config.entrypoint = Some(vec!["/app.wasm".into()]);
+        assert!(is_wasi(&c, &root));
+        // Named .wasm, an ELF inside: the native sandbox runs it.
+        c.config.entrypoint = Some(vec!["/elf.wasm".into()]);
+        assert!(!is_wasi(&c, &root));
+        // A component is refused with a clear error.
+        std::fs::write(root.join("app.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
+        let e = run(&root, &["/app.wasm".into()], &[], &limits(1000))
+            .err()
+            .unwrap();
+        assert!(e.contains("component"), "{e}");
     }
 }

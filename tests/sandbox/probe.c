@@ -275,10 +275,10 @@ int main(int argc, char **argv) {
         char buf[256];
         memset(buf, 'x', sizeof buf);
         for (long i = 0; i < n; i++) {
-            int fd = open("/tmp/churn", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            int fd = open("/churn.tmp", O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd < 0 || write(fd, buf, sizeof buf) < 0) return 4;
             close(fd);
-            if (unlink("/tmp/churn") != 0) return 5;
+            if (unlink("/churn.tmp") != 0) return 5;
         }
         printf("churned=%ld\n", n);
         return 0;
