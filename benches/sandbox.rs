@@ -122,6 +122,22 @@ fn write_heavy(bencher: divan::Bencher, trace: bool) {
     });
 }
 
+/// The same, 1,000 rounds: every stop is read and kept (under the per-kind caps), so
+/// this is what a recorded call costs.
+#[divan::bench(args = [false, true], sample_count = 10)]
+fn write_heavy_kept(bencher: divan::Bencher, trace: bool) {
+    let argv = ["/bin/probe", "churnw", "1000"];
+    let spec = spec_of(probe_rootfs(), &argv, trace, &format!("work-churnk-{trace}"));
+    let init = Path::new(env!("CARGO_BIN_EXE_canary"));
+    bencher.bench(|| {
+        let o = canary_sandbox::run(&spec, init).unwrap();
+        assert_eq!(o.exit, Exit::Exited { code: 0 }, "{o:?}");
+        if trace {
+            assert_eq!(o.events.len(), 1 + 2 * 1000);
+        }
+    });
+}
+
 /// A rootfs holding one static program that exits 0.
 fn tiny_rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();

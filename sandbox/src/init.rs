@@ -183,7 +183,12 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
             break;
         };
         match (data.first(), fds.len()) {
-            (Some(b'f'), 1) => listener = fds.into_iter().next(),
+            (Some(b'f'), 1) => {
+                listener = fds.into_iter().next();
+                if let Some(l) = &listener {
+                    crate::trace::sync_wake_up(l);
+                }
+            }
             (Some(b's'), 2) => {
                 let mut fds = fds.into_iter();
                 sinkhole = fds.next().zip(fds.next()).map(|(tcp, udp)| {
