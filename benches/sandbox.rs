@@ -127,7 +127,12 @@ fn write_heavy(bencher: divan::Bencher, trace: bool) {
 #[divan::bench(args = [false, true], sample_count = 10)]
 fn write_heavy_kept(bencher: divan::Bencher, trace: bool) {
     let argv = ["/bin/probe", "churnw", "1000"];
-    let spec = spec_of(probe_rootfs(), &argv, trace, &format!("work-churnk-{trace}"));
+    let spec = spec_of(
+        probe_rootfs(),
+        &argv,
+        trace,
+        &format!("work-churnk-{trace}"),
+    );
     let init = Path::new(env!("CARGO_BIN_EXE_canary"));
     bencher.bench(|| {
         let o = canary_sandbox::run(&spec, init).unwrap();

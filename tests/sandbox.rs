@@ -205,6 +205,65 @@ fn escape_routes_are_closed() {
     assert!(o.events.is_empty());
 }
 
+/// Opens of sensitive files are seen by fanotify (as root), with the process, however
+/// they hide from access times; the sandbox's own opens are not reported.
+#[test]
+fn sensitive_reads_are_seen_as_root() {
+    use canary_sandbox::trace::Call;
+    let b = sandbox_dirs();
+    std::fs::write(
+        b.rootfs.join("etc/shadow"),
+        "root:$6$salt$hash:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    let o = go(&spec(&b, &["snoop"]));
+    assert_eq!(value(&o, "/etc/shadow"), "read", "{o:?}");
+    let reads: Vec<(u32, &str)> = o
+        .events
+        .iter()
+        .filter_map(|e| match &e.call {
+            Call::Read { path } => Some((e.pid, path.as_str())),
+            _ => None,
+        })
+        .collect();
+    if !nix_is_root() {
+        assert!(reads.is_empty());
+        assert!(
+            o.notes.iter().any(|n| n.contains("fanotify")),
+            "{:?}",
+            o.notes
+        );
+        return;
+    }
+    assert_eq!(reads, vec![(1, "/etc/shadow")], "{:?}", o.events);
+
+    // Through `canary scan --runtime`: the planted bait read with O_NOATIME is still
+    // a bait read, with its pid; /etc/shadow a low sensitive read.
+    use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
+    let dir = scratch("canary-sbx-snoop-");
+    let archive = dir.path().join("snoop.tar");
+    ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .file_mode("bin/probe", std::fs::read(probe()).unwrap(), 0o755)
+                .file("etc/shadow", "root:*:19000:0:99999:7:::\n")
+                .dir("tmp")
+                .build(Compression::Gzip),
+        )
+        .entrypoint(&["/bin/probe"])
+        .cmd(&["snoop"])
+        .build()
+        .write_docker_archive(&archive, "snoop:1", true)
+        .unwrap();
+    let (_, report) = scan_runtime(dir.path(), &archive);
+    let f = finding(&report, "runtime/bait-read");
+    assert_eq!(f["location"]["event"], "read /root/.aws/credentials");
+    assert_eq!(f["location"]["pid"], 1, "{f}");
+    let f = finding(&report, "runtime/sensitive-read");
+    assert_eq!(f["severity"], "low");
+    assert_eq!(f["location"]["event"], "read /etc/shadow");
+}
+
 /// The sinkhole answers HTTP with the body the caller configured, else a 404.
 #[test]
 fn the_sinkhole_serves_a_configured_http_body() {

@@ -178,15 +178,25 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
     // there is none), then pid 1's (the listener, tagged `f`); told apart by their tags.
     let mut sinkhole = None;
     let mut listener = None;
+    let mut fan = None;
     while listener.is_none() {
         let Some((data, fds)) = receive(&trace_parent) else {
             break;
         };
         match (data.first(), fds.len()) {
-            (Some(b'f'), 1) => {
-                listener = fds.into_iter().next();
+            (Some(b'f'), n) if n >= 1 => {
+                let mut fds = fds.into_iter();
+                listener = fds.next();
                 if let Some(l) = &listener {
                     crate::trace::sync_wake_up(l);
+                }
+                // The sensitive files pid 1 found, to mark before its execve goes on.
+                let watched: Vec<OwnedFd> = fds.collect();
+                if !watched.is_empty() {
+                    match crate::reads::watch(watched) {
+                        Ok(f) => fan = Some(f),
+                        Err(e) => notes.push(e),
+                    }
                 }
             }
             (Some(b's'), 2) => {
@@ -215,6 +225,7 @@ fn supervise(config: &InitConfig, started: Instant) -> InitStatus {
         child,
         timed_out: false,
         listener,
+        fan,
         err: Some(err_r),
         status: Some(status_r),
         setup_error: Vec::new(),
@@ -276,7 +287,8 @@ fn receive(sock: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut data = [0u8; 1024];
     let mut iov = [std::io::IoSliceMut::new(&mut data)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    // Pid 1's message: the listener and the watched files (reads.rs caps them at 64).
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 72]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
@@ -323,6 +335,8 @@ struct Watch {
     child: Pid,
     timed_out: bool,
     listener: Option<OwnedFd>,
+    /// Opens of the sensitive files ([`crate::reads`]).
+    fan: Option<OwnedFd>,
     err: Option<OwnedFd>,
     status: Option<OwnedFd>,
     setup_error: Vec<u8>,
@@ -335,14 +349,43 @@ struct Watch {
 }
 
 impl Watch {
+    /// Record the opens of sensitive files fanotify has queued.
+    fn sensitive_reads(&mut self) {
+        let Some(fan) = &self.fan else {
+            return;
+        };
+        let t_ms = self.started.elapsed().as_millis() as u64;
+        let own = [std::process::id() as i32, self.child.as_raw()];
+        for (pid, path) in crate::reads::events(fan) {
+            // The marked inodes are the overlay's, seen only in pid 1's mount namespace:
+            // the opens are the run's. The pid inside the run is read while the process
+            // lives (0 for one gone before its event was read).
+            if own.contains(&pid) {
+                continue;
+            }
+            let pid = crate::trace::run_pid(pid as u32).unwrap_or(0);
+            let (k, cap) = crate::trace::READ_KIND;
+            self.cheap[k] += 1;
+            if self.cheap[k] <= cap && self.events.len() < crate::trace::MAX_EVENTS {
+                self.events.push(crate::trace::Event {
+                    t_ms,
+                    pid,
+                    call: crate::trace::Call::Read { path },
+                });
+            } else {
+                self.events_dropped += 1;
+            }
+        }
+    }
+
     fn run(&mut self) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         use std::os::fd::AsFd;
         while self.status.is_some() {
-            let (l, e, st) = {
-                let mut fds = Vec::with_capacity(3);
-                let mut slots = [None; 3];
-                for (i, fd) in [&self.listener, &self.err, &self.status]
+            let (l, e, st, fa) = {
+                let mut fds = Vec::with_capacity(4);
+                let mut slots = [None; 4];
+                for (i, fd) in [&self.listener, &self.err, &self.status, &self.fan]
                     .into_iter()
                     .enumerate()
                 {
@@ -374,8 +417,11 @@ impl Watch {
                     slot.and_then(|i| fds[i].revents())
                         .unwrap_or(PollFlags::empty())
                 };
-                (ev(slots[0]), ev(slots[1]), ev(slots[2]))
+                (ev(slots[0]), ev(slots[1]), ev(slots[2]), ev(slots[3]))
             };
+            if fa.contains(PollFlags::POLLIN) {
+                self.sensitive_reads();
+            }
             if l.contains(PollFlags::POLLIN) {
                 if let Some(listener) = &self.listener {
                     let t_ms = self.started.elapsed().as_millis() as u64;
@@ -422,6 +468,8 @@ impl Watch {
                 self.status = None;
             }
         }
+        // What fanotify queued after the last poll.
+        self.sensitive_reads();
     }
 }
 
@@ -760,6 +808,13 @@ fn pid1_main(
     .map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| format!("RLIMIT_CORE: {e}"))?;
 
+    // The sensitive files to watch, opened while pid 1 can still read all of them.
+    let watched = if spec.trace {
+        crate::reads::open_sensitive()
+    } else {
+        Vec::new()
+    };
+
     let (uid, gid) = if root { (spec.uid, spec.gid) } else { (0, 0) };
     if root {
         nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
@@ -793,10 +848,14 @@ fn pid1_main(
         let listener =
             crate::trace::install_listener().map_err(|e| format!("seccomp listener: {e}"))?;
         use std::os::fd::AsRawFd;
-        send(&trace, b"f", &[listener.as_raw_fd()])
-            .map_err(|e| format!("handing over the listener: {e}"))?;
+        let fds: Vec<_> = std::iter::once(&listener)
+            .chain(&watched)
+            .map(|f| f.as_raw_fd())
+            .collect();
+        send(&trace, b"f", &fds).map_err(|e| format!("handing over the listener: {e}"))?;
     }
     drop(trace);
+    drop(watched);
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     Err(format!("execve {}: {e}", program.to_string_lossy()))
 }

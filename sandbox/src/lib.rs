@@ -39,6 +39,7 @@ mod cgroup;
 mod filter;
 mod image;
 mod init;
+mod reads;
 pub mod rootfs;
 mod run;
 pub mod runtime;

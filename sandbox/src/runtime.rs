@@ -75,6 +75,8 @@ pub enum Observation {
     OpenWrite(String),
     /// A file unlinked (the tracer's view).
     Unlink(String),
+    /// A sensitive file opened (fanotify's view).
+    Read(String),
     /// An escape route the sandbox refused: the call's name and what its arguments say.
     Denied {
         syscall: String,
@@ -116,6 +118,7 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 }
                 Observation::Unlink(path.clone())
             }
+            Call::Read { path } => Observation::Read(path.clone()),
             Call::Denied { syscall, detail } => Observation::Denied {
                 syscall: syscall.clone(),
                 detail: detail.clone(),
@@ -727,6 +730,26 @@ fn check(id: &str, obs: &Observation, ctx: &Ctx) -> Option<Hit> {
                 path,
                 ", part of a security or monitoring agent",
             ))
+        }
+        ("runtime/bait-read", O::Read(path))
+            if crate::bait::Bait::planted_paths().contains(&path.as_str()) && !baits.is_empty() =>
+        {
+            Some(Hit {
+                event: format!("read {path}"),
+                evidence: format!("opened the planted canary credentials in {path}"),
+                key: path.clone(),
+            })
+        }
+        // The image's own file at a bait path, when no bait was planted, is sensitive too.
+        ("runtime/sensitive-read", O::Read(path))
+            if !crate::bait::Bait::planted_paths().contains(&path.as_str())
+                || baits.is_empty() =>
+        {
+            Some(Hit {
+                event: format!("read {path}"),
+                evidence: format!("opened {path}"),
+                key: path.clone(),
+            })
         }
         ("runtime/bait-read", O::BaitRead(path)) => Some(Hit {
             event: format!("read {path}"),

@@ -72,6 +72,11 @@ pub enum Call {
         target: i64,
         signal: i64,
     },
+    /// A sensitive file (password hashes, SSH private keys, stored credentials, the
+    /// planted bait) opened, for reading or not: seen by fanotify, not by the filter.
+    Read {
+        path: String,
+    },
     /// An escape route the sandbox refused (`mount`, `ptrace`, a kernel module, a new
     /// namespace…): the call failed with `EPERM`; `detail` holds its arguments where they
     /// say something (what a mount mounts, whom a ptrace targets).
@@ -107,8 +112,10 @@ pub(crate) fn kind_of(nr: libc::c_long) -> Option<(usize, usize)> {
     }
 }
 
-/// How many kinds [`kind_of`] counts.
-pub(crate) const CAPPED_KINDS: usize = 8;
+/// How many kinds [`kind_of`] counts, and the ninth: sensitive reads (fanotify's).
+pub(crate) const CAPPED_KINDS: usize = 9;
+/// The kind index and cap of [`Call::Read`].
+pub(crate) const READ_KIND: (usize, usize) = (8, 256);
 
 /// `fchmodat2`, the same number on every architecture (the libc crate does not name it
 /// on all of them).
@@ -392,6 +399,22 @@ pub(crate) fn serve_one(
         None if !keep => Served::Skipped,
         None => Served::Nothing,
     }
+}
+
+/// The pid of host process `pid` inside the run, or `None` when it is not in a nested
+/// pid namespace (the sandbox's own processes are not).
+pub(crate) fn run_pid(pid: u32) -> Option<u32> {
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    let status = String::from_utf8_lossy(&status);
+    let levels: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .collect();
+    if levels.len() < 2 {
+        return None;
+    }
+    levels.last()?.parse().ok()
 }
 
 /// The pid of host process `pid` inside its own (innermost) pid namespace.

@@ -477,6 +477,19 @@ int main(int argc, char **argv) {
         printf("stage2=%s\n", body);
         return 0;
     }
+    if (!strcmp(mode, "snoop")) {
+        /* A credential stealer that hides its reads from access times (O_NOATIME). */
+        const char *paths[] = {"/etc/shadow", "/root/.aws/credentials"};
+        char buf[256];
+        for (int i = 0; i < 2; i++) {
+            int fd = open(paths[i], O_RDONLY | O_NOATIME);
+            if (fd < 0) fd = open(paths[i], O_RDONLY);
+            printf("%s=%s\n", paths[i], fd >= 0 && read(fd, buf, sizeof buf) >= 0 ? "read" : strerror(errno));
+            if (fd >= 0) close(fd);
+        }
+        usleep(300000); /* a stealer goes on to send what it read */
+        return 0;
+    }
     if (!strcmp(mode, "hide2")) {
         if (chdir("/tmp/.h") != 0) return 3;
         tried("unlink", unlink("worker"));
