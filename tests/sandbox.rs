@@ -665,6 +665,8 @@ fn the_tracer_sees_execs_and_connects_of_every_process() {
         path: "/bin/probe".into(),
         argv: argv.iter().map(|s| s.to_string()).collect(),
         fd_target: None,
+        sha256: None,
+        miner: None,
     };
     assert_eq!(
         calls,
@@ -1120,6 +1122,17 @@ fn files_written_at_run_time_are_judged() {
     };
     assert_eq!(event("runtime/dropped-exec"), "exec /tmp/.x/payload");
     assert_eq!(event("runtime/dropped-miner"), "write /tmp/.x/payload");
+    // The executed file itself is hashed and scanned after the run: whatever its name,
+    // running a file that matches a miner rule is starting a miner.
+    let f = finding(&report, "runtime/miner-exec");
+    assert_eq!(f["location"]["event"], "exec /tmp/.x/payload");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("matches miner/stratum-client-binary"),
+        "{f}"
+    );
     assert_eq!(
         event("runtime/persistence-write"),
         "write /etc/cron.d/sysupdate"
@@ -1223,8 +1236,8 @@ fn a_deleted_directory_stands_for_its_files() {
 }
 
 /// A WASI image: a module as entrypoint, platform wasip1/wasm. It runs under wasmtime:
-/// `run-sandbox` shows its imports, output and exit; `scan --runtime` judges a module
-/// that spins as a miner does by the CPU it burned.
+/// `run-sandbox` shows its imports, output and exit, and for a module that spins as a
+/// miner does, the CPU time and fuel it burned before the budget stopped it.
 #[test]
 fn wasi_images_run_under_wasmtime() {
     use canary_analyzer::fixtures::{Compression, ImageBuilder, LayerBuilder};
@@ -1300,22 +1313,44 @@ fn wasi_images_run_under_wasmtime() {
         serde_json::json!({"kind": "exited", "code": 7})
     );
 
-    let spin = image("spin", r#"(func (export "_start") (loop $l (br $l)))"#);
+    // A module that spins as a miner does: stopped at the budget, its CPU time and the
+    // fuel it burned counted (the CPU figure is what runtime/cpu-saturation judges).
+    let spin = image(
+        "spin",
+        r#"(func $hash (param i32) (result i32) (i32.mul (local.get 0) (i32.const 31)))
+           (func (export "_start") (local $x i32)
+             (loop $l (local.set $x (call $hash (local.get $x))) (br $l)))"#,
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args([
-            "scan",
-            "--format",
-            "json",
-            "--runtime",
-            "--runtime-timeout",
-            "11",
-        ])
+        .args(["run-sandbox", "--timeout", "2"])
         .arg(format!("docker-archive:{}", spin.display()))
         .env("CANARY_CACHE_DIR", dir.path().join("cache"))
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    let f = finding(&report, "runtime/cpu-saturation");
-    assert!(f["evidence"].as_str().unwrap().contains("app.wasm"), "{f}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {text}"))
+    };
+    assert_eq!(of("exit")["exit"], serde_json::json!({"kind": "timed_out"}));
+    // Two seconds of wall time, most of it on a CPU even with the tests around it.
+    let cpu_ms = of("resources")["cpu_ms"].as_u64().unwrap();
+    assert!(cpu_ms > 500, "{text}");
+    let fuel = events
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .find_map(|e| {
+            e["message"]
+                .as_str()?
+                .strip_prefix("WASI module run under wasmtime: ")
+        })
+        .and_then(|m| m.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no fuel note in {text}"));
+    assert!(fuel > 1_000_000, "{fuel}");
 }

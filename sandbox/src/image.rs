@@ -170,7 +170,10 @@ pub fn run_image(
             wasm_imports: Some(run.imports),
         });
     }
-    let outcome = crate::run::run(&spec, init_exe);
+    let mut outcome = crate::run::run(&spec, init_exe);
+    if let Ok(o) = &mut outcome {
+        crate::runtime::enrich_execs(o, &rootfs.path);
+    }
     let observed = outcome
         .as_ref()
         .map(|o| crate::runtime::observations(o, &spec))

@@ -22,6 +22,9 @@ pub enum Observation {
         /// What an executed file descriptor pointed to (`/memfd:x (deleted)`).
         #[serde(default)]
         fd_target: Option<String>,
+        /// The static miner rule the executed file matches.
+        #[serde(default)]
+        miner: Option<String>,
     },
     /// The process renamed itself (`prctl(PR_SET_NAME)`).
     SetName(String),
@@ -85,6 +88,58 @@ pub enum Observation {
     },
 }
 
+/// Most executed files hashed and scanned per run, and the largest.
+const MAX_EXEC_SCANNED: usize = 64;
+const MAX_EXEC_BYTES: u64 = 32 << 20;
+
+/// Give each exec event of `o` the SHA-256 of the file it ran and the static miner rule
+/// that file matches: the file as the run wrote it (its copy) or as the image has it
+/// (read inside `rootfs`). At most 64 distinct files of at most 32 MiB; a program run
+/// from a descriptor, or one the run wrote and did not keep, is not hashed.
+pub fn enrich_execs(o: &mut Outcome, rootfs: &std::path::Path) {
+    let mut done: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    for e in &mut o.events {
+        let Call::Exec {
+            path,
+            fd_target: None,
+            sha256,
+            miner,
+            ..
+        } = &mut e.call
+        else {
+            continue;
+        };
+        if !path.starts_with('/') {
+            continue;
+        }
+        if !done.contains_key(path.as_str()) {
+            if done.len() >= MAX_EXEC_SCANNED {
+                continue;
+            }
+            let bytes = match o.written.iter().find(|w| w.path == *path) {
+                Some(w) => w.copy.as_ref().and_then(|c| std::fs::read(c).ok()),
+                None => crate::rootfs::read_in_root(rootfs, path, MAX_EXEC_BYTES + 1),
+            }
+            .filter(|b| b.len() as u64 <= MAX_EXEC_BYTES);
+            let found = bytes.map_or((None, None), |b| {
+                use sha2::Digest;
+                let digest = format!("sha256:{}", canary_analyzer::hex(&sha2::Sha256::digest(&b)));
+                let m = canary_analyzer::detect::content::ContentEngine::builtin()
+                    .scan(path, &b)
+                    .ok()
+                    .and_then(|hits| hits.miners.into_iter().next())
+                    .map(|m| format!("{} ({})", m.rule_id, m.title));
+                (Some(digest), m)
+            });
+            done.insert(path.clone(), found);
+        }
+        if let Some((h, m)) = done.get(path.as_str()) {
+            *sha256 = h.clone();
+            *miner = m.clone();
+        }
+    }
+}
+
 /// The observations of a run of `spec`, each with the pid it came from when known.
 pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observation)> {
     let limits = &spec.limits;
@@ -100,10 +155,13 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 path,
                 argv,
                 fd_target,
+                miner,
+                ..
             } => Observation::Exec {
                 path: path.clone(),
                 argv: argv.clone(),
                 fd_target: fd_target.clone(),
+                miner: miner.clone(),
             },
             Call::SetName { name } => Observation::SetName(name.clone()),
             // Seen in the timeline; what matters is whether the memfd is executed.
@@ -192,6 +250,7 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                     path: p.exe.clone(),
                     argv: vec![p.comm.clone()],
                     fd_target: Some(p.exe.clone()),
+                    miner: None,
                 },
             ));
         }
@@ -685,6 +744,18 @@ fn check(id: &str, obs: &Observation, ctx: &Ctx) -> Option<Hit> {
                 key: name.to_ascii_lowercase(),
             })
         }
+        (
+            "runtime/miner-exec",
+            O::Exec {
+                path,
+                miner: Some(m),
+                ..
+            },
+        ) => Some(Hit {
+            event: format!("exec {path}"),
+            evidence: format!("executed {path}, which matches {m}"),
+            key: path.clone(),
+        }),
         ("runtime/miner-exec", O::Exec { path, argv, .. }) => {
             let named = [basename(path), argv.first().map_or("", |a| basename(a))]
                 .iter()
@@ -742,8 +813,7 @@ fn check(id: &str, obs: &Observation, ctx: &Ctx) -> Option<Hit> {
         }
         // The image's own file at a bait path, when no bait was planted, is sensitive too.
         ("runtime/sensitive-read", O::Read(path))
-            if !crate::bait::Bait::planted_paths().contains(&path.as_str())
-                || baits.is_empty() =>
+            if !crate::bait::Bait::planted_paths().contains(&path.as_str()) || baits.is_empty() =>
         {
             Some(Hit {
                 event: format!("read {path}"),

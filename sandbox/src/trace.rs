@@ -29,6 +29,13 @@ pub enum Call {
         /// a program that never touched the disk.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fd_target: Option<String>,
+        /// `sha256:<hex>` of the file executed, from the image or from what the run
+        /// wrote (filled in after the run, by [`crate::runtime::enrich_execs`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// The static miner rule the executed file matches (`rule (title)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        miner: Option<String>,
     },
     /// `memfd_create(name)`: an anonymous file in memory, the usual first step of a
     /// fileless execution.
@@ -532,6 +539,8 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
             path,
             argv: mem.strings(argv, 32),
             fd_target,
+            sha256: None,
+            miner: None,
         });
     }
     if nr == libc::SYS_memfd_create {

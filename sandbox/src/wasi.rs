@@ -771,6 +771,8 @@ pub fn run(
                 path: program.clone(),
                 argv: argv.to_vec(),
                 fd_target: None,
+                sha256: None,
+                miner: None,
             },
         }],
         events_dropped: 0,

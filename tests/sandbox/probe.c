@@ -310,7 +310,12 @@ int main(int argc, char **argv) {
         a.sin_family = AF_INET; a.sin_port = htons(3333);
         inet_pton(AF_INET, ip, &a.sin_addr);
         tried("connect_pool", connect(s, (struct sockaddr *)&a, sizeof a));
-        const char *login = "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"WALLET\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0\"}}\n";
+        /* Put together at run time, as a packed miner would: the probe's file must not
+           match the static miner rules (the runtime tests run it as a benign program). */
+        char login[256];
+        snprintf(login, sizeof login,
+                 "{\"id\":1,\"jsonrpc\":\"2.0\",\"%s\":\"%s\",\"params\":{\"%s\":\"WALLET\",\"%s\":\"x\",\"%s\":\"%s/6.21.0\"}}\n",
+                 "method", "login", "login", "pass", "agent", "XMRig");
         if (write(s, login, strlen(login)) < 0) return 5;
         char buf[256] = "";
         ssize_t k = read(s, buf, 40);
@@ -360,7 +365,9 @@ int main(int argc, char **argv) {
         /* A miner that carries its pool's address and speaks TLS: only the server name
            in its ClientHello says where it is going. */
         unsigned char hello[512];
-        int n = client_hello(hello, "pool.supportxmr.com");
+        char pool_name[64];
+        snprintf(pool_name, sizeof pool_name, "%s.%s.%s", "pool", "supportxmr", "com");
+        int n = client_hello(hello, pool_name);
         int s = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {0};
         a.sin_family = AF_INET; a.sin_port = htons(443);
@@ -430,6 +437,14 @@ int main(int argc, char **argv) {
         char buf[65536];
         ssize_t n;
         while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
+        /* The payload is a miner: a Stratum client's method names, put together here so
+           that the probe's own file holds none of them. */
+        const char *methods[] = {"subscribe", "authorize", "notify", "submit"};
+        for (int i = 0; i < 4; i++) {
+            char m[64];
+            int k = snprintf(m, sizeof m, "%s.%s", "mining", methods[i]);
+            if (write(out, m, k + 1) != k + 1) return 8;
+        }
         close(in); close(out);
         pid_t p = fork();
         if (p == 0) { char *args[] = {"payload", "exit", "0", NULL}; execv("/tmp/.x/payload", args); _exit(127); }
