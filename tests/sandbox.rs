@@ -332,6 +332,31 @@ fn file_operations_and_signals_are_traced() {
         "{calls:#?}"
     );
 
+    // A payload written to /dev/shm (outside the overlay) and run; a datagram with a
+    // destination is traced, a send on a connected socket is not.
+    let o = go(&spec(&b, &["shm"]));
+    assert_eq!(value(&o, "shm_payload"), "0", "{o:?}");
+    let sends: Vec<&Call> = o
+        .events
+        .iter()
+        .map(|e| &e.call)
+        .filter(|c| matches!(c, Call::SendTo { .. }))
+        .collect();
+    assert_eq!(
+        sends,
+        vec![&Call::SendTo {
+            family: "inet".into(),
+            addr: "10.9.8.7".into(),
+            port: Some(3333)
+        }]
+    );
+    let dir = scratch("canary-sbx-shm-");
+    let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["shm"]));
+    assert_eq!(
+        finding(&report, "runtime/dropped-exec")["location"]["event"],
+        "exec /dev/shm/.x"
+    );
+
     let dir = scratch("canary-sbx-hide-");
     let (_, report) = scan_runtime(dir.path(), &probe_image(dir.path(), &["hide"]));
     let f = finding(&report, "runtime/self-delete");

@@ -84,6 +84,10 @@ pub fn scan_images(images: &[ResolvedImage], input: ScanInput<'_>) -> Report {
             });
         }
     }
+    // Biggest layers first (longest-processing-time order): the last layers taken are
+    // the small ones, so no core is left walking a big layer alone while the others
+    // idle. Results are keyed by digest: the order of the walk changes no output.
+    jobs.sort_by_key(|&(i, l)| std::cmp::Reverse(images[i].layers[l].size.unwrap_or(u64::MAX)));
     let total_bytes = jobs
         .iter()
         .filter_map(|&(i, l)| images[i].layers[l].size)

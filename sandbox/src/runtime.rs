@@ -191,6 +191,8 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
                 port: *port,
             },
             Call::Connect { .. } => continue,
+            // In the timeline, and in the fan-out below.
+            Call::SendTo { .. } => continue,
         };
         out.push((Some(e.pid), obs));
     }
@@ -295,6 +297,11 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
     let mut ports: HashMap<&str, HashSet<u16>> = HashMap::new();
     for e in &o.events {
         if let Call::Connect {
+            addr,
+            port: Some(port),
+            ..
+        }
+        | Call::SendTo {
             addr,
             port: Some(port),
             ..
@@ -926,7 +933,9 @@ pub fn findings(observed: &[(Option<u32>, Observation)]) -> Vec<Finding> {
     for (_, o) in observed {
         match o {
             Observation::Bait(b) => ctx.baits.push(b),
-            Observation::Write { path, .. } => {
+            // A file opened for writing counts as written even if the overlay never saw
+            // it (`/dev/shm` is a tmpfs of its own) or the run removed it again.
+            Observation::Write { path, .. } | Observation::OpenWrite(path) => {
                 ctx.written.insert(path);
             }
             Observation::Exec { path, .. } => {

@@ -53,6 +53,12 @@ pub enum Call {
         addr: String,
         port: Option<u16>,
     },
+    /// `sendto` with a destination: a datagram (UDP, or a Unix datagram socket's path).
+    SendTo {
+        family: String,
+        addr: String,
+        port: Option<u16>,
+    },
     /// A file opened to be written (`open`, `openat`, `creat`, `openat2`); `flags` as
     /// `O_` names without the prefix (`wronly,creat,trunc`).
     Open {
@@ -114,13 +120,14 @@ pub(crate) fn kind_of(nr: libc::c_long) -> Option<(usize, usize)> {
         libc::SYS_renameat | libc::SYS_renameat2 => Some((4, 1024)),
         libc::SYS_fchmod | libc::SYS_fchmodat | SYS_FCHMODAT2 => Some((5, 1024)),
         libc::SYS_kill => Some((6, 256)),
+        libc::SYS_sendto => Some((9, 1024)),
         _ if crate::filter::OBSERVED.contains(&nr) => Some((7, 256)),
         _ => None,
     }
 }
 
-/// How many kinds [`kind_of`] counts, and the ninth: sensitive reads (fanotify's).
-pub(crate) const CAPPED_KINDS: usize = 9;
+/// How many kinds [`kind_of`] counts, sensitive reads (fanotify's) among them.
+pub(crate) const CAPPED_KINDS: usize = 10;
 /// The kind index and cap of [`Call::Read`].
 pub(crate) const READ_KIND: (usize, usize) = (8, 256);
 
@@ -183,6 +190,9 @@ const AUDIT_ARCH: u32 = 0xc000_003e;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 
+/// A check's "code" meaning: the argument, all 64 bits of it, is not zero.
+const NONZERO: u16 = u16::MAX;
+
 /// Where a BPF instruction jumps when its test holds or fails.
 #[derive(Clone, Copy)]
 enum To {
@@ -213,6 +223,9 @@ fn program() -> Vec<libc::sock_filter> {
     let mut checks: Vec<(libc::c_long, u32, u16, u32)> = vec![
         (libc::SYS_prctl, 0, jeq, libc::PR_SET_NAME as u32),
         (libc::SYS_openat, 2, jset, WRITE_FLAGS),
+        // sendto with a destination (a datagram's); a connected socket's sends pass NULL
+        // and never stop.
+        (libc::SYS_sendto, 4, NONZERO, 0),
     ];
     #[cfg(target_arch = "x86_64")]
     checks.push((libc::SYS_open, 1, jset, WRITE_FLAGS));
@@ -233,7 +246,15 @@ fn program() -> Vec<libc::sock_filter> {
     for (_, a, code, k) in &checks {
         check_at.push(insns.len());
         insns.push(Insn::Load(arg(*a)));
-        insns.push(Insn::Jump(*code, *k, To::Notify, To::Allow));
+        if *code == NONZERO {
+            // A 64-bit argument that is not NULL: its low half, then its high half (a
+            // pointer 4 GiB-aligned has a zero low half).
+            insns.push(Insn::Jump(jeq, 0, To::Next, To::Notify));
+            insns.push(Insn::Load(arg(*a) + 4));
+            insns.push(Insn::Jump(jeq, 0, To::Allow, To::Notify));
+        } else {
+            insns.push(Insn::Jump(*code, *k, To::Notify, To::Allow));
+        }
     }
     let allow_at = insns.len();
     insns.push(Insn::Ret(libc::SECCOMP_RET_ALLOW));
@@ -558,6 +579,14 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
         let len = (a[2] as usize).min(128);
         let sa = mem.bytes(a[1], len)?;
         return Some(sockaddr(&sa));
+    }
+    if nr == libc::SYS_sendto {
+        let len = (a[5] as usize).min(128);
+        let sa = mem.bytes(a[4], len)?;
+        let Call::Connect { family, addr, port } = sockaddr(&sa) else {
+            return None;
+        };
+        return Some(Call::SendTo { family, addr, port });
     }
     let at = |dirfd: u64, addr: u64| at_path(pid, dirfd as i32, &mem.string(addr, 4096)?);
     // The *at calls' descriptor; AT_FDCWD for the older calls without one.

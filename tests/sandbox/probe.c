@@ -505,6 +505,28 @@ int main(int argc, char **argv) {
         usleep(300000); /* a stealer goes on to send what it read */
         return 0;
     }
+    if (!strcmp(mode, "shm")) {
+        /* A payload dropped in /dev/shm (a tmpfs of its own, not the overlay) and run;
+           then a datagram to a pool port. */
+        int in = open("/proc/self/exe", O_RDONLY);
+        int out = open("/dev/shm/.x", O_WRONLY | O_CREAT | O_TRUNC, 0700);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
+        close(in); close(out);
+        pid_t p = fork();
+        if (p == 0) { char *args[] = {".x", "exit", "0", NULL}; execv("/dev/shm/.x", args); _exit(127); }
+        int st = 0;
+        waitpid(p, &st, 0);
+        printf("shm_payload=%d\n", WEXITSTATUS(st));
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(3333);
+        inet_pton(AF_INET, "10.9.8.7", &a.sin_addr);
+        tried("sendto", sendto(s, "x", 1, 0, (struct sockaddr *)&a, sizeof a) == 1 ? 0 : -1);
+        tried("send_connected", connect(s, (struct sockaddr *)&a, sizeof a) == 0 && send(s, "y", 1, 0) == 1 ? 0 : -1);
+        return 0;
+    }
     if (!strcmp(mode, "hide2")) {
         if (chdir("/tmp/.h") != 0) return 3;
         tried("unlink", unlink("worker"));
