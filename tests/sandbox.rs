@@ -296,28 +296,25 @@ fn file_operations_and_signals_are_traced() {
     let o = go(&spec(&b, &["hide"]));
     assert_eq!(value(&o, "worker"), "0", "{o:?}");
     let calls: Vec<&Call> = o.events.iter().map(|e| &e.call).collect();
-    let has = |want: &Call| calls.contains(&want);
-    assert!(
-        has(&Call::Open {
+    for want in [
+        Call::Open {
             path: "/var/spool/cron/crontabs/root".into(),
-            flags: "wronly,creat,append".into()
-        }),
-        "{calls:#?}"
-    );
-    assert!(has(&Call::Chmod {
-        path: "/tmp/.h/worker".into(),
-        mode: "0755".into()
-    }));
-    assert!(
-        has(&Call::Unlink {
-            path: "/tmp/.h/worker".into()
-        }),
-        "{calls:#?}"
-    );
-    assert!(has(&Call::Rename {
-        from: "/tmp/.h/notes".into(),
-        to: "/tmp/.h/.notes".into()
-    }));
+            flags: "wronly,creat,append".into(),
+        },
+        Call::Chmod {
+            path: "/tmp/.h/worker".into(),
+            mode: "0755".into(),
+        },
+        Call::Unlink {
+            path: "/tmp/.h/worker".into(),
+        },
+        Call::Rename {
+            from: "/tmp/.h/notes".into(),
+            to: "/tmp/.h/.notes".into(),
+        },
+    ] {
+        assert!(calls.contains(&&want), "{want:?} in {calls:#?}");
+    }
     assert!(
         calls
             .iter()

@@ -121,7 +121,7 @@ pub(crate) fn kind_of(nr: libc::c_long) -> Option<(usize, usize)> {
         libc::SYS_fchmod | libc::SYS_fchmodat | SYS_FCHMODAT2 => Some((5, 1024)),
         libc::SYS_kill => Some((6, 256)),
         libc::SYS_sendto => Some((9, 1024)),
-        _ if crate::filter::OBSERVED.contains(&nr) => Some((7, 256)),
+        _ if crate::filter::observed(nr) => Some((7, 256)),
         _ => None,
     }
 }
@@ -177,7 +177,7 @@ fn traced() -> Vec<libc::c_long> {
         libc::SYS_chmod,
         libc::SYS_creat,
     ]);
-    v.extend_from_slice(crate::filter::OBSERVED);
+    v.extend(crate::filter::OBSERVED.iter().map(|(n, _)| *n));
     v
 }
 
@@ -328,7 +328,7 @@ pub(crate) fn install_listener() -> std::io::Result<OwnedFd> {
 /// call's number, which the kernel wrote, never by what memory held); anything else goes
 /// on as if never stopped.
 fn response(id: u64, nr: libc::c_long) -> libc::seccomp_notif_resp {
-    if crate::filter::OBSERVED.contains(&nr) {
+    if crate::filter::observed(nr) {
         libc::seccomp_notif_resp {
             id,
             val: 0,
@@ -635,7 +635,7 @@ fn read_call(pid: u32, data: &libc::seccomp_data) -> Option<Call> {
             target: a[0] as i32 as i64,
             signal: a[1] as i32 as i64,
         }),
-        _ if crate::filter::OBSERVED.contains(&nr) => Some(Call::Denied {
+        _ if crate::filter::observed(nr) => Some(Call::Denied {
             syscall: crate::filter::name(nr).to_string(),
             detail: denied_detail(&mem, nr, &a),
         }),

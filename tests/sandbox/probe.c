@@ -100,6 +100,19 @@ static int client_hello(unsigned char *b, const char *host) {
     return n + m;
 }
 
+/* Copy this very binary to `to` (created with `mode`), returning the open copy. */
+static int copy_self(const char *to, int mode) {
+    int in = open("/proc/self/exe", O_RDONLY);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    char buf[65536];
+    ssize_t n;
+    if (in < 0 || out < 0) return -1;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n) return -1;
+    close(in);
+    return out;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "id";
     /* Line by line, so a run killed at its deadline still shows how far it got. */
@@ -432,11 +445,8 @@ int main(int argc, char **argv) {
         /* A dropper: copy a payload (this very binary) to a hidden place, run it, and
            leave a cron entry behind. */
         mkdir("/tmp/.x", 0755);
-        int in = open("/proc/self/exe", O_RDONLY);
-        int out = open("/tmp/.x/payload", O_WRONLY | O_CREAT | O_TRUNC, 0755);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
+        int out = copy_self("/tmp/.x/payload", 0755);
+        if (out < 0) return 8;
         /* The payload is a miner: a Stratum client's method names, put together here so
            that the probe's own file holds none of them. */
         const char *methods[] = {"subscribe", "authorize", "notify", "submit"};
@@ -445,7 +455,7 @@ int main(int argc, char **argv) {
             int k = snprintf(m, sizeof m, "%s.%s", "mining", methods[i]);
             if (write(out, m, k + 1) != k + 1) return 8;
         }
-        close(in); close(out);
+        close(out);
         pid_t p = fork();
         if (p == 0) { char *args[] = {"payload", "exit", "0", NULL}; execv("/tmp/.x/payload", args); _exit(127); }
         int st = 0;
@@ -470,12 +480,9 @@ int main(int argc, char **argv) {
         if (c < 0 || write(c, "@reboot /tmp/.h/worker\n", 23) < 0) return 9;
         close(c);
         mkdir("/tmp/.h", 0700);
-        int in = open("/proc/self/exe", O_RDONLY);
-        int out = open("/tmp/.h/worker", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
-        close(in); close(out);
+        int out = copy_self("/tmp/.h/worker", 0600);
+        if (out < 0) return 8;
+        close(out);
         tried("chmod", chmod("/tmp/.h/worker", 0755));
         pid_t p = fork();
         if (p == 0) { char *args[] = {"worker", "hide2", NULL}; execv("/tmp/.h/worker", args); _exit(127); }
@@ -508,12 +515,9 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "shm")) {
         /* A payload dropped in /dev/shm (a tmpfs of its own, not the overlay) and run;
            then a datagram to a pool port. */
-        int in = open("/proc/self/exe", O_RDONLY);
-        int out = open("/dev/shm/.x", O_WRONLY | O_CREAT | O_TRUNC, 0700);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return 8;
-        close(in); close(out);
+        int out = copy_self("/dev/shm/.x", 0700);
+        if (out < 0) return 8;
+        close(out);
         pid_t p = fork();
         if (p == 0) { char *args[] = {".x", "exit", "0", NULL}; execv("/dev/shm/.x", args); _exit(127); }
         int st = 0;
