@@ -1288,13 +1288,16 @@ fn wasi_images_run_under_wasmtime() {
             .unwrap();
         archive
     };
+    // Shaped like a CoinHive-style core: its exports name the CryptoNight hash.
     let hello = image(
         "hello",
         r#"(func (export "_start")
              (i32.store (i32.const 0) (i32.const 64))
              (i32.store (i32.const 4) (i32.const 44))
              (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-             (call $exit (i32.const 7)))"#,
+             (call $exit (i32.const 7)))
+           (func (export "cryptonight_hash"))
+           (func (export "cryptonight_create"))"#,
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
         .args(["run-sandbox", "--timeout", "10"])
@@ -1333,6 +1336,24 @@ fn wasi_images_run_under_wasmtime() {
     assert_eq!(
         of("exit")["exit"],
         serde_json::json!({"kind": "exited", "code": 7})
+    );
+    // The module was hashed and scanned: running it is starting a miner.
+    let exec = events
+        .iter()
+        .find(|e| e["event"] == "syscall" && e["call"] == "exec")
+        .unwrap_or_else(|| panic!("no exec in {text}"));
+    assert!(
+        exec["sha256"].as_str().unwrap().starts_with("sha256:"),
+        "{exec}"
+    );
+    let f = of("finding");
+    assert_eq!(f["rule_id"], "runtime/miner-exec", "{f}");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("miner/browser-wasm"),
+        "{f}"
     );
 
     // A module that spins as a miner does: stopped at the budget, its CPU time and the

@@ -156,8 +156,10 @@ pub fn run_image(
         .map_err(|e| format!("{}: {e}", image.name))?;
     spec.http_reply = http_reply.cloned();
     if crate::wasi::is_wasi(&image.config, &rootfs.path) {
-        let run = crate::wasi::run(&rootfs.path, &spec.argv, &spec.env, &spec.limits)
+        let mut run = crate::wasi::run(&rootfs.path, &spec.argv, &spec.env, &spec.limits)
             .map_err(|e| format!("{}: {e}", image.name))?;
+        // The module's hash and the static miner rule it matches (cryptonight in wasm).
+        crate::runtime::enrich_execs(&mut run.outcome, &rootfs.path);
         // Nothing is written: the module's filesystem is read-only.
         let observed = crate::runtime::observations(&run.outcome, &spec);
         notes.extend(run.outcome.notes.iter().cloned());
