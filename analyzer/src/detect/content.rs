@@ -90,6 +90,9 @@ impl<'a> RuleSources<'a> {
 /// The compiled rule set.
 pub struct ContentEngine {
     yara: yara_x::Rules,
+    /// The secret rules limited to some paths, scanned only over files on those paths
+    /// (`None` when there are none).
+    gated: Option<yara_x::Rules>,
     secrets: SecretCatalog,
     /// YARA rules by `namespace:identifier`.
     yara_rules: HashMap<String, usize>,
@@ -184,8 +187,15 @@ impl ContentEngine {
     pub fn compile(src: &RuleSources<'_>) -> Result<ContentEngine, EngineError> {
         let mut compiler = yara_x::Compiler::new();
         compiler.error_on_slow_pattern(true);
-        let secrets =
-            SecretCatalog::compile(&src.secrets, src.allowlist.iter().cloned(), &mut compiler)?;
+        let mut gated = yara_x::Compiler::new();
+        gated.error_on_slow_pattern(true);
+        let (secrets, in_gated) = SecretCatalog::compile(
+            &src.secrets,
+            src.allowlist.iter().cloned(),
+            &mut compiler,
+            &mut gated,
+        )?;
+        let gated = (in_gated > 0).then(|| gated.build());
         for (origin, text, builtin) in &src.yara {
             compiler.new_namespace(if *builtin { NS_MINERS } else { NS_USER });
             compiler
@@ -286,6 +296,7 @@ impl ContentEngine {
         }
         Ok(ContentEngine {
             yara,
+            gated,
             secrets,
             yara_rules,
             yara_list,
@@ -437,6 +448,8 @@ impl ContentEngine {
             /// The scanner of the engine it was made for (engines are 'static, so their
             /// address identifies them).
             static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
+            /// The same for the path-limited secret rules.
+            static GATED: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
         }
         let mut secret_candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
         // (rule index, first match offset, first match bytes)
@@ -496,6 +509,39 @@ impl ContentEngine {
             }
             Ok(())
         })?;
+        if let Some(gated) = &self.gated
+            && self.secrets.gated_path(path)
+        {
+            GATED.with(|cell| -> Result<(), String> {
+                let mut slot = cell.borrow_mut();
+                let me = self as *const ContentEngine as usize;
+                if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
+                    let mut s = yara_x::Scanner::new(gated);
+                    s.set_timeout(SCAN_TIMEOUT);
+                    s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
+                    *slot = Some((me, s));
+                }
+                let (_, scanner) = slot.as_mut().expect("set just above");
+                let results = scanner
+                    .scan(data)
+                    .map_err(|e| format!("content scan stopped: {e}"))?;
+                for rule in results.matching_rules() {
+                    let Some(i) = rule
+                        .identifier()
+                        .strip_prefix('r')
+                        .and_then(|n| n.parse::<usize>().ok())
+                    else {
+                        continue;
+                    };
+                    for p in rule.patterns() {
+                        for m in p.matches() {
+                            secret_candidates.push((i, m.range()));
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
 
         let secrets = self.secrets.confirm_all(path, data, secret_candidates);
         let mut hits = FileHits {
@@ -793,6 +839,29 @@ mod tests {
         assert!(
             shown.contains("POST /x HTTP/1.1") && shown.contains("token=ghp_"),
             "{shown}"
+        );
+    }
+
+    /// Rules limited to some paths are scanned only over files on those paths, and found
+    /// there; the same bytes anywhere else report nothing (as before the split).
+    #[test]
+    fn path_limited_rules_are_scanned_on_their_paths_only() {
+        let e = ContentEngine::builtin();
+        assert!(e.gated.is_some());
+        let line = b"https://ci-bot:Zq3kP9vB2nM4cR8tW1yZ@git.example.org\n";
+        let ids = |path: &str| -> Vec<String> {
+            e.scan(path, line)
+                .unwrap()
+                .secrets
+                .iter()
+                .map(|h| e.secrets.rules()[h.rule].meta.id.clone())
+                .collect()
+        };
+        assert!(e.secrets.gated_path("/root/.git-credentials"));
+        assert!(ids("/root/.git-credentials").contains(&"secret/git-credentials".to_string()));
+        assert!(!e.secrets.gated_path("/usr/share/doc/app/index.html"));
+        assert!(
+            !ids("/usr/share/doc/app/index.html").contains(&"secret/git-credentials".to_string())
         );
     }
 

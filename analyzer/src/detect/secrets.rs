@@ -15,6 +15,11 @@ use crate::finding::{Confidence, Severity};
 /// Most confirmed secrets reported for one file.
 pub const MAX_HITS_PER_FILE: usize = 200;
 
+/// A `paths` glob set against a path of the image, with or without its leading `/`.
+fn path_matches(g: &GlobSet, path: &str) -> bool {
+    g.is_match(path) || g.is_match(path.trim_start_matches('/'))
+}
+
 /// One catalog rule, compiled.
 pub struct CompiledRule {
     pub meta: canary_rules::SecretRule,
@@ -66,13 +71,20 @@ fn yara_regex(r: &canary_rules::SecretRule) -> String {
 
 impl SecretCatalog {
     /// Compile a catalog, adding its YARA-X rules to `compiler` (which should have slow
-    /// patterns as errors: a weak atom is a silent 4× slowdown otherwise).
-    pub fn compile(
+    /// patterns as errors: a weak atom is a silent 4× slowdown otherwise), and those of
+    /// rules limited to some paths (`paths`) to `gated`, scanned only over files whose
+    /// path matches one of them: in the one pass over every file they would cost as much
+    /// as any rule (`http` is the atom of `.git-credentials` lines) and could never
+    /// report. Returns the catalog and how many rules went to `gated`.
+    pub fn compile<'c>(
         catalog: &[canary_rules::SecretRule],
         allowlist: impl IntoIterator<Item = String>,
-        compiler: &mut yara_x::Compiler<'_>,
-    ) -> Result<Self, CatalogError> {
+        compiler: &mut yara_x::Compiler<'c>,
+        gated: &mut yara_x::Compiler<'c>,
+    ) -> Result<(Self, usize), CatalogError> {
         compiler.new_namespace(NAMESPACE);
+        gated.new_namespace(NAMESPACE);
+        let mut in_gated = 0;
         let mut rules = Vec::with_capacity(catalog.len());
         for (i, r) in catalog.iter().enumerate() {
             let err = |message: String| CatalogError {
@@ -83,7 +95,13 @@ impl SecretCatalog {
                 "rule r{i} {{ strings: $a = {} condition: $a }}",
                 yara_regex(r)
             );
-            compiler
+            let target = if r.paths.is_empty() {
+                &mut *compiler
+            } else {
+                in_gated += 1;
+                &mut *gated
+            };
+            target
                 .add_source(src.as_str())
                 .map_err(|e| err(e.to_string()))?;
             let pattern = if r.nocase {
@@ -135,10 +153,22 @@ impl SecretCatalog {
                 confidence,
             });
         }
-        Ok(SecretCatalog {
-            rules,
-            allowlist: allowlist.into_iter().collect(),
-        })
+        Ok((
+            SecretCatalog {
+                rules,
+                allowlist: allowlist.into_iter().collect(),
+            },
+            in_gated,
+        ))
+    }
+
+    /// Whether some rule limited to paths applies to `path` (then the gated rule set is
+    /// scanned over the file too).
+    pub fn gated_path(&self, path: &str) -> bool {
+        self.rules
+            .iter()
+            .filter_map(|r| r.paths.as_ref())
+            .any(|g| path_matches(g, path))
     }
 
     pub fn rules(&self) -> &[CompiledRule] {
@@ -164,8 +194,7 @@ impl SecretCatalog {
         for (i, range) in candidates {
             let rule = &self.rules[i];
             if let Some(g) = &rule.paths
-                && !g.is_match(path)
-                && !g.is_match(path.trim_start_matches('/'))
+                && !path_matches(g, path)
             {
                 continue;
             }
