@@ -738,6 +738,9 @@ pub fn run(
     config.epoch_interruption(true);
     // One memory, capped by the limiter: a second would double what the cap allows.
     config.wasm_multi_memory(false);
+    // Compiling is the one step no budget interrupts: compile fast rather than well
+    // (the module runs to be watched, not to be quick).
+    config.cranelift_opt_level(wasmtime::OptLevel::None);
     let engine = Engine::new(&config).map_err(|e| format!("wasmtime: {e}"))?;
     let module =
         Module::new(&engine, &bytes).map_err(|e| format!("{program}: not a wasm module: {e}"))?;
