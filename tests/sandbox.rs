@@ -532,33 +532,8 @@ fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
     let archive = dir.path().join("img.tar");
     image.write_docker_archive(&archive, "sbx:1", true).unwrap();
     let cache = dir.path().join("cache");
-    let run = |n: usize| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
-            .args(["run-sandbox", "--timeout", "20"])
-            .arg(format!("docker-archive:{}", archive.display()))
-            .env("CANARY_CACHE_DIR", &cache)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(
-            out.status.success(),
-            "run {n}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let events: Vec<serde_json::Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        events
-    };
-    let events = run(1);
-    let by = |events: &[serde_json::Value], kind: &str| -> serde_json::Value {
-        events
-            .iter()
-            .find(|e| e["event"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
-            .clone()
-    };
+    let events = run_sandbox(&archive, &cache, 20);
+    let by = |events: &[serde_json::Value], kind: &str| event_of(events, kind).clone();
     let rootfs = by(&events, "rootfs");
     assert_eq!(rootfs["cached"], false);
     assert_eq!(rootfs["layers"], 2);
@@ -600,7 +575,10 @@ fn run_sandbox_unpacks_an_image_and_runs_its_entrypoint() {
         "a layer's symlink wrote outside the rootfs"
     );
     // The second run reuses the unpacked rootfs.
-    assert_eq!(by(&run(2), "rootfs")["cached"], true);
+    assert_eq!(
+        by(&run_sandbox(&archive, &cache, 20), "rootfs")["cached"],
+        true
+    );
 }
 
 /// Whether this machine lets us make control groups (root with v1, or delegated v2).
@@ -815,6 +793,35 @@ fn probe_image(dir: &Path, cmd: &[&str]) -> PathBuf {
         .write_docker_archive(&archive, "probe:1", true)
         .unwrap();
     archive
+}
+
+/// `canary run-sandbox` of a docker-archive with a budget of `timeout` seconds: the
+/// timeline's events (the command must succeed).
+fn run_sandbox(archive: &Path, cache: &Path, timeout: u32) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(["run-sandbox", "--timeout", &timeout.to_string()])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .env("CANARY_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The first event of `kind` in a timeline.
+fn event_of<'a>(events: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
 }
 
 fn scan_runtime(dir: &Path, archive: &Path) -> (i32, serde_json::Value) {
@@ -1299,28 +1306,9 @@ fn wasi_images_run_under_wasmtime() {
            (func (export "cryptonight_hash"))
            (func (export "cryptonight_create"))"#,
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args(["run-sandbox", "--timeout", "10"])
-        .arg(format!("docker-archive:{}", hello.display()))
-        .env("CANARY_CACHE_DIR", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let of = |kind: &str| {
-        events
-            .iter()
-            .find(|e| e["event"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} in {text}"))
-    };
+    let cache = dir.path().join("cache");
+    let events = run_sandbox(&hello, &cache, 10);
+    let of = |kind: &str| event_of(&events, kind);
     assert_eq!(
         of("wasm")["imports"],
         serde_json::json!([
@@ -1341,7 +1329,7 @@ fn wasi_images_run_under_wasmtime() {
     let exec = events
         .iter()
         .find(|e| e["event"] == "syscall" && e["call"] == "exec")
-        .unwrap_or_else(|| panic!("no exec in {text}"));
+        .unwrap_or_else(|| panic!("no exec in {events:#?}"));
     assert!(
         exec["sha256"].as_str().unwrap().starts_with("sha256:"),
         "{exec}"
@@ -1364,27 +1352,12 @@ fn wasi_images_run_under_wasmtime() {
            (func (export "_start") (local $x i32)
              (loop $l (local.set $x (call $hash (local.get $x))) (br $l)))"#,
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args(["run-sandbox", "--timeout", "2"])
-        .arg(format!("docker-archive:{}", spin.display()))
-        .env("CANARY_CACHE_DIR", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let of = |kind: &str| {
-        events
-            .iter()
-            .find(|e| e["event"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} in {text}"))
-    };
+    let events = run_sandbox(&spin, &cache, 2);
+    let of = |kind: &str| event_of(&events, kind);
     assert_eq!(of("exit")["exit"], serde_json::json!({"kind": "timed_out"}));
     // Two seconds of wall time, most of it on a CPU even with the tests around it.
     let cpu_ms = of("resources")["cpu_ms"].as_u64().unwrap();
-    assert!(cpu_ms > 500, "{text}");
+    assert!(cpu_ms > 500, "{events:#?}");
     let fuel = events
         .iter()
         .filter(|e| e["event"] == "note")
@@ -1394,6 +1367,6 @@ fn wasi_images_run_under_wasmtime() {
                 .strip_prefix("WASI module run under wasmtime: ")
         })
         .and_then(|m| m.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no fuel note in {text}"));
+        .unwrap_or_else(|| panic!("no fuel note in {events:#?}"));
     assert!(fuel > 1_000_000, "{fuel}");
 }

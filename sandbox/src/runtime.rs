@@ -116,20 +116,19 @@ pub fn enrich_execs(o: &mut Outcome, rootfs: &std::path::Path) {
             if done.len() >= MAX_EXEC_SCANNED {
                 continue;
             }
-            let bytes = match o.written.iter().find(|w| w.path == *path) {
+            let written = o.written.iter().find(|w| w.path == *path);
+            let bytes = match written {
                 Some(w) => w.copy.as_ref().and_then(|c| std::fs::read(c).ok()),
                 None => crate::rootfs::read_in_root(rootfs, path, MAX_EXEC_BYTES + 1),
             }
             .filter(|b| b.len() as u64 <= MAX_EXEC_BYTES);
             let found = bytes.map_or((None, None), |b| {
-                use sha2::Digest;
-                let digest = format!("sha256:{}", canary_analyzer::hex(&sha2::Sha256::digest(&b)));
-                let m = canary_analyzer::detect::content::ContentEngine::builtin()
-                    .scan(path, &b)
-                    .ok()
-                    .and_then(|hits| hits.miners.into_iter().next())
-                    .map(|m| format!("{} ({})", m.rule_id, m.title));
-                (Some(digest), m)
+                // The listing of written files hashed them already.
+                let digest = written.and_then(|w| w.sha256.clone()).unwrap_or_else(|| {
+                    use sha2::Digest;
+                    format!("sha256:{}", canary_analyzer::hex(&sha2::Sha256::digest(&b)))
+                });
+                (Some(digest), miner_of(path, &b))
             });
             done.insert(path.clone(), found);
         }
@@ -138,6 +137,17 @@ pub fn enrich_execs(o: &mut Outcome, rootfs: &std::path::Path) {
             *miner = m.clone();
         }
     }
+}
+
+/// The first static miner rule `bytes` (the file at `path`) match, as `rule (title)`.
+fn miner_of(path: &str, bytes: &[u8]) -> Option<String> {
+    canary_analyzer::detect::content::ContentEngine::builtin()
+        .scan(path, bytes)
+        .ok()?
+        .miners
+        .into_iter()
+        .next()
+        .map(|m| format!("{} ({})", m.rule_id, m.title))
 }
 
 /// The observations of a run of `spec`, each with the pid it came from when known.
@@ -272,18 +282,25 @@ pub fn observations(o: &Outcome, spec: &RunSpec) -> Vec<(Option<u32>, Observatio
             }
             continue;
         }
-        // Executables written at run time get the static scan the image's layers got.
-        let miner = w
-            .copy
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| {
-                canary_analyzer::detect::content::ContentEngine::builtin()
-                    .scan(&w.path, &bytes)
-                    .ok()
-            })
-            .and_then(|hits| hits.miners.into_iter().next())
-            .map(|m| format!("{} ({})", m.rule_id, m.title));
+        // Executables written at run time get the static scan the image's layers got (an
+        // executed one had it already, from enrich_execs).
+        let scanned = o.events.iter().find_map(|e| match &e.call {
+            Call::Exec {
+                path,
+                sha256: Some(_),
+                miner,
+                ..
+            } if *path == w.path => Some(miner.clone()),
+            _ => None,
+        });
+        let miner = match scanned {
+            Some(m) => m,
+            None => w
+                .copy
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok())
+                .and_then(|bytes| miner_of(&w.path, &bytes)),
+        };
         out.push((
             None,
             Observation::Write {

@@ -432,31 +432,29 @@ pub(crate) fn serve_one(
 /// The pid of host process `pid` inside the run, or `None` when it is not in a nested
 /// pid namespace (the sandbox's own processes are not).
 pub(crate) fn run_pid(pid: u32) -> Option<u32> {
-    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
-    let status = String::from_utf8_lossy(&status);
-    let levels: Vec<&str> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))?
-        .split_whitespace()
-        .collect();
+    let levels = ns_pids(pid)?;
     if levels.len() < 2 {
         return None;
     }
-    levels.last()?.parse().ok()
+    levels.last().copied()
 }
 
 /// The pid of host process `pid` inside its own (innermost) pid namespace.
 fn ns_pid(pid: u32) -> u32 {
+    ns_pids(pid).and_then(|l| l.last().copied()).unwrap_or(0)
+}
+
+/// The pids of host process `pid` in each pid namespace it is in, outermost first
+/// (`NSpid` of its status).
+fn ns_pids(pid: u32) -> Option<Vec<u32>> {
     // Read as bytes: a process name that is not UTF-8 must not hide the pid.
-    std::fs::read(format!("/proc/{pid}/status"))
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("NSpid:"))
-                .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        })
-        .unwrap_or(0)
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    String::from_utf8_lossy(&status)
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .map(|p| p.parse().ok())
+        .collect()
 }
 
 struct Mem(std::fs::File);

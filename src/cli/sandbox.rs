@@ -71,12 +71,7 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         Ok(())
     };
     let target = Target::parse(&a.target)?;
-    let http = a
-        .http_body
-        .as_deref()
-        .map(|p| canary_sandbox::HttpReply::from_file(p, &a.http_content_type))
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--http-body {e}"))?;
+    let http = http_reply(a.http_body.as_deref(), &a.http_content_type, "--http-body")?;
     let client = a.registry.client()?;
     let images = super::runtime()?
         .block_on(canary_analyzer::open_target(
@@ -270,6 +265,17 @@ pub fn run(a: SandboxArgs) -> anyhow::Result<i32> {
         Exit::SetupFailed { .. } => 2,
         _ => 0,
     })
+}
+
+/// The sinkhole's HTTP reply from the body file the option `flag` named, if any.
+pub(super) fn http_reply(
+    body: Option<&std::path::Path>,
+    content_type: &str,
+    flag: &str,
+) -> anyhow::Result<Option<canary_sandbox::HttpReply>> {
+    body.map(|p| canary_sandbox::HttpReply::from_file(p, content_type))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{flag} {e}"))
 }
 
 /// The sandbox limits from the command-line values.

@@ -193,12 +193,11 @@ pub fn run(a: ScanArgs) -> anyhow::Result<i32> {
     let sandbox_cache = a.registry.sandbox_cache();
     let init = std::env::current_exe().context("the canary binary's own path")?;
     let limits = super::sandbox::limits_of(a.runtime_timeout, 256, 1024, 1.0, 512);
-    let http = a
-        .runtime_http_body
-        .as_deref()
-        .map(|p| canary_sandbox::HttpReply::from_file(p, &a.runtime_http_content_type))
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--runtime-http-body {e}"))?;
+    let http = super::sandbox::http_reply(
+        a.runtime_http_body.as_deref(),
+        &a.runtime_http_content_type,
+        "--runtime-http-body",
+    )?;
     let run_it = |img: &canary_analyzer::image::ResolvedImage| {
         runtime_findings(img, &sandbox_cache, &limits, http.as_ref(), &init)
     };

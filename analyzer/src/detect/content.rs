@@ -87,6 +87,28 @@ impl<'a> RuleSources<'a> {
     }
 }
 
+/// A thread's YARA-X scanner and the address of the engine it was made for.
+type ScannerSlot = RefCell<Option<(usize, yara_x::Scanner<'static>)>>;
+
+/// The candidates of secret rule `r<N>` (catalog rule N) that matched.
+fn push_secret_candidates(
+    rule: &yara_x::Rule<'_, '_>,
+    out: &mut Vec<(usize, std::ops::Range<usize>)>,
+) {
+    let Some(i) = rule
+        .identifier()
+        .strip_prefix('r')
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return;
+    };
+    for p in rule.patterns() {
+        for m in p.matches() {
+            out.push((i, m.range()));
+        }
+    }
+}
+
 /// The compiled rule set.
 pub struct ContentEngine {
     yara: yara_x::Rules,
@@ -443,24 +465,20 @@ impl ContentEngine {
         text
     }
 
-    pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<FileHits, String> {
-        thread_local! {
-            /// The scanner of the engine it was made for (engines are 'static, so their
-            /// address identifies them).
-            static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
-            /// The same for the path-limited secret rules.
-            static GATED: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
-        }
-        let mut secret_candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        // (rule index, first match offset, first match bytes)
-        let mut yara_hits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
-        let mut stratum: Vec<std::ops::Range<usize>> = Vec::new();
-        let mut pool_hits: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        SCANNER.with(|cell| -> Result<(), String> {
+    /// Scan `data` with this thread's scanner of `rules` (kept in `slot`, made again when
+    /// it belongs to another engine) and hand the results to `each`.
+    fn scan_with(
+        &'static self,
+        slot: &'static std::thread::LocalKey<ScannerSlot>,
+        rules: &'static yara_x::Rules,
+        data: &[u8],
+        each: impl FnOnce(yara_x::ScanResults<'_, '_>),
+    ) -> Result<(), String> {
+        slot.with(|cell| {
             let mut slot = cell.borrow_mut();
             let me = self as *const ContentEngine as usize;
             if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
-                let mut s = yara_x::Scanner::new(&self.yara);
+                let mut s = yara_x::Scanner::new(rules);
                 s.set_timeout(SCAN_TIMEOUT);
                 s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
                 *slot = Some((me, s));
@@ -469,18 +487,30 @@ impl ContentEngine {
             let results = scanner
                 .scan(data)
                 .map_err(|e| format!("content scan stopped: {e}"))?;
+            each(results);
+            Ok(())
+        })
+    }
+
+    pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<FileHits, String> {
+        thread_local! {
+            /// The scanner of the engine it was made for (engines are 'static, so their
+            /// address identifies them).
+            static SCANNER: ScannerSlot = const { RefCell::new(None) };
+            /// The same for the path-limited secret rules.
+            static GATED: ScannerSlot = const { RefCell::new(None) };
+        }
+        let mut secret_candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        // (rule index, first match offset, first match bytes)
+        let mut yara_hits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+        let mut stratum: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut pool_hits: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        self.scan_with(&SCANNER, &self.yara, data, |results| {
             for rule in results.matching_rules() {
                 let ns = rule.namespace();
                 let id = rule.identifier();
                 if ns == super::secrets::NAMESPACE {
-                    let Some(i) = id.strip_prefix('r').and_then(|n| n.parse::<usize>().ok()) else {
-                        continue;
-                    };
-                    for p in rule.patterns() {
-                        for m in p.matches() {
-                            secret_candidates.push((i, m.range()));
-                        }
-                    }
+                    push_secret_candidates(&rule, &mut secret_candidates);
                 } else if ns == NS_LISTS {
                     for p in rule.patterns() {
                         let which = p
@@ -507,39 +537,14 @@ impl ContentEngine {
                     }
                 }
             }
-            Ok(())
         })?;
         if let Some(gated) = &self.gated
             && self.secrets.gated_path(path)
         {
-            GATED.with(|cell| -> Result<(), String> {
-                let mut slot = cell.borrow_mut();
-                let me = self as *const ContentEngine as usize;
-                if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
-                    let mut s = yara_x::Scanner::new(gated);
-                    s.set_timeout(SCAN_TIMEOUT);
-                    s.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
-                    *slot = Some((me, s));
-                }
-                let (_, scanner) = slot.as_mut().expect("set just above");
-                let results = scanner
-                    .scan(data)
-                    .map_err(|e| format!("content scan stopped: {e}"))?;
+            self.scan_with(&GATED, gated, data, |results| {
                 for rule in results.matching_rules() {
-                    let Some(i) = rule
-                        .identifier()
-                        .strip_prefix('r')
-                        .and_then(|n| n.parse::<usize>().ok())
-                    else {
-                        continue;
-                    };
-                    for p in rule.patterns() {
-                        for m in p.matches() {
-                            secret_candidates.push((i, m.range()));
-                        }
-                    }
+                    push_secret_candidates(&rule, &mut secret_candidates);
                 }
-                Ok(())
             })?;
         }
 
