@@ -16,7 +16,8 @@
 //!   decompresses and reads the layer and scans files, the others scan files).
 //!
 //! Run: `cargo bench -p canary-analyzer --features fixtures --bench realistic`
-//! (`CANARY_BENCH_MB` sets the size, default 512). `docs/performance.md` has the figures.
+//! (`CANARY_BENCH_MB` sets the size, default 512; `CANARY_BENCH_PAIRS=N` measures the
+//! ratio as N back-to-back pairs instead). `docs/performance.md` has the figures.
 
 use std::io::Read;
 use std::sync::OnceLock;
@@ -31,7 +32,51 @@ use canary_analyzer::scan::{NoProgress, ScanInput, ScanOptions, scan_images};
 use canary_analyzer::walk::{WalkLimits, walk_layer};
 
 fn main() {
+    if let Some(pairs) = std::env::var("CANARY_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        paired_ratios(pairs);
+        return;
+    }
     divan::main();
+}
+
+/// The ratio as pairs: plain decompression, then `canary scan`, back to back, `pairs`
+/// times per codec, and the median of the pairs' ratios. On a shared VM whose speed
+/// drifts by ±20 % between minutes, a ratio of two medians taken a minute apart moves
+/// with the drift; the two halves of one pair see the same machine.
+/// Run: `CANARY_BENCH_PAIRS=9 cargo bench -p canary-analyzer --features fixtures --bench realistic`
+fn paired_ratios(pairs: usize) {
+    let detectors = default_detectors();
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let (blobs, n) = layers(c);
+        let mut ratios = Vec::with_capacity(pairs);
+        let (mut plain_all, mut scan_all_s) = (Vec::new(), Vec::new());
+        for _ in 0..pairs {
+            let t = std::time::Instant::now();
+            assert_eq!(decompress_all(c), *n);
+            let plain = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            scan_all(blobs, &detectors);
+            let scan = t.elapsed().as_secs_f64();
+            ratios.push(plain / scan);
+            plain_all.push(plain);
+            scan_all_s.push(scan);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "{c:?}: {pairs} pairs, median plain {:.3} s, median scan {:.3} s, scan/plain per pair [{}], median {:.2}",
+            median(&mut plain_all),
+            median(&mut scan_all_s),
+            shown.join(" "),
+            median(&mut ratios)
+        );
+    }
 }
 
 fn target_bytes() -> u64 {

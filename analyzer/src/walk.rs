@@ -691,6 +691,9 @@ fn walk_entries<R: Read>(
         let content = if wanted {
             let mut buf = files.buffer();
             let cap = limits.max_file_read as u64;
+            // The header's size, bounded by the read cap: one allocation instead of
+            // `read_to_end` doubling (and copying) its way up a big file.
+            buf.reserve(usize::try_from(size.min(cap)).unwrap_or(0));
             (&mut entry)
                 .take(cap)
                 .read_to_end(&mut buf)
