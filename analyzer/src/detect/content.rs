@@ -87,7 +87,7 @@ impl<'a> RuleSources<'a> {
     }
 }
 
-/// A thread's YARA-X scanner and the address of the engine it was made for.
+/// A thread's YARA-X scanner and the address of the rule set it was made for.
 type ScannerSlot = RefCell<Option<(usize, yara_x::Scanner<'static>)>>;
 
 /// The candidates of secret rule `r<N>` (catalog rule N) that matched.
@@ -111,7 +111,15 @@ fn push_secret_candidates(
 
 /// The compiled rule set.
 pub struct ContentEngine {
-    yara: yara_x::Rules,
+    /// Every rule that can match a file without an executable magic (ELF, PE, Mach-O):
+    /// the secret catalog, the pool list and stratum pattern, the text rules of
+    /// `miners.yar`, users' YARA rules.
+    text: yara_x::Rules,
+    /// The same for files with an executable magic: the binary rules of `miners.yar`
+    /// instead of its text rules. Each rule of ours checks the magic first (see
+    /// [`magic_class`]), so a file scanned with one set could never match a rule of the
+    /// other, and no file pays the automaton walk for atoms that cannot report in it.
+    binary: yara_x::Rules,
     /// The secret rules limited to some paths, scanned only over files on those paths
     /// (`None` when there are none).
     gated: Option<yara_x::Rules>,
@@ -120,6 +128,11 @@ pub struct ContentEngine {
     yara_rules: HashMap<String, usize>,
     yara_list: Vec<YaraRule>,
     pools: Vec<String>,
+    /// Indexes into `pools`, longest name first, of the names that end with the same
+    /// listed name (`x.nanopool.org`, `nanopool.org`): YARA-X looks for that shortest
+    /// one only (`$p<family>`), and a hit is checked against the longer ones here, so
+    /// the automaton carries a quarter fewer atoms for the same matches.
+    pool_families: Vec<Vec<usize>>,
     ports: HashMap<u16, bool>,
     iocs: HashMap<[u8; 32], canary_rules::Ioc>,
 }
@@ -203,29 +216,174 @@ fn is_executable_content(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF") || data.starts_with(b"MZ") || data.starts_with(b"#!")
 }
 
+/// The pool names grouped by the shortest listed name they end with (`a.x.org` and
+/// `x.org` with `x.org`; a name is its own when no shorter one is listed), as indexes
+/// into `pools`, longest first: families of one name each when no name ends another.
+fn pool_families(pools: &[String]) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
+        .collect();
+    let mut families: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, p) in pools.iter().enumerate() {
+        // The shortest listed dot-suffix of `p`, or `p` itself.
+        let shortest = p
+            .match_indices('.')
+            .filter_map(|(at, _)| index.get(&p[at + 1..]).copied())
+            .next_back()
+            .unwrap_or(i);
+        families.entry(shortest).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = families.into_values().collect();
+    for f in &mut out {
+        f.sort_by_key(|&i| std::cmp::Reverse(pools[i].len()));
+    }
+    out.sort();
+    out
+}
+
+/// What the executable guard of our YARA rules tests: `uint32(0) == 0x464c457f` (ELF),
+/// `uint16(0) == 0x5a4d` (PE) or `uint32(0) == 0xfeedfacf` (64-bit Mach-O).
+fn has_executable_magic(data: &[u8]) -> bool {
+    data.starts_with(b"\x7fELF") || data.starts_with(b"MZ") || data.starts_with(b"\xcf\xfa\xed\xfe")
+}
+
+/// The files a YARA rule can match, read off its condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Magic {
+    /// The condition is `GUARD and …` with no `or` outside parentheses: only files
+    /// with an executable magic.
+    Executable,
+    /// `not GUARD and …`: only files without one.
+    NotExecutable,
+    /// Anything else (a rule the reading cannot vouch for goes into both sets).
+    Any,
+}
+
+const EXECUTABLE_GUARD: &str =
+    "(uint32(0) == 0x464c457f or uint16(0) == 0x5a4d or uint32(0) == 0xfeedfacf)";
+const ELF_GUARD: &str = "uint32(0) == 0x464c457f";
+
+/// Which files the one rule in `rule_src` can match. `and` binds tighter than `or` in
+/// YARA, and `not` tighter than both, so a condition `G and A and (B or C)` is false
+/// wherever `G` is; a top-level `or` anywhere would let the rest match alone.
+fn magic_class(rule_src: &str) -> Magic {
+    let mut parts = rule_src.split("condition:");
+    let (Some(_), Some(cond), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Magic::Any;
+    };
+    // Our rules close with a `}` line of its own.
+    let Some(end) = cond.find("\n}") else {
+        return Magic::Any;
+    };
+    let cond = cond[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    if cond.contains(['"', '/', '{', '}']) {
+        return Magic::Any;
+    }
+    let (class, rest) =
+        if let Some(rest) = cond.strip_prefix(&format!("not {EXECUTABLE_GUARD} and ")) {
+            (Magic::NotExecutable, rest)
+        } else if let Some(rest) = cond
+            .strip_prefix(&format!("{EXECUTABLE_GUARD} and "))
+            .or_else(|| cond.strip_prefix(&format!("{ELF_GUARD} and ")))
+        {
+            (Magic::Executable, rest)
+        } else {
+            return Magic::Any;
+        };
+    let mut depth = 0i32;
+    let mut top_level = String::new();
+    for c in rest.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => top_level.push(c),
+            _ => {}
+        }
+        if depth < 0 {
+            return Magic::Any;
+        }
+    }
+    if depth != 0 || top_level.split_whitespace().any(|w| w == "or") {
+        return Magic::Any;
+    }
+    class
+}
+
+/// The rules of a YARA source of ours, one source text each, or `None` when the source
+/// holds anything before its first rule but comments (an import, say).
+fn split_rules(src: &str) -> Option<Vec<&str>> {
+    let mut starts: Vec<usize> = Vec::new();
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        if line.starts_with("rule ") || line.starts_with("private rule ") {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    let first = *starts.first()?;
+    let mut in_block = false;
+    for line in src[..first].lines() {
+        let t = line.trim();
+        if in_block || t.starts_with("/*") {
+            in_block = !t.contains("*/");
+        } else if !(t.is_empty() || t.starts_with("//")) {
+            return None;
+        }
+    }
+    Some(
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| &src[s..starts.get(k + 1).copied().unwrap_or(src.len())])
+            .collect(),
+    )
+}
+
 impl ContentEngine {
     /// Compile a rule set. Slow patterns (no good literal atom) are errors, not a silent
     /// 4× slowdown, in our rules and users' alike.
     pub fn compile(src: &RuleSources<'_>) -> Result<ContentEngine, EngineError> {
-        let mut compiler = yara_x::Compiler::new();
-        compiler.error_on_slow_pattern(true);
-        let mut gated = yara_x::Compiler::new();
-        gated.error_on_slow_pattern(true);
+        let new_compiler = || {
+            let mut c = yara_x::Compiler::new();
+            c.error_on_slow_pattern(true);
+            c
+        };
+        let (mut text, mut binary, mut gated) = (new_compiler(), new_compiler(), new_compiler());
         let (secrets, in_gated) = SecretCatalog::compile(
             &src.secrets,
             src.allowlist.iter().cloned(),
-            &mut compiler,
+            &mut [&mut text, &mut binary],
             &mut gated,
         )?;
         let gated = (in_gated > 0).then(|| gated.build());
-        for (origin, text, builtin) in &src.yara {
-            compiler.new_namespace(if *builtin { NS_MINERS } else { NS_USER });
-            compiler
-                .add_source(yara_x::SourceCode::from(*text).with_origin(origin.as_str()))
-                .map_err(|e| EngineError::Yara {
-                    origin: origin.clone(),
-                    message: e.to_string(),
-                })?;
+        for (origin, source, builtin) in &src.yara {
+            let ns = if *builtin { NS_MINERS } else { NS_USER };
+            text.new_namespace(ns);
+            binary.new_namespace(ns);
+            // Ours follow the guard convention (tested); users' go whole into both sets.
+            let rules = if *builtin { split_rules(source) } else { None };
+            for rule in rules.unwrap_or_else(|| vec![*source]) {
+                let class = if *builtin {
+                    magic_class(rule)
+                } else {
+                    Magic::Any
+                };
+                for (target, wanted) in [
+                    (&mut text, class != Magic::Executable),
+                    (&mut binary, class != Magic::NotExecutable),
+                ] {
+                    if wanted {
+                        target
+                            .add_source(yara_x::SourceCode::from(rule).with_origin(origin.as_str()))
+                            .map_err(|e| EngineError::Yara {
+                                origin: origin.clone(),
+                                message: e.to_string(),
+                            })?;
+                    }
+                }
+            }
         }
         // Pool hostnames and stratum URLs: candidates for the Rust checks below.
         let mut pools: Vec<String> = src
@@ -239,27 +397,34 @@ impl ContentEngine {
         let mut lists = String::from(
             "rule stratum { strings: $s = /stratum2?(\\+(tcp|ssl|tls))?:\\/\\/[A-Za-z0-9._\\-]{1,253}(:[0-9]{1,5})?/ condition: $s }\n",
         );
-        if !pools.is_empty() {
+        if let Some(p) = pools
+            .iter()
+            .find(|p| p.bytes().any(|b| !(host_char(b) || b == b'.')))
+        {
+            return Err(EngineError::Yara {
+                origin: "mining-pools.txt".into(),
+                message: format!("{p:?} is not a hostname"),
+            });
+        }
+        let pool_families = pool_families(&pools);
+        if !pool_families.is_empty() {
             lists.push_str("rule pools { strings:\n");
-            for (i, p) in pools.iter().enumerate() {
-                if p.bytes().any(|b| !(host_char(b) || b == b'.')) {
-                    return Err(EngineError::Yara {
-                        origin: "mining-pools.txt".into(),
-                        message: format!("{p:?} is not a hostname"),
-                    });
-                }
-                lists.push_str(&format!("  $p{i} = \"{p}\"\n"));
+            for (j, family) in pool_families.iter().enumerate() {
+                // The family's shortest name, which every other one ends with.
+                let p = &pools[*family.last().expect("families are not empty")];
+                lists.push_str(&format!("  $p{j} = \"{p}\"\n"));
             }
             lists.push_str("condition: any of them }\n");
         }
-        compiler.new_namespace(NS_LISTS);
-        compiler
-            .add_source(lists.as_str())
-            .map_err(|e| EngineError::Yara {
-                origin: "mining-pools.txt".into(),
-                message: e.to_string(),
-            })?;
-        let yara = compiler.build();
+        for c in [&mut text, &mut binary] {
+            c.new_namespace(NS_LISTS);
+            c.add_source(lists.as_str())
+                .map_err(|e| EngineError::Yara {
+                    origin: "mining-pools.txt".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        let (text, binary) = (text.build(), binary.build());
 
         let mut yara_rules = HashMap::new();
         let mut yara_list = Vec::new();
@@ -269,9 +434,12 @@ impl ContentEngine {
             .map(|r| r.id.clone())
             .collect();
         ids.extend(src.secrets.iter().map(|r| r.id.clone()));
-        for rule in yara.iter() {
+        for rule in text.iter().chain(binary.iter()) {
             let ns = rule.namespace();
-            if (ns != NS_MINERS && ns != NS_USER) || rule.is_private() {
+            if (ns != NS_MINERS && ns != NS_USER)
+                || rule.is_private()
+                || yara_rules.contains_key(&format!("{ns}:{}", rule.identifier()))
+            {
                 continue;
             }
             let origin = if ns == NS_MINERS {
@@ -317,12 +485,14 @@ impl ContentEngine {
             });
         }
         Ok(ContentEngine {
-            yara,
+            text,
+            binary,
             gated,
             secrets,
             yara_rules,
             yara_list,
             pools,
+            pool_families,
             ports: src.pool_ports.iter().copied().collect(),
             iocs: src.iocs.iter().map(|i| (i.sha256, i.clone())).collect(),
         })
@@ -466,9 +636,8 @@ impl ContentEngine {
     }
 
     /// Scan `data` with this thread's scanner of `rules` (kept in `slot`, made again when
-    /// it belongs to another engine) and hand the results to `each`.
+    /// it belongs to other rules) and hand the results to `each`.
     fn scan_with(
-        &'static self,
         slot: &'static std::thread::LocalKey<ScannerSlot>,
         rules: &'static yara_x::Rules,
         data: &[u8],
@@ -476,7 +645,8 @@ impl ContentEngine {
     ) -> Result<(), String> {
         slot.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let me = self as *const ContentEngine as usize;
+            // Engines are 'static, so the address of their rules identifies them.
+            let me = rules as *const yara_x::Rules as usize;
             if slot.as_ref().is_none_or(|(owner, _)| *owner != me) {
                 let mut s = yara_x::Scanner::new(rules);
                 s.set_timeout(SCAN_TIMEOUT);
@@ -494,10 +664,10 @@ impl ContentEngine {
 
     pub fn scan(&'static self, path: &str, data: &[u8]) -> Result<FileHits, String> {
         thread_local! {
-            /// The scanner of the engine it was made for (engines are 'static, so their
-            /// address identifies them).
-            static SCANNER: ScannerSlot = const { RefCell::new(None) };
-            /// The same for the path-limited secret rules.
+            /// This thread's scanners: of the text rules, the binary rules and the
+            /// path-limited secret rules.
+            static TEXT: ScannerSlot = const { RefCell::new(None) };
+            static BINARY: ScannerSlot = const { RefCell::new(None) };
             static GATED: ScannerSlot = const { RefCell::new(None) };
         }
         let mut secret_candidates: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
@@ -505,7 +675,12 @@ impl ContentEngine {
         let mut yara_hits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
         let mut stratum: Vec<std::ops::Range<usize>> = Vec::new();
         let mut pool_hits: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        self.scan_with(&SCANNER, &self.yara, data, |results| {
+        let (slot, rules) = if has_executable_magic(data) {
+            (&BINARY, &self.binary)
+        } else {
+            (&TEXT, &self.text)
+        };
+        Self::scan_with(slot, rules, data, |results| {
             for rule in results.matching_rules() {
                 let ns = rule.namespace();
                 let id = rule.identifier();
@@ -517,10 +692,37 @@ impl ContentEngine {
                             .identifier()
                             .strip_prefix("$p")
                             .and_then(|n| n.parse::<usize>().ok());
+                        let family = which.and_then(|j| self.pool_families.get(j));
+                        let mut last_end = 0;
                         for m in p.matches() {
-                            match which {
-                                Some(i) => pool_hits.push((i, m.range())),
-                                None => stratum.push(m.range()),
+                            let r = m.range();
+                            last_end = r.end;
+                            match family {
+                                // Every name of the family that ends where the hit does.
+                                Some(family) => pool_hits.extend(family.iter().filter_map(|&i| {
+                                    let name = self.pools[i].as_bytes();
+                                    let start = r.end.checked_sub(name.len())?;
+                                    (data.get(start..r.end) == Some(name))
+                                        .then_some((i, start..r.end))
+                                })),
+                                None => stratum.push(r),
+                            }
+                        }
+                        // A family shares one pattern's match budget: a file that spends
+                        // it on one name (or on `xnanopool.org`s) must not hide the
+                        // family's other names after it, which had budgets of their own
+                        // as patterns. They are looked for past the last match here.
+                        if let Some(family) = family
+                            && p.matches().len() >= MAX_MATCHES_PER_PATTERN
+                        {
+                            for &i in family {
+                                let name = self.pools[i].as_bytes();
+                                let from = last_end.saturating_sub(name.len() - 1);
+                                pool_hits.extend(
+                                    memchr::memmem::find_iter(&data[from..], name)
+                                        .take(MAX_MATCHES_PER_PATTERN)
+                                        .map(|at| (i, from + at..from + at + name.len())),
+                                );
                             }
                         }
                     }
@@ -541,7 +743,7 @@ impl ContentEngine {
         if let Some(gated) = &self.gated
             && self.secrets.gated_path(path)
         {
-            self.scan_with(&GATED, gated, data, |results| {
+            Self::scan_with(&GATED, gated, data, |results| {
                 for rule in results.matching_rules() {
                     push_secret_candidates(&rule, &mut secret_candidates);
                 }
@@ -895,6 +1097,171 @@ mod tests {
         hits.iter().map(|h| h.rule_id.as_str()).collect()
     }
 
+    fn rule_with(condition: &str) -> String {
+        format!("rule r\n{{\n  strings:\n    $a = \"x\"\n  condition:\n    {condition}\n}}\n")
+    }
+
+    #[test]
+    fn magic_class_reads_only_a_guard_every_match_needs() {
+        let g = EXECUTABLE_GUARD;
+        for (cond, want) in [
+            (format!("{g}\n    and (2 of them or $a)"), Magic::Executable),
+            (
+                format!("{g} and $a and (#a > 2 or $a at 0)"),
+                Magic::Executable,
+            ),
+            (format!("{ELF_GUARD}\n    and $a"), Magic::Executable),
+            (format!("not {g} and ($a or $a)"), Magic::NotExecutable),
+            // A top-level `or` lets the other side match any file.
+            (format!("{g} and $a or $a"), Magic::Any),
+            (format!("not {g} and $a or $a"), Magic::Any),
+            (format!("$a and {g}"), Magic::Any),
+            (format!("{g} or $a"), Magic::Any),
+            (format!("not ({g} and $a)"), Magic::Any),
+            ("filesize < 20MB and $a".to_string(), Magic::Any),
+            // Unbalanced or unreadable: both sets.
+            (format!("{g} and ($a"), Magic::Any),
+            (format!("{g} and $a == \"or\""), Magic::Any),
+        ] {
+            assert_eq!(magic_class(&rule_with(&cond)), want, "{cond}");
+        }
+        // Two conditions in one text, or none.
+        assert_eq!(magic_class("rule r { condition: true }"), Magic::Any);
+    }
+
+    #[test]
+    fn pool_names_are_searched_by_their_shortest_listed_suffix() {
+        let pools: Vec<String> = ["a.x.org", "b.a.x.org", "x.org", "y.com", "xy.com"]
+            .map(String::from)
+            .to_vec();
+        let mut f = pool_families(&pools);
+        f.sort_by_key(|f| pools[*f.last().unwrap()].clone());
+        let names: Vec<Vec<&str>> = f
+            .iter()
+            .map(|f| f.iter().map(|&i| pools[i].as_str()).collect())
+            .collect();
+        // `xy.com` does not end with `.y.com`: a family of its own.
+        assert_eq!(
+            names,
+            [
+                vec!["b.a.x.org", "a.x.org", "x.org"],
+                vec!["xy.com"],
+                vec!["y.com"]
+            ]
+        );
+        // Through the engine: the longest listed name at a place is the one reported,
+        // as when every name was a pattern of its own.
+        let engine = ContentEngine::builtin();
+        let hits = engine
+            .scan(
+                "/app/notes",
+                b"see xmr-eu1.nanopool.org and pool.supportxmr.com\n",
+            )
+            .unwrap();
+        let hosts: Vec<&str> = hits
+            .miners
+            .iter()
+            .filter(|h| h.rule_id == "miner/pool-host")
+            .map(|h| h.evidence.as_str())
+            .collect();
+        assert_eq!(hosts, ["xmr-eu1.nanopool.org", "pool.supportxmr.com"]);
+        // The family's one pattern spent on look-alikes still finds its names after them.
+        let mut padded = b"xnanopool.org ".repeat(MAX_MATCHES_PER_PATTERN + 5);
+        padded.extend_from_slice(b"pools: xmr-eu1.nanopool.org\n");
+        let hits = engine.scan("/app/notes", &padded).unwrap();
+        assert!(
+            hits.miners
+                .iter()
+                .any(|h| h.rule_id == "miner/pool-host" && h.evidence == "xmr-eu1.nanopool.org"),
+            "{:?}",
+            ids(&hits.miners)
+        );
+    }
+
+    /// Our rules split into one source per rule, and nearly every one is bound to
+    /// executables or to other files: a regression here silently costs every file the
+    /// atoms of rules that cannot match it.
+    #[test]
+    fn builtin_rules_split_by_executable_magic() {
+        let src = canary_rules::miner_yara();
+        let rules = split_rules(src).expect("miners.yar holds only comments before its rules");
+        assert_eq!(rules.len(), canary_rules::miner_rules().len());
+        let class_of = |name: &str| {
+            let r = rules
+                .iter()
+                .find(|r| r.split_whitespace().nth(1) == Some(name))
+                .unwrap_or_else(|| panic!("{name} in miners.yar"));
+            magic_class(r)
+        };
+        assert_eq!(class_of("miner_xmrig_binary"), Magic::Executable);
+        assert_eq!(class_of("packer_upx_elf"), Magic::Executable);
+        assert_eq!(class_of("miner_go_stratum_binary"), Magic::Executable);
+        assert_eq!(class_of("miner_xmrig_config"), Magic::NotExecutable);
+        assert_eq!(class_of("miner_browser_wasm"), Magic::Any);
+        let any: Vec<&str> = rules
+            .iter()
+            .filter(|r| magic_class(r) == Magic::Any)
+            .filter_map(|r| r.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(any, ["miner_browser_wasm"]);
+        // The examples agree with the class: a rule bound to executables shows executables.
+        for r in canary_rules::miner_rules() {
+            let class = class_of(&r.name);
+            for p in &r.positive {
+                match class {
+                    Magic::Executable => assert!(has_executable_magic(p), "{}", r.name),
+                    Magic::NotExecutable => assert!(!has_executable_magic(p), "{}", r.name),
+                    Magic::Any => {}
+                }
+            }
+        }
+        // A source with more than comments before its first rule is not split.
+        assert!(split_rules("import \"elf\"\nrule a { condition: true }\n").is_none());
+        assert_eq!(
+            split_rules(
+                "/* c\n rule x */\n// d\nrule a { condition: true }\nrule b { condition: true }\n"
+            )
+            .map(|v| v.len()),
+            Some(2)
+        );
+    }
+
+    /// Each set holds what can match its files: the secret catalog and the pool list in
+    /// both, a binary rule only for executables, a text rule only for the rest.
+    #[test]
+    fn text_and_binary_sets_hold_their_rules() {
+        let engine = ContentEngine::builtin();
+        let names = |rules: &yara_x::Rules| -> HashSet<String> {
+            rules
+                .iter()
+                .map(|r| format!("{}:{}", r.namespace(), r.identifier()))
+                .collect()
+        };
+        let (text, binary) = (names(&engine.text), names(&engine.binary));
+        for both in ["lists:pools", "lists:stratum", "miners:miner_browser_wasm"] {
+            assert!(text.contains(both) && binary.contains(both), "{both}");
+        }
+        let secret = format!("{}:r0", super::super::secrets::NAMESPACE);
+        assert!(text.contains(&secret) && binary.contains(&secret));
+        assert!(binary.contains("miners:miner_xmrig_binary"));
+        assert!(!text.contains("miners:miner_xmrig_binary"));
+        assert!(text.contains("miners:miner_xmrig_config"));
+        assert!(!binary.contains("miners:miner_xmrig_config"));
+        // An ELF with an xmrig config inside is still an xmrig binary, and a config file is
+        // still a config: each through its set.
+        let elf = [
+            &b"\x7fELF\x02\x01\x01\x00"[..],
+            b"Usage: xmrig [OPTIONS]\0donate.v2.xmrig.com\0",
+        ]
+        .concat();
+        let hits = engine.scan("/usr/bin/x", &elf).unwrap();
+        assert!(
+            ids(&hits.miners).contains(&"miner/xmrig"),
+            "{:?}",
+            ids(&hits.miners)
+        );
+    }
+
     /// Every YARA rule finds its positive examples and not its negative ones, and YARA-X
     /// reads the same metadata as `canary-rules` does from the source text.
     #[test]
@@ -1023,29 +1390,37 @@ mod throughput {
     #[ignore]
     fn content_rule_throughput() {
         let mut data = Vec::with_capacity(96 << 20);
+        // Where each real file starts and ends in `data`.
+        let mut bounds: Vec<std::ops::Range<usize>> = Vec::new();
         if let Ok(path) = std::env::var("CANARY_THROUGHPUT_FILE") {
             data = std::fs::read(path).unwrap();
         } else {
-            let mut dirs = vec![
-                std::path::PathBuf::from("/usr/lib/x86_64-linux-gnu"),
-                std::path::PathBuf::from("/usr/share/perl"),
-                std::path::PathBuf::from("/usr/lib/python3"),
-                std::path::PathBuf::from("/usr/share/doc"),
-            ];
-            while let Some(d) = dirs.pop() {
-                let Ok(rd) = std::fs::read_dir(&d) else {
-                    continue;
-                };
-                let mut es: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-                es.sort();
-                for p in es {
-                    let Ok(m) = std::fs::symlink_metadata(&p) else {
+            // 24 MiB from each: libraries and binaries, Perl, Python, docs.
+            for top in [
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/share/perl",
+                "/usr/lib/python3",
+                "/usr/share/doc",
+            ] {
+                let budget = data.len() + (24 << 20);
+                let mut dirs = vec![std::path::PathBuf::from(top)];
+                while let Some(d) = dirs.pop() {
+                    let Ok(rd) = std::fs::read_dir(&d) else {
                         continue;
                     };
-                    if m.is_dir() {
-                        dirs.push(p);
-                    } else if m.is_file() && m.len() < 8 << 20 && data.len() < 96 << 20 {
-                        data.extend(std::fs::read(&p).unwrap_or_default());
+                    let mut es: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                    es.sort();
+                    for p in es {
+                        let Ok(m) = std::fs::symlink_metadata(&p) else {
+                            continue;
+                        };
+                        if m.is_dir() {
+                            dirs.push(p);
+                        } else if m.is_file() && m.len() < 8 << 20 && data.len() < budget {
+                            let start = data.len();
+                            data.extend(std::fs::read(&p).unwrap_or_default());
+                            bounds.push(start..data.len());
+                        }
                     }
                 }
             }
@@ -1079,37 +1454,135 @@ mod throughput {
             .map(|(i, p)| format!("$p{i} = \"{p}\""))
             .collect();
         time(
-            "pool hostnames",
+            "pool hostnames, every name a pattern",
             &format!(
                 "rule p {{ strings: {} condition: any of them }}",
                 pools.join("\n")
             ),
         );
+        let names: Vec<String> = canary_rules::mining_pools().map(str::to_string).collect();
+        let shortest: Vec<String> = super::pool_families(&names)
+            .iter()
+            .enumerate()
+            .map(|(j, f)| format!("$p{j} = \"{}\"", names[*f.last().unwrap()]))
+            .collect();
+        time(
+            &format!(
+                "pool hostnames, {} families' shortest names (as the engine)",
+                shortest.len()
+            ),
+            &format!(
+                "rule p {{ strings: {} condition: any of them }}",
+                shortest.join("\n")
+            ),
+        );
+        // Seconds for YARA-X alone over `files` with an engine's rules, each file with the
+        // set the engine picks for it.
+        let yara_secs = |e: &super::ContentEngine| {
+            let mut text = yara_x::Scanner::new(&e.text);
+            let mut binary = yara_x::Scanner::new(&e.binary);
+            let t = std::time::Instant::now();
+            for f in &files {
+                if super::has_executable_magic(f) {
+                    binary.scan(f).unwrap();
+                } else {
+                    text.scan(f).unwrap();
+                }
+            }
+            t.elapsed().as_secs_f64()
+        };
         let secrets_only = super::ContentEngine::compile(&super::RuleSources {
             yara: vec![],
             pools: vec![],
             ..super::RuleSources::builtin()
         })
         .unwrap();
-        let mut s = yara_x::Scanner::new(&secrets_only.yara);
-        let t = std::time::Instant::now();
-        for f in &files {
-            s.scan(f).unwrap();
-        }
-        let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
+        let mbs = data.len() as f64 / yara_secs(&secrets_only) / 1e6;
         println!("{mbs:>10.0} MB/s  (the secret catalog and the stratum pattern, YARA-X alone)");
         let engine = super::ContentEngine::builtin();
-        let mut s = yara_x::Scanner::new(&engine.yara);
-        let t = std::time::Instant::now();
-        for f in &files {
-            s.scan(f).unwrap();
+        let mbs = data.len() as f64 / yara_secs(engine) / 1e6;
+        if !bounds.is_empty() {
+            // The two sets (text, binary) against one set of every rule, file by file
+            // and interleaved, so that the machine's ups and downs fall on both alike.
+            let one_set = super::ContentEngine::compile(&super::RuleSources {
+                yara: vec![("miners.yar".into(), canary_rules::miner_yara(), false)],
+                ..super::RuleSources::builtin()
+            })
+            .unwrap();
+            let mut all = yara_x::Scanner::new(&one_set.text);
+            let mut text = yara_x::Scanner::new(&engine.text);
+            let mut binary = yara_x::Scanner::new(&engine.binary);
+            let (mut t_one, mut t_split) = (0f64, 0f64);
+            let (mut exec_bytes, mut exec_one, mut exec_split) = (0usize, 0f64, 0f64);
+            for _round in 0..3 {
+                for r in &bounds {
+                    let f = &data[r.clone()];
+                    let t = std::time::Instant::now();
+                    all.scan(f).unwrap();
+                    let one = t.elapsed().as_secs_f64();
+                    let t = std::time::Instant::now();
+                    if super::has_executable_magic(f) {
+                        binary.scan(f).unwrap();
+                    } else {
+                        text.scan(f).unwrap();
+                    }
+                    let split = t.elapsed().as_secs_f64();
+                    t_one += one;
+                    t_split += split;
+                    if super::has_executable_magic(f) {
+                        exec_bytes += f.len();
+                        exec_one += one;
+                        exec_split += split;
+                    }
+                }
+            }
+            let mb = 3.0 * data.len() as f64 / 1e6;
+            let exec_mb = exec_bytes as f64 / 1e6;
+            println!(
+                "{:>10.0} MB/s  one set of every rule, {} real files ({:.0} % of bytes executables: {:.0} MB/s, the rest {:.0} MB/s)",
+                mb / t_one,
+                bounds.len(),
+                100.0 * exec_mb / mb,
+                exec_mb / exec_one,
+                (mb - exec_mb) / (t_one - exec_one)
+            );
+            println!(
+                "{:>10.0} MB/s  the text and binary sets (executables: {:.0} MB/s, the rest {:.0} MB/s)",
+                mb / t_split,
+                exec_mb / exec_split,
+                (mb - exec_mb) / (t_split - exec_split)
+            );
         }
-        let mbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
         println!("{mbs:>10.0} MB/s  (the whole rule set, YARA-X alone)");
         if std::env::var_os("CANARY_LEAVE_ONE_OUT").is_some() {
             // What each secret rule costs inside the whole set: alone, every rule pays the
             // same automaton walk, which hides the cost of its atom hits.
             let full = data.len() as f64 / mbs;
+            // Whole groups out: the automaton's cost is in how often text keeps it off
+            // its root state, which a group of similar atoms can do where no one does.
+            for (name, src) in [
+                (
+                    "the pool-name list",
+                    super::RuleSources {
+                        pools: vec![],
+                        ..super::RuleSources::builtin()
+                    },
+                ),
+                (
+                    "miners.yar",
+                    super::RuleSources {
+                        yara: vec![],
+                        ..super::RuleSources::builtin()
+                    },
+                ),
+            ] {
+                let engine = super::ContentEngine::compile(&src).unwrap();
+                let saved = full - yara_secs(&engine) * 1e6;
+                println!(
+                    "{:>10.2} ns/B saved without {name}",
+                    saved * 1e3 / data.len() as f64
+                );
+            }
             // The same for each rule of miners.yar (a private rule others use stays).
             for (k, &s) in starts.iter().enumerate() {
                 let e = starts.get(k + 1).copied().unwrap_or(miners.len());
@@ -1125,12 +1598,7 @@ mod throughput {
                 let Ok(engine) = super::ContentEngine::compile(&src) else {
                     continue;
                 };
-                let mut sc = yara_x::Scanner::new(&engine.yara);
-                let t = std::time::Instant::now();
-                for f in &files {
-                    sc.scan(f).unwrap();
-                }
-                let saved = full - t.elapsed().as_secs_f64() * 1e6;
+                let saved = full - yara_secs(&engine) * 1e6;
                 println!(
                     "{:>10.2} ns/B saved without {name}",
                     saved * 1e3 / data.len() as f64
@@ -1140,12 +1608,7 @@ mod throughput {
                 let mut src = super::RuleSources::builtin();
                 let id = src.secrets.remove(skip).id;
                 let e = super::ContentEngine::compile(&src).unwrap();
-                let mut s = yara_x::Scanner::new(&e.yara);
-                let t = std::time::Instant::now();
-                for f in &files {
-                    s.scan(f).unwrap();
-                }
-                let saved = full - t.elapsed().as_secs_f64() * 1e6;
+                let saved = full - yara_secs(&e) * 1e6;
                 println!(
                     "{:>10.2} ns/B saved without {id}",
                     saved * 1e3 / data.len() as f64

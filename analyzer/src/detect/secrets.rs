@@ -70,7 +70,7 @@ fn yara_regex(r: &canary_rules::SecretRule) -> String {
 }
 
 impl SecretCatalog {
-    /// Compile a catalog, adding its YARA-X rules to `compiler` (which should have slow
+    /// Compile a catalog, adding its YARA-X rules to each of `compilers` (which should have slow
     /// patterns as errors: a weak atom is a silent 4× slowdown otherwise), and those of
     /// rules limited to some paths (`paths`) to `gated`, scanned only over files whose
     /// path matches one of them: in the one pass over every file they would cost as much
@@ -79,10 +79,12 @@ impl SecretCatalog {
     pub fn compile<'c>(
         catalog: &[canary_rules::SecretRule],
         allowlist: impl IntoIterator<Item = String>,
-        compiler: &mut yara_x::Compiler<'c>,
+        compilers: &mut [&mut yara_x::Compiler<'c>],
         gated: &mut yara_x::Compiler<'c>,
     ) -> Result<(Self, usize), CatalogError> {
-        compiler.new_namespace(NAMESPACE);
+        for c in compilers.iter_mut() {
+            c.new_namespace(NAMESPACE);
+        }
         gated.new_namespace(NAMESPACE);
         let mut in_gated = 0;
         let mut rules = Vec::with_capacity(catalog.len());
@@ -95,15 +97,16 @@ impl SecretCatalog {
                 "rule r{i} {{ strings: $a = {} condition: $a }}",
                 yara_regex(r)
             );
-            let target = if r.paths.is_empty() {
-                &mut *compiler
+            if r.paths.is_empty() {
+                for c in compilers.iter_mut() {
+                    c.add_source(src.as_str()).map_err(|e| err(e.to_string()))?;
+                }
             } else {
                 in_gated += 1;
-                &mut *gated
-            };
-            target
-                .add_source(src.as_str())
-                .map_err(|e| err(e.to_string()))?;
+                gated
+                    .add_source(src.as_str())
+                    .map_err(|e| err(e.to_string()))?;
+            }
             let pattern = if r.nocase {
                 format!("(?i){}", r.regex)
             } else {
