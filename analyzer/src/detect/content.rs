@@ -267,10 +267,13 @@ impl PoolMatcher {
             // Each label start to the left, nearest first: a name starts at one.
             let mut start = dot;
             for _ in 1..self.max_labels {
-                let label_start = data[..start]
+                // Never further back than the longest name: a megabyte-long run of
+                // letters before many `.com`s is not read once per dot.
+                let window = start.saturating_sub(self.max_len);
+                let label_start = data[window..start]
                     .iter()
                     .rposition(|&b| !host_char(b))
-                    .map_or(0, |n| n + 1);
+                    .map_or(window, |n| window + n + 1);
                 if label_start == start || end - label_start > self.max_len {
                     break;
                 }
@@ -1185,6 +1188,11 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(data)
             );
+        }
+        // Labels longer than any name, before names and look-alikes.
+        for tail in [&b".x.org"[..], b"x.org", b".a.x.org.y.com"] {
+            let data = [&b"a".repeat(5000)[..], tail].concat();
+            assert_eq!(found(&data), pools_by_brute_force(&pools, &data));
         }
         // Random strings over the names' own bytes.
         let alphabet = b"abxyorgcmuk.-_ \n";
