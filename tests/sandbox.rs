@@ -752,7 +752,14 @@ fn the_sinkhole_answers_dns_stratum_and_http_and_records_them() {
         })
         .collect();
     assert_eq!(tcp.len(), 2, "{tcp:?}");
-    let (ip0, port0, name0, proto0, bytes0) = &tcp[0];
+    // The two connections are served by their own threads: their records can land in
+    // either order (seen once in CI), so each is found by its protocol.
+    let by_protocol = |p: &str| {
+        tcp.iter()
+            .find(|t| t.3 == p)
+            .unwrap_or_else(|| panic!("no {p} connection in {tcp:?}"))
+    };
+    let (ip0, port0, name0, proto0, bytes0) = by_protocol("stratum");
     assert_eq!(
         (*ip0, *port0, *name0, *proto0),
         (ip.as_str(), 3333, Some("pool.example.org"), "stratum")
@@ -761,7 +768,7 @@ fn the_sinkhole_answers_dns_stratum_and_http_and_records_them() {
         bytes0.contains("\"login\":\"WALLET\"") && bytes0.contains("XMRig/6.21.0"),
         "{bytes0}"
     );
-    let (ip1, port1, _, proto1, bytes1) = &tcp[1];
+    let (ip1, port1, _, proto1, bytes1) = by_protocol("http");
     assert_eq!((*ip1, *port1, *proto1), ("169.254.169.254", 80, "http"));
     assert!(bytes1.starts_with("GET /latest/meta-data/iam/"), "{bytes1}");
 }

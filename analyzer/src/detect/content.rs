@@ -112,7 +112,7 @@ fn push_secret_candidates(
 /// The compiled rule set.
 pub struct ContentEngine {
     /// Every rule that can match a file without an executable magic (ELF, PE, Mach-O):
-    /// the secret catalog, the pool list and stratum pattern, the text rules of
+    /// the secret catalog, the stratum pattern, the text rules of
     /// `miners.yar`, users' YARA rules.
     text: yara_x::Rules,
     /// The same for files with an executable magic: the binary rules of `miners.yar`
@@ -1620,22 +1620,13 @@ mod throughput {
             let full = data.len() as f64 / mbs;
             // Whole groups out: the automaton's cost is in how often text keeps it off
             // its root state, which a group of similar atoms can do where no one does.
-            for (name, src) in [
-                (
-                    "the pool-name list",
-                    super::RuleSources {
-                        pools: vec![],
-                        ..super::RuleSources::builtin()
-                    },
-                ),
-                (
-                    "miners.yar",
-                    super::RuleSources {
-                        yara: vec![],
-                        ..super::RuleSources::builtin()
-                    },
-                ),
-            ] {
+            for (name, src) in [(
+                "miners.yar",
+                super::RuleSources {
+                    yara: vec![],
+                    ..super::RuleSources::builtin()
+                },
+            )] {
                 let engine = super::ContentEngine::compile(&src).unwrap();
                 let saved = full - yara_secs(&engine) * 1e6;
                 println!(
