@@ -371,7 +371,7 @@ pub fn bait_layer(work: &std::path::Path) -> io::Result<LayerBuilder> {
 }
 
 /// Regular files under `root`, breadth-first, at most `max`, in a stable order.
-fn walk_files(root: &std::path::Path, max: usize) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk_files(root: &std::path::Path, max: usize) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {

@@ -1445,11 +1445,11 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "fixtures"))]
 mod throughput {
     /// YARA-X throughput of each part of the content rule set, and of each miner rule,
     /// on real files of this machine (or `CANARY_THROUGHPUT_FILE`), to find weak atoms.
-    /// Run: cargo test --release -p canary-analyzer --lib content_rule_throughput -- --ignored --nocapture
+    /// Run: cargo test --release -p canary-analyzer --features fixtures --lib content_rule_throughput -- --ignored --nocapture
     #[test]
     #[ignore]
     fn content_rule_throughput() {
@@ -1467,24 +1467,12 @@ mod throughput {
                 "/usr/share/doc",
             ] {
                 let budget = data.len() + (24 << 20);
-                let mut dirs = vec![std::path::PathBuf::from(top)];
-                while let Some(d) = dirs.pop() {
-                    let Ok(rd) = std::fs::read_dir(&d) else {
-                        continue;
-                    };
-                    let mut es: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-                    es.sort();
-                    for p in es {
-                        let Ok(m) = std::fs::symlink_metadata(&p) else {
-                            continue;
-                        };
-                        if m.is_dir() {
-                            dirs.push(p);
-                        } else if m.is_file() && m.len() < 8 << 20 && data.len() < budget {
-                            let start = data.len();
-                            data.extend(std::fs::read(&p).unwrap_or_default());
-                            bounds.push(start..data.len());
-                        }
+                for p in crate::corpus::walk_files(std::path::Path::new(top), usize::MAX) {
+                    let small = std::fs::metadata(&p).is_ok_and(|m| m.len() < 8 << 20);
+                    if small && data.len() < budget {
+                        let start = data.len();
+                        data.extend(std::fs::read(&p).unwrap_or_default());
+                        bounds.push(start..data.len());
                     }
                 }
             }
