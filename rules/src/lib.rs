@@ -72,6 +72,16 @@ pub struct SecretRule {
     pub yara: Option<String>,
     #[serde(default)]
     pub context_before: usize,
+    /// A literal every match of `regex` contains, found in Rust (SIMD `memmem`) instead of
+    /// by YARA-X: for a rule whose only literal is short and stands next to character
+    /// classes (`Q~` in an Azure client secret), whose thousands of class-expanded atoms
+    /// would weaken YARA-X's prefilter for every other rule. `regex` then confirms on the
+    /// anchor with `context_before` bytes before it and `context_after` after it.
+    #[serde(default)]
+    pub anchor: Option<String>,
+    /// With `anchor`: how many bytes after the anchor a match can reach.
+    #[serde(default)]
+    pub context_after: usize,
     /// Characters of the secret shown in evidence: its fixed, public prefix (`AKIA`,
     /// `ghp_`); 0 shows none.
     #[serde(default)]

@@ -746,6 +746,8 @@ impl ContentEngine {
             }
         })?;
         self.pool_matcher.find(data, &mut pool_hits);
+        self.secrets
+            .anchor_candidates(path, data, &mut secret_candidates);
         if let Some(gated) = &self.gated
             && self.secrets.gated_path(path)
         {
@@ -1076,6 +1078,74 @@ mod tests {
         assert!(
             !ids("/usr/share/doc/app/index.html").contains(&"secret/git-credentials".to_string())
         );
+    }
+
+    /// A rule with an `anchor` is found by memmem, not YARA-X: every secret around each
+    /// anchor (two close together, at the start and end of the file), each once, and
+    /// none where the regex's word boundaries fail just outside the confirm window.
+    #[test]
+    fn anchored_rules_find_every_match_around_their_anchor() {
+        let e = ContentEngine::builtin();
+        let i = e
+            .secrets
+            .rules()
+            .iter()
+            .position(|r| r.meta.id == "secret/azure-client-secret")
+            .unwrap();
+        assert_eq!(e.secrets.rules()[i].meta.anchor.as_deref(), Some("Q~"));
+        // Not in YARA-X's rule sets.
+        let name = format!("r{i}");
+        assert!(
+            !e.text
+                .iter()
+                .chain(e.binary.iter())
+                .any(|r| r.identifier() == name)
+        );
+        let a = "Xy48Q~Zq3kP9vB2nM4cR8tW1yZ6hJ5gF0eL3sD";
+        let b = "Pq71Q~Ab3kP9vB2nM4cR8tW1yZ6hJ5gF0eL3sD";
+        let found = |data: &str| -> Vec<Vec<u8>> {
+            e.scan("/app/env", data.as_bytes())
+                .unwrap()
+                .secrets
+                .into_iter()
+                .filter(|h| h.rule == i)
+                .map(|h| h.fingerprint_value)
+                .collect()
+        };
+        let both = vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()];
+        assert_eq!(found(&format!("{a} {b}")), both);
+        assert_eq!(found(&format!("{a}\n{a}\n{b}")), both);
+        assert_eq!(found(a), vec![a.as_bytes().to_vec()]);
+        // A word character more before it, or more than 34 after `Q~`: not a client
+        // secret (the regex's `\b`s see past the window's edges).
+        assert!(found(&format!("z{a}")).is_empty());
+        assert_eq!(found(&format!("{a}zz")).len(), 1);
+        assert!(found(&format!("{a}zzz")).is_empty());
+        // The line is the anchor's.
+        let hits = e
+            .scan("/app/env", format!("x\ny\nk={a}\n").as_bytes())
+            .unwrap();
+        assert_eq!(hits.secrets.iter().find(|h| h.rule == i).unwrap().line, 3);
+    }
+
+    /// `anchor` is refused where it cannot stand for the whole regex.
+    #[test]
+    fn anchors_are_plain_literals() {
+        let mut r = canary_rules::secret_rules()
+            .iter()
+            .find(|r| r.anchor.is_some())
+            .unwrap()
+            .clone();
+        r.nocase = true;
+        let src = RuleSources {
+            secrets: vec![r],
+            ..RuleSources::builtin()
+        };
+        let err = ContentEngine::compile(&src)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("anchor"), "{err}");
     }
 
     fn miners(path: &str, data: &[u8]) -> Vec<MinerHit> {

@@ -42,7 +42,14 @@ impl CompiledRule {
 pub struct SecretCatalog {
     rules: Vec<CompiledRule>,
     allowlist: HashSet<String>,
+    /// The rules with an `anchor`, found by `memmem` rather than by YARA-X: (rule index,
+    /// finder of its anchor).
+    anchors: Vec<(usize, memchr::memmem::Finder<'static>)>,
 }
+
+/// Most anchor hits of one rule in one file that are checked (as YARA-X keeps at most
+/// this many matches of one pattern).
+const MAX_ANCHOR_HITS: usize = 1000;
 
 /// The YARA-X namespace of the secret rules.
 pub const NAMESPACE: &str = "secrets";
@@ -88,6 +95,7 @@ impl SecretCatalog {
         gated.new_namespace(NAMESPACE);
         let mut in_gated = 0;
         let mut rules = Vec::with_capacity(catalog.len());
+        let mut anchors = Vec::new();
         for (i, r) in catalog.iter().enumerate() {
             let err = |message: String| CatalogError {
                 id: r.id.clone(),
@@ -97,7 +105,18 @@ impl SecretCatalog {
                 "rule r{i} {{ strings: $a = {} condition: $a }}",
                 yara_regex(r)
             );
-            if r.paths.is_empty() {
+            if let Some(anchor) = &r.anchor {
+                // Found in Rust; its regex confirms each hit as usual.
+                if anchor.len() < 2 || r.nocase || r.yara.is_some() {
+                    return Err(err(
+                        "`anchor` must be a literal of 2 or more bytes, in a rule without `nocase` or `yara`".into(),
+                    ));
+                }
+                anchors.push((
+                    i,
+                    memchr::memmem::Finder::new(anchor.as_bytes()).into_owned(),
+                ));
+            } else if r.paths.is_empty() {
                 for c in compilers.iter_mut() {
                     c.add_source(src.as_str()).map_err(|e| err(e.to_string()))?;
                 }
@@ -160,6 +179,7 @@ impl SecretCatalog {
             SecretCatalog {
                 rules,
                 allowlist: allowlist.into_iter().collect(),
+                anchors,
             },
             in_gated,
         ))
@@ -176,6 +196,30 @@ impl SecretCatalog {
 
     pub fn rules(&self) -> &[CompiledRule] {
         &self.rules
+    }
+
+    /// The candidates of the anchored rules that apply to `path`: (rule index, the
+    /// anchor's range), for [`SecretCatalog::confirm_all`].
+    pub fn anchor_candidates(
+        &self,
+        path: &str,
+        data: &[u8],
+        out: &mut Vec<(usize, std::ops::Range<usize>)>,
+    ) {
+        for (i, finder) in &self.anchors {
+            if let Some(g) = &self.rules[*i].paths
+                && !path_matches(g, path)
+            {
+                continue;
+            }
+            let n = finder.needle().len();
+            out.extend(
+                finder
+                    .find_iter(data)
+                    .take(MAX_ANCHOR_HITS)
+                    .map(|at| (*i, at..at + n)),
+            );
+        }
     }
 
     /// Confirm the YARA-X candidates of one file: `(rule index, byte range)` pairs. `path` is
@@ -201,10 +245,23 @@ impl SecretCatalog {
             {
                 continue;
             }
-            let from = range.start.saturating_sub(rule.meta.context_before);
-            // One byte past the hit, so a trailing `\b` sees what follows.
-            let to = data.len().min(range.end + 1);
-            let Some(caps) = rule.regex.captures(&data[from..to]) else {
+            let caps = if rule.meta.anchor.is_some() {
+                // The match around this anchor, in a window one byte wider on each side
+                // than a match can reach, so that `\b` sees its neighbours.
+                let from = range.start.saturating_sub(rule.meta.context_before + 1);
+                let to = data.len().min(range.end + rule.meta.context_after + 1);
+                let (a, b) = (range.start - from, range.end - from);
+                rule.regex
+                    .captures_iter(&data[from..to])
+                    .find(|c| c.get(0).is_some_and(|m| m.start() <= a && b <= m.end()))
+                    .map(|c| (from, c))
+            } else {
+                let from = range.start.saturating_sub(rule.meta.context_before);
+                // One byte past the hit, so a trailing `\b` sees what follows.
+                let to = data.len().min(range.end + 1);
+                rule.regex.captures(&data[from..to]).map(|c| (from, c))
+            };
+            let Some((from, caps)) = caps else {
                 continue;
             };
             let Some(m) = caps.get(rule.meta.group) else {
