@@ -78,12 +78,25 @@ pub const BIG_PACKAGES: &[&str] = &[
 /// machine, up to `max_bytes`, to `layer`. Returns the bytes added: 0 if the package is
 /// not installed.
 pub fn add_debian_package(layer: &mut LayerBuilder, name: &str, max_bytes: u64) -> u64 {
+    let mut total = 0u64;
+    for (path, bytes, mode) in package_files(name, max_bytes) {
+        total += bytes.len() as u64;
+        *layer = std::mem::take(layer).file_mode(&path, bytes, mode);
+    }
+    total
+}
+
+/// The regular files of one installed Debian package, read from this machine, up to
+/// `max_bytes` in all: (path without its leading `/`, bytes, permission bits). Empty if
+/// the package is not installed.
+pub fn package_files(name: &str, max_bytes: u64) -> Vec<(String, Vec<u8>, u32)> {
     let Ok(out) = Command::new("dpkg").args(["-L", name]).output() else {
-        return 0;
+        return Vec::new();
     };
     if !out.status.success() {
-        return 0;
+        return Vec::new();
     }
+    let mut files = Vec::new();
     let mut total = 0u64;
     for path in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -97,13 +110,33 @@ pub fn add_debian_package(layer: &mut LayerBuilder, name: &str, max_bytes: u64) 
         };
         use std::os::unix::fs::PermissionsExt;
         total += bytes.len() as u64;
-        *layer = std::mem::take(layer).file_mode(
-            path.trim_start_matches('/'),
+        files.push((
+            path.trim_start_matches('/').to_string(),
             bytes,
             meta.permissions().mode() & 0o7777,
-        );
+        ));
     }
-    total
+    files
+}
+
+/// The files of [`debian_layers`]' image, in its order (`extra` after
+/// [`CLEAN_PACKAGES`], `per_package` bytes at most from each, `target_bytes` in all).
+pub fn debian_files(
+    extra: &[&str],
+    target_bytes: u64,
+    per_package: u64,
+) -> Vec<(String, Vec<u8>, u32)> {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    for name in CLEAN_PACKAGES.iter().chain(extra) {
+        if total >= target_bytes {
+            break;
+        }
+        let more = package_files(name, per_package.min(target_bytes - total));
+        total += more.iter().map(|f| f.1.len() as u64).sum::<u64>();
+        files.extend(more);
+    }
+    files
 }
 
 /// Layers of Debian packages (one per package, in [`CLEAN_PACKAGES`] order, then

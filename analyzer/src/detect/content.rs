@@ -1517,6 +1517,8 @@ mod tests {
 
 #[cfg(all(test, feature = "fixtures"))]
 mod throughput {
+    use std::collections::HashMap;
+
     /// YARA-X throughput of each part of the content rule set, and of each miner rule,
     /// on real files of this machine (or `CANARY_THROUGHPUT_FILE`), to find weak atoms.
     /// Run: cargo test --release -p canary-analyzer --features fixtures --lib content_rule_throughput -- --ignored --nocapture
@@ -1739,5 +1741,73 @@ mod throughput {
             "{:>10.1} µs per 512-byte file (the fixed cost of one scan)",
             t.elapsed().as_secs_f64() * 1e6 / 20_000.0
         );
+    }
+    /// Where the engine's time goes on the realistic bench's files (the same packages, in
+    /// the same order), by kind of file: executables, text and other bytes by extension;
+    /// YARA-X alone and the whole engine, two passes.
+    /// Run: cargo test --release -p canary-analyzer --features fixtures --lib content_cost_by_file_kind -- --ignored --nocapture
+    #[test]
+    #[ignore]
+    fn content_cost_by_file_kind() {
+        let files = crate::corpus::debian_files(crate::corpus::BIG_PACKAGES, 512 << 20, 64 << 20);
+        let engine = super::ContentEngine::builtin();
+        let kind = |path: &str, data: &[u8]| -> String {
+            if super::has_executable_magic(data) {
+                return "executable".into();
+            }
+            let head = &data[..data.len().min(4096)];
+            let printable = head
+                .iter()
+                .filter(|&&b| matches!(b, b'\n' | b'\t' | b'\r' | 0x20..=0x7e))
+                .count();
+            let class = if printable * 20 >= head.len() * 19 {
+                "text"
+            } else {
+                "other"
+            };
+            let name = path.rsplit('/').next().unwrap_or("");
+            let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+            format!("{class} .{}", if ext.len() <= 5 { ext } else { "?" })
+        };
+        // kind → (files, bytes, YARA-X seconds, engine seconds)
+        let mut by_kind: HashMap<String, (usize, usize, f64, f64)> = HashMap::new();
+        let mut text = yara_x::Scanner::new(&engine.text);
+        let mut binary = yara_x::Scanner::new(&engine.binary);
+        for _pass in 0..2 {
+            for (path, data, _) in &files {
+                let t = std::time::Instant::now();
+                if super::has_executable_magic(data) {
+                    binary.scan(data).unwrap();
+                } else {
+                    text.scan(data).unwrap();
+                }
+                let yara = t.elapsed().as_secs_f64();
+                let t = std::time::Instant::now();
+                engine.scan(path, data).unwrap();
+                let whole = t.elapsed().as_secs_f64();
+                let k = by_kind.entry(kind(path, data)).or_default();
+                *k = (k.0 + 1, k.1 + data.len(), k.2 + yara, k.3 + whole);
+            }
+        }
+        let mut rows: Vec<_> = by_kind.into_iter().collect();
+        rows.sort_by(|a, b| b.1.3.total_cmp(&a.1.3));
+        let (bytes, yara, whole) = rows.iter().fold((0, 0.0, 0.0), |t, (_, r)| {
+            (t.0 + r.1 / 2, t.1 + r.2 / 2.0, t.2 + r.3 / 2.0)
+        });
+        println!(
+            "{} files, {} MB: YARA-X {yara:.3} s, the whole engine {whole:.3} s (one thread, a pass)",
+            files.len(),
+            bytes >> 20
+        );
+        for (k, (n, b, y, w)) in rows.iter().take(20) {
+            println!(
+                "{k:>12} {:>6} files {:>7.1} MB  YARA-X {:>5.2} ns/B  engine {:>5.2} ns/B  {:>6.3} s",
+                n / 2,
+                *b as f64 / 2e6,
+                y * 1e9 / *b as f64,
+                w * 1e9 / *b as f64,
+                w / 2.0
+            );
+        }
     }
 }
