@@ -56,6 +56,10 @@ fn paired_ratios(pairs: usize) {
     let detectors = default_detectors();
     // `CANARY_BENCH_CODEC=gzip` or `zstd` measures one codec only.
     let only = std::env::var("CANARY_BENCH_CODEC").ok();
+    assert!(
+        only.as_deref().is_none_or(|o| o == "gzip" || o == "zstd"),
+        "CANARY_BENCH_CODEC is gzip or zstd"
+    );
     for c in [Compression::Gzip, Compression::Zstd] {
         if only
             .as_deref()
@@ -90,7 +94,7 @@ fn paired_ratios(pairs: usize) {
         let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         faults_all.sort_unstable();
         println!(
-            "{c:?}: {pairs} pairs, median plain {:.3} s, median scan {:.3} s ({:.2} s of CPU, {} page faults), scan/plain per pair [{}], median {:.2}",
+            "{c:?}: {pairs} pairs, median plain {:.3} s, median scan {:.3} s ({:.2} s of CPU, {} minor page faults), scan/plain per pair [{}], median {:.2}",
             median(&mut plain_all),
             median(&mut scan_all_s),
             median(&mut cpu_all),
@@ -102,7 +106,7 @@ fn paired_ratios(pairs: usize) {
 }
 
 /// This process's CPU time (user and system, seconds) and minor page faults so far, from
-/// `/proc/self/stat` (fields 10, 14 and 15; clock ticks of 1/100 s).
+/// `/proc/self/stat` (fields 10, 14 and 15; times in USER_HZ ticks, 1/100 s on Linux).
 fn process_usage() -> (f64, u64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The command name (field 2) may hold spaces; the fields after it do not.

@@ -79,7 +79,9 @@ pub struct SecretRule {
     /// anchor with `context_before` bytes before it and `context_after` after it.
     #[serde(default)]
     pub anchor: Option<String>,
-    /// With `anchor`: how many bytes after the anchor a match can reach.
+    /// With `anchor`: how many bytes after the anchor a match that holds it can reach
+    /// (and `context_before`, before it; at most 4,096 each). A match's own anchor need
+    /// not be the one found: every match is also found from its own.
     #[serde(default)]
     pub context_after: usize,
     /// Characters of the secret shown in evidence: its fixed, public prefix (`AKIA`,

@@ -47,9 +47,12 @@ pub struct SecretCatalog {
     anchors: Vec<(usize, memchr::memmem::Finder<'static>)>,
 }
 
-/// Most anchor hits of one rule in one file that are checked (as YARA-X keeps at most
-/// this many matches of one pattern).
-const MAX_ANCHOR_HITS: usize = 1000;
+/// Most anchor hits of one rule in one file that are checked. Each costs a regex run over
+/// a window of at most `2 × MAX_ANCHOR_CONTEXT` bytes; this many stray anchors before a
+/// secret (YARA-X's cap of 1,000 counts confirmed pattern matches, not atoms) do not hide it.
+const MAX_ANCHOR_HITS: usize = 100_000;
+/// Largest `context_before`/`context_after` of an anchored rule.
+const MAX_ANCHOR_CONTEXT: usize = 4096;
 
 /// The YARA-X namespace of the secret rules.
 pub const NAMESPACE: &str = "secrets";
@@ -74,6 +77,39 @@ fn yara_regex(r: &canary_rules::SecretRule) -> String {
         body.push(c);
     }
     format!("/{body}/{}", if r.nocase { "i" } else { "" })
+}
+
+/// The match of an anchored rule's regex that holds the anchor at `anchor`, as (window
+/// start, captures in the window). The window reaches `context_before` bytes before the
+/// anchor and `context_after` after it, plus one byte each side so that `\b` sees the
+/// real neighbours of a match that fits. A match touching a cut edge of the window is
+/// not one the regex would make on the whole file (`\b` is true at a slice's edge), so
+/// it is skipped, and the search goes on from the next start rather than past it: a
+/// skipped candidate cannot hide a real match that overlaps it.
+fn anchored_match<'d>(
+    rule: &CompiledRule,
+    data: &'d [u8],
+    anchor: std::ops::Range<usize>,
+) -> Option<(usize, regex::bytes::Captures<'d>)> {
+    let from = anchor.start.saturating_sub(rule.meta.context_before + 1);
+    let to = data.len().min(anchor.end + rule.meta.context_after + 1);
+    let window = &data[from..to];
+    let (a, b) = (anchor.start - from, anchor.end - from);
+    let mut start = 0;
+    while start <= a {
+        let caps = rule.regex.captures_at(window, start)?;
+        let m = caps.get(0)?;
+        if m.start() > a {
+            return None;
+        }
+        let cut_start = m.start() == 0 && from > 0;
+        let cut_end = m.end() == window.len() && to < data.len();
+        if b <= m.end() && !cut_start && !cut_end {
+            return Some((from, caps));
+        }
+        start = m.start() + 1;
+    }
+    None
 }
 
 impl SecretCatalog {
@@ -111,6 +147,11 @@ impl SecretCatalog {
                     return Err(err(
                         "`anchor` must be a literal of 2 or more bytes, in a rule without `nocase` or `yara`".into(),
                     ));
+                }
+                if r.context_before.max(r.context_after) > MAX_ANCHOR_CONTEXT {
+                    return Err(err(format!(
+                        "`context_before` and `context_after` of an anchored rule are at most {MAX_ANCHOR_CONTEXT} bytes"
+                    )));
                 }
                 anchors.push((
                     i,
@@ -190,6 +231,7 @@ impl SecretCatalog {
     pub fn gated_path(&self, path: &str) -> bool {
         self.rules
             .iter()
+            .filter(|r| r.meta.anchor.is_none())
             .filter_map(|r| r.paths.as_ref())
             .any(|g| path_matches(g, path))
     }
@@ -246,15 +288,7 @@ impl SecretCatalog {
                 continue;
             }
             let caps = if rule.meta.anchor.is_some() {
-                // The match around this anchor, in a window one byte wider on each side
-                // than a match can reach, so that `\b` sees its neighbours.
-                let from = range.start.saturating_sub(rule.meta.context_before + 1);
-                let to = data.len().min(range.end + rule.meta.context_after + 1);
-                let (a, b) = (range.start - from, range.end - from);
-                rule.regex
-                    .captures_iter(&data[from..to])
-                    .find(|c| c.get(0).is_some_and(|m| m.start() <= a && b <= m.end()))
-                    .map(|c| (from, c))
+                anchored_match(rule, data, range.clone())
             } else {
                 let from = range.start.saturating_sub(rule.meta.context_before);
                 // One byte past the hit, so a trailing `\b` sees what follows.
@@ -268,11 +302,17 @@ impl SecretCatalog {
                 continue;
             };
             let secret = &data[from + m.start()..from + m.end()];
-            let whole = caps
+            let (start, end) = caps
                 .get(0)
-                .map_or(secret, |w| &data[from + w.start()..from + w.end()]);
-            let Some(confirmed) = self.confirm(rule, secret, whole, data, range.start, &mut memo)
-            else {
+                .map_or((m.start(), m.end()), |w| (w.start(), w.end()));
+            let whole = &data[from + start..from + end];
+            // The checks read from the match's start (an anchor can sit inside it).
+            let at = if rule.meta.anchor.is_some() {
+                from + start
+            } else {
+                range.start
+            };
+            let Some(confirmed) = self.confirm(rule, secret, whole, data, at, &mut memo) else {
                 continue;
             };
             if !seen.insert((i, confirmed.fingerprint_value.clone())) {
