@@ -18,7 +18,8 @@
 //! Run: `cargo bench -p canary-analyzer --features fixtures --bench realistic`
 //! (`CANARY_BENCH_MB` sets the size, default 512; `CANARY_BENCH_PAIRS=N` measures the
 //! ratio as N back-to-back pairs instead, with the scan's CPU time and page faults;
-//! `CANARY_BENCH_CODEC=gzip|zstd` one codec only). `docs/performance.md` has the figures.
+//! `CANARY_BENCH_CODEC=gzip|zstd` one codec only, `CANARY_BENCH_ONE_LAYER=1` the
+//! one-layer image). `docs/performance.md` has the figures.
 //!
 //! The image (its layer digests) is made once, outside the timings: a scan of registry
 //! layers takes the digests from the manifest, and the blob cache checked them when they
@@ -67,14 +68,16 @@ fn paired_ratios(pairs: usize) {
         {
             continue;
         }
-        let n = layers(c).1;
-        let image = image_of(c, false);
+        // `CANARY_BENCH_ONE_LAYER=1`: the image in one layer.
+        let one_layer = std::env::var_os("CANARY_BENCH_ONE_LAYER").is_some();
+        let n = layers_of(c, one_layer).1;
+        let image = image_of(c, one_layer);
         let mut ratios = Vec::with_capacity(pairs);
         let (mut plain_all, mut scan_all_s) = (Vec::new(), Vec::new());
         let (mut cpu_all, mut faults_all) = (Vec::new(), Vec::<u64>::new());
         for _ in 0..pairs {
             let t = std::time::Instant::now();
-            assert_eq!(decompress_all(c), n);
+            assert_eq!(decompress_all_of(c, one_layer), n);
             let plain = t.elapsed().as_secs_f64();
             let (cpu0, faults0) = process_usage();
             let t = std::time::Instant::now();
@@ -170,7 +173,15 @@ fn inflate(c: Compression, data: &[u8]) -> u64 {
 }
 
 fn decompress_all(c: Compression) -> u64 {
-    layers(c).0.iter().map(|b| inflate(c, b)).sum()
+    decompress_all_of(c, false)
+}
+
+fn decompress_all_of(c: Compression, one_layer: bool) -> u64 {
+    layers_of(c, one_layer)
+        .0
+        .iter()
+        .map(|b| inflate(c, b))
+        .sum()
 }
 
 fn walk_all(c: Compression, detectors: &[Box<dyn canary_analyzer::detect::Detector>]) -> usize {
@@ -273,8 +284,7 @@ fn canary_scan_one_layer(bencher: divan::Bencher, codec: &str) {
 #[divan::bench(args = ["gzip", "zstd"], sample_count = 5, sample_size = 1)]
 fn plain_decompression_one_layer(bencher: divan::Bencher, codec: &str) {
     let c = codec_of(codec);
-    let (blobs, n) = layers_of(c, true);
     bencher
-        .counter(divan::counter::BytesCount::new(*n))
-        .bench(|| blobs.iter().map(|b| inflate(c, b)).sum::<u64>());
+        .counter(divan::counter::BytesCount::new(layers_of(c, true).1))
+        .bench(|| decompress_all_of(c, true));
 }

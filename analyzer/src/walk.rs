@@ -427,9 +427,9 @@ pub fn walk_layer_parallel(
     };
     let walked = std::thread::scope(|s| {
         let (done_tx, done) = std::sync::mpsc::channel();
-        let mut jobs = None;
+        let (mut jobs, mut queue) = (None, None);
         if spare_cores > 0 {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(4 * spare_cores);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(64 * spare_cores);
             let rx = Arc::new(std::sync::Mutex::new(rx));
             for _ in 0..spare_cores {
                 let (rx, done_tx) = (rx.clone(), done_tx.clone());
@@ -453,11 +453,13 @@ pub fn walk_layer_parallel(
                     .spawn_scoped(s, helper);
             }
             jobs = Some(tx);
+            queue = Some(rx);
         }
         drop(done_tx);
         let mut files = FileScans {
             ctx,
             jobs,
+            queue,
             done,
             outcomes: Vec::new(),
             spare: Vec::new(),
@@ -863,6 +865,9 @@ struct FileScans<'a> {
     ctx: LayerCtx<'a>,
     /// Jobs for the helpers; `None` without helpers.
     jobs: Option<std::sync::mpsc::SyncSender<FileJob>>,
+    /// The helpers' end of `jobs`, from which the walk takes its share once it has read
+    /// the whole layer.
+    queue: Option<Arc<std::sync::Mutex<std::sync::mpsc::Receiver<FileJob>>>>,
     /// Finished jobs from the helpers (their buffers come back with them).
     done: std::sync::mpsc::Receiver<(FileJob, FileOutcome)>,
     outcomes: Vec<(u64, FileOutcome)>,
@@ -927,6 +932,19 @@ impl FileScans<'_> {
     fn finish(mut self, res: &mut LayerResult) {
         // Closing the queue ends the helpers once it is empty, and `done` with them.
         self.jobs = None;
+        // The walk scans queued files beside the helpers rather than wait for them to
+        // empty the queue (up to `IN_FLIGHT_BYTES` of files) on fewer cores.
+        if let Some(queue) = self.queue.take() {
+            loop {
+                let next = match queue.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(job) = next else { break };
+                let outcome = scan_file(self.ctx, &job);
+                self.collect_done(job, outcome);
+            }
+        }
         while let Ok((job, outcome)) = self.done.recv() {
             self.collect_done(job, outcome);
         }
