@@ -73,20 +73,8 @@ pub const BIG_PACKAGES: &[&str] = &[
     "kubectl",
 ];
 
-/// Add the files of one installed Debian package (regular files only; symlinks and
-/// directories come from other packages' layers or don't matter here), read from this
-/// machine, up to `max_bytes`, to `layer`. Returns the bytes added: 0 if the package is
-/// not installed.
-pub fn add_debian_package(layer: &mut LayerBuilder, name: &str, max_bytes: u64) -> u64 {
-    let mut total = 0u64;
-    for (path, bytes, mode) in package_files(name, max_bytes) {
-        total += bytes.len() as u64;
-        *layer = std::mem::take(layer).file_mode(&path, bytes, mode);
-    }
-    total
-}
-
-/// The regular files of one installed Debian package, read from this machine, up to
+/// The regular files of one installed Debian package (symlinks and directories come
+/// from other packages' layers or don't matter here), read from this machine, up to
 /// `max_bytes` in all: (path without its leading `/`, bytes, permission bits). Empty if
 /// the package is not installed.
 pub fn package_files(name: &str, max_bytes: u64) -> Vec<(String, Vec<u8>, u32)> {
@@ -119,23 +107,40 @@ pub fn package_files(name: &str, max_bytes: u64) -> Vec<(String, Vec<u8>, u32)> 
     files
 }
 
-/// The files of [`debian_layers`]' image, in its order (`extra` after
-/// [`CLEAN_PACKAGES`], `per_package` bytes at most from each, `target_bytes` in all).
+/// Each installed package of [`CLEAN_PACKAGES`], then `extra`, with its files
+/// ([`package_files`]): at most `per_package` bytes from each, until `target_bytes` in
+/// all. Packages not installed here (or with no bytes) are skipped. Returns the bytes handed out.
+fn each_debian_package(
+    extra: &[&str],
+    target_bytes: u64,
+    per_package: u64,
+    mut each: impl FnMut(&str, Vec<(String, Vec<u8>, u32)>),
+) -> u64 {
+    let mut total = 0u64;
+    for name in CLEAN_PACKAGES.iter().chain(extra) {
+        if total >= target_bytes {
+            break;
+        }
+        let files = package_files(name, per_package.min(target_bytes - total));
+        let n: u64 = files.iter().map(|f| f.1.len() as u64).sum();
+        if n > 0 {
+            total += n;
+            each(name, files);
+        }
+    }
+    total
+}
+
+/// The files of [`debian_layers`]' image, in its order.
 pub fn debian_files(
     extra: &[&str],
     target_bytes: u64,
     per_package: u64,
 ) -> Vec<(String, Vec<u8>, u32)> {
     let mut files = Vec::new();
-    let mut total = 0u64;
-    for name in CLEAN_PACKAGES.iter().chain(extra) {
-        if total >= target_bytes {
-            break;
-        }
-        let more = package_files(name, per_package.min(target_bytes - total));
-        total += more.iter().map(|f| f.1.len() as u64).sum::<u64>();
-        files.extend(more);
-    }
+    each_debian_package(extra, target_bytes, per_package, |_, more| {
+        files.extend(more)
+    });
     files
 }
 
@@ -152,21 +157,16 @@ pub fn debian_layers(
 ) -> (Vec<Layer>, Vec<String>, u64) {
     let mut layers = Vec::new();
     let mut names = Vec::new();
-    let mut total = 0u64;
     let mut layer = LayerBuilder::new();
-    for name in CLEAN_PACKAGES.iter().chain(extra) {
-        if total >= target_bytes {
-            break;
+    let total = each_debian_package(extra, target_bytes, per_package, |name, files| {
+        names.push(name.to_string());
+        for (path, bytes, mode) in files {
+            layer = std::mem::take(&mut layer).file_mode(&path, bytes, mode);
         }
-        let n = add_debian_package(&mut layer, name, per_package.min(target_bytes - total));
-        if n > 0 {
-            names.push(name.to_string());
-            total += n;
-            if !one_layer {
-                layers.push(std::mem::take(&mut layer).build(c));
-            }
+        if !one_layer {
+            layers.push(std::mem::take(&mut layer).build(c));
         }
-    }
+    });
     if one_layer {
         layers.push(layer.build(c));
     }

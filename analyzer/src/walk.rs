@@ -434,13 +434,7 @@ pub fn walk_layer_parallel(
             for _ in 0..spare_cores {
                 let (rx, done_tx) = (rx.clone(), done_tx.clone());
                 let helper = move || {
-                    loop {
-                        // The lock is held while waiting, by one idle helper at a time.
-                        let next = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = next else { return };
+                    while let Some(job) = next_job(&rx) {
                         let outcome = scan_file(ctx, &job);
                         if done_tx.send((job, outcome)).is_err() {
                             return;
@@ -858,6 +852,12 @@ fn scan_file(ctx: LayerCtx<'_>, job: &FileJob) -> FileOutcome {
     out
 }
 
+/// The next queued file job, waiting for one; `None` once the queue is closed and empty
+/// (or a taker panicked). The lock is held while waiting, by one idle taker at a time.
+fn next_job(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<FileJob>>) -> Option<FileJob> {
+    queue.lock().ok()?.recv().ok()
+}
+
 /// Runs [`scan_file`] over a layer's entries: on the walking thread, and on helper
 /// threads when the walk has spare cores. The results are merged in entry order either
 /// way, so they do not depend on the threads.
@@ -935,12 +935,7 @@ impl FileScans<'_> {
         // The walk scans queued files beside the helpers rather than wait for them to
         // empty the queue (up to `IN_FLIGHT_BYTES` of files) on fewer cores.
         if let Some(queue) = self.queue.take() {
-            loop {
-                let next = match queue.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => break,
-                };
-                let Ok(job) = next else { break };
+            while let Some(job) = next_job(&queue) {
                 let outcome = scan_file(self.ctx, &job);
                 self.collect_done(job, outcome);
             }

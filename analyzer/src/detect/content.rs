@@ -1528,6 +1528,31 @@ mod tests {
 mod throughput {
     use std::collections::HashMap;
 
+    /// Scanners of an engine's text and binary sets: each file is scanned with the set the
+    /// engine picks for it (YARA-X alone, without the Rust checks).
+    struct Picked<'r> {
+        text: yara_x::Scanner<'r>,
+        binary: yara_x::Scanner<'r>,
+    }
+
+    impl<'r> Picked<'r> {
+        fn new(e: &'r super::ContentEngine) -> Self {
+            Picked {
+                text: yara_x::Scanner::new(&e.text),
+                binary: yara_x::Scanner::new(&e.binary),
+            }
+        }
+
+        fn scan(&mut self, data: &[u8]) {
+            let s = if super::has_executable_magic(data) {
+                &mut self.binary
+            } else {
+                &mut self.text
+            };
+            s.scan(data).unwrap();
+        }
+    }
+
     /// YARA-X throughput of each part of the content rule set, and of each miner rule,
     /// on real files of this machine (or `CANARY_THROUGHPUT_FILE`), to find weak atoms.
     /// Run: cargo test --release -p canary-analyzer --features fixtures --lib content_rule_throughput -- --ignored --nocapture
@@ -1608,15 +1633,10 @@ mod throughput {
         // Seconds for YARA-X alone over `files` with an engine's rules, each file with the
         // set the engine picks for it.
         let yara_secs = |e: &super::ContentEngine| {
-            let mut text = yara_x::Scanner::new(&e.text);
-            let mut binary = yara_x::Scanner::new(&e.binary);
+            let mut sets = Picked::new(e);
             let t = std::time::Instant::now();
             for f in &files {
-                if super::has_executable_magic(f) {
-                    binary.scan(f).unwrap();
-                } else {
-                    text.scan(f).unwrap();
-                }
+                sets.scan(f);
             }
             t.elapsed().as_secs_f64()
         };
@@ -1639,8 +1659,7 @@ mod throughput {
             })
             .unwrap();
             let mut all = yara_x::Scanner::new(&one_set.text);
-            let mut text = yara_x::Scanner::new(&engine.text);
-            let mut binary = yara_x::Scanner::new(&engine.binary);
+            let mut split_sets = Picked::new(engine);
             let (mut t_one, mut t_split) = (0f64, 0f64);
             let (mut exec_bytes, mut exec_one, mut exec_split) = (0usize, 0f64, 0f64);
             for _round in 0..3 {
@@ -1650,11 +1669,7 @@ mod throughput {
                     all.scan(f).unwrap();
                     let one = t.elapsed().as_secs_f64();
                     let t = std::time::Instant::now();
-                    if super::has_executable_magic(f) {
-                        binary.scan(f).unwrap();
-                    } else {
-                        text.scan(f).unwrap();
-                    }
+                    split_sets.scan(f);
                     let split = t.elapsed().as_secs_f64();
                     t_one += one;
                     t_split += split;
@@ -1780,17 +1795,12 @@ mod throughput {
         };
         // kind → (files, bytes, YARA-X seconds, engine seconds)
         let mut by_kind: HashMap<String, (usize, usize, f64, f64)> = HashMap::new();
-        let mut text = yara_x::Scanner::new(&engine.text);
-        let mut binary = yara_x::Scanner::new(&engine.binary);
+        let mut sets = Picked::new(engine);
         for pass in 0..2 {
             for (path, data, _) in &files {
                 let mut yara_alone = || {
                     let t = std::time::Instant::now();
-                    if super::has_executable_magic(data) {
-                        binary.scan(data).unwrap();
-                    } else {
-                        text.scan(data).unwrap();
-                    }
+                    sets.scan(data);
                     t.elapsed().as_secs_f64()
                 };
                 let whole_engine = || {
